@@ -1,0 +1,166 @@
+# shellcheck shell=bash
+# The stack's own PostgreSQL cluster in .local/pg/data (logical replication on).
+# PostgreSQL refuses to run as root, so as root everything runs as user postgres.
+
+# shellcheck source=infra/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_LOG="$LOG_DIR/postgres.log"
+PG_CONF_INCLUDE="pg2bq.conf" # our settings, included from postgresql.conf
+
+# Runs "$@" as the cluster owner: user postgres when we are root, else ourselves.
+# cd first: postgres may not be allowed into the caller's working directory.
+pg_as_owner() {
+  if is_root; then
+    (cd "$PG_ROOT" && runuser -u postgres -- "$@")
+  else
+    (cd "$PG_ROOT" && "$@")
+  fi
+}
+
+# Fails unless user postgres can reach directory $1; names the blocking ancestor.
+require_postgres_can_reach() {
+  local target="$1" dir="" part parts
+  runuser -u postgres -- test -x "$target" -a -w "$target" 2>/dev/null && return 0
+  IFS=/ read -ra parts <<<"${target#/}"
+  for part in "${parts[@]}"; do
+    dir="$dir/$part"
+    if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+      die "user postgres cannot traverse $dir (needed to reach $target); run 'chmod o+x $dir' or put the repository somewhere world-searchable"
+    fi
+  done
+  die "user postgres cannot write to $target"
+}
+
+pg_prepare_dirs() {
+  mkdir -p "$PG_DATA" "$PG_RUN"
+  chmod 700 "$PG_DATA"
+  # The unix socket path must fit in sun_path (107 bytes on Linux).
+  local socket="$PG_RUN/.s.PGSQL.$PG_PORT"
+  ((${#socket} <= 107)) ||
+    die "unix socket path too long (${#socket} > 107 bytes): $socket; move the repository to a shorter path"
+  touch "$PG_LOG"
+  if is_root; then
+    # Our own state dirs must be searchable by postgres (matters with umask 077).
+    chmod a+x "$STATE_DIR" "$LOG_DIR"
+    if [[ "$(stat -c %U "$PG_ROOT")" != postgres || "$(stat -c %U "$PG_DATA")" != postgres ]]; then
+      chown -R postgres: "$PG_ROOT"
+    fi
+    chown postgres: "$PG_LOG"
+    require_postgres_can_reach "$PG_DATA"
+  fi
+}
+
+pg_initdb() {
+  say "postgres: initdb in $(rel "$PG_DATA")"
+  if ! pg_as_owner "$PG_BIN/initdb" -D "$PG_DATA" --auth=trust --username=postgres \
+    --encoding=UTF8 --locale=C >>"$PG_LOG" 2>&1; then
+    tail -n 20 "$PG_LOG" >&2
+    die "initdb failed; see $(rel "$PG_LOG")"
+  fi
+}
+
+# Escapes $1 for a single-quoted postgresql.conf value.
+pg_conf_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+
+pg_write_config() {
+  write_if_changed "$PG_DATA/$PG_CONF_INCLUDE" <<EOF
+# Written by infra/local/stack.sh on every 'up'; edits are overwritten.
+listen_addresses = '$LOOPBACK'
+port = $PG_PORT
+unix_socket_directories = $(pg_conf_quote "$PG_RUN")
+max_connections = 200
+shared_buffers = 256MB
+wal_level = logical
+max_replication_slots = 32
+max_wal_senders = 32
+max_slot_wal_keep_size = '4GB'
+wal_sender_timeout = '60s'
+logging_collector = off
+EOF
+  local line="include = '$PG_CONF_INCLUDE'"
+  grep -qxF "$line" "$PG_DATA/postgresql.conf" ||
+    printf '\n# pg2bq local stack settings\n%s\n' "$line" >>"$PG_DATA/postgresql.conf"
+
+  write_if_changed "$PG_DATA/pg_hba.conf" <<EOF
+# Written by infra/local/stack.sh: trust everything local (loopback-only dev cluster).
+# TYPE  DATABASE     USER  ADDRESS        METHOD
+local   all          all                  trust
+host    all          all   127.0.0.1/32   trust
+local   replication  all                  trust
+host    replication  all   127.0.0.1/32   trust
+EOF
+  if is_root; then
+    chown postgres: "$PG_DATA/$PG_CONF_INCLUDE" "$PG_DATA/pg_hba.conf" "$PG_DATA/postgresql.conf"
+  fi
+}
+
+pg_running() { pg_as_owner "$PG_BIN/pg_ctl" status -D "$PG_DATA" >/dev/null 2>&1; }
+pg_answering() { "$PG_BIN/pg_isready" -q -h "$LOOPBACK" -p "$PG_PORT" -t 2 >/dev/null 2>&1; }
+
+# Postmaster pid from postmaster.pid (empty if none).
+pg_pid() {
+  if [[ -r "$PG_DATA/postmaster.pid" ]]; then
+    head -n 1 "$PG_DATA/postmaster.pid"
+  fi
+}
+
+pg_wait_ready() {
+  local i
+  for ((i = 0; i < 30; i++)); do
+    pg_answering && return 0
+    sleep 1
+  done
+  return 1
+}
+
+pg_up() {
+  pg_prepare_dirs
+  [[ -s "$PG_DATA/PG_VERSION" ]] || pg_initdb
+
+  local data_major bin_major
+  data_major="$(<"$PG_DATA/PG_VERSION")"
+  bin_major="$(pg_bindir_major "$PG_BIN")"
+  [[ "$data_major" == "$bin_major" ]] ||
+    die "$(rel "$PG_DATA") was created by PostgreSQL $data_major but the binaries in $PG_BIN are $bin_major; run 'infra/local/stack.sh reset' to recreate it"
+
+  pg_write_config
+  if pg_running; then
+    pg_wait_ready ||
+      die "PostgreSQL from $(rel "$PG_DATA") runs (pid $(pg_pid)) but does not answer on $LOOPBACK:$PG_PORT; if you changed PG2BQ_PG_PORT run 'infra/local/stack.sh down' first"
+    say "postgres: already running on $LOOPBACK:$PG_PORT (pid $(pg_pid))"
+    return 0
+  fi
+
+  require_port_free "$PG_PORT" PG2BQ_PG_PORT PostgreSQL
+  say "postgres: starting on $LOOPBACK:$PG_PORT"
+  if ! pg_as_owner "$PG_BIN/pg_ctl" -w -t 60 -D "$PG_DATA" -l "$PG_LOG" start >/dev/null; then
+    tail -n 20 "$PG_LOG" >&2
+    die "PostgreSQL did not start; see $(rel "$PG_LOG")"
+  fi
+  pg_wait_ready || die "PostgreSQL started but does not answer on $LOOPBACK:$PG_PORT; see $(rel "$PG_LOG")"
+}
+
+pg_down() {
+  [[ -f "$PG_DATA/postmaster.pid" ]] || return 0
+  locate_pg_bindir || die "PostgreSQL seems to run from $(rel "$PG_DATA") but no pg_ctl was found to stop it"
+  pg_running || return 0
+  local pid
+  pid="$(pg_pid)"
+  pg_as_owner "$PG_BIN/pg_ctl" -w -t 30 -D "$PG_DATA" stop -m fast >/dev/null
+  say "stopped postgres (pid $pid)"
+}
+
+pg_status() {
+  local addr="$LOOPBACK:$PG_PORT" pid
+  pid="$(pg_pid)"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    if locate_pg_bindir && pg_answering; then
+      status_line postgres running "$addr" "$pid"
+    else
+      status_line postgres unhealthy "$addr (not answering)" "$pid"
+    fi
+  else
+    status_line postgres stopped "$addr" ""
+  fi
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Local development stack for pg2bq: PostgreSQL (logical replication), the
+# Pub/Sub emulator and the BigQuery emulator (bqemulator), all on 127.0.0.1.
+# State lives in <repo>/.local/. See `stack.sh help`.
+set -euo pipefail
+
+STACK_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=infra/local/lib.sh
+source "$STACK_SCRIPT_DIR/lib.sh"
+# shellcheck source=infra/local/prereqs.sh
+source "$STACK_SCRIPT_DIR/prereqs.sh"
+# shellcheck source=infra/local/postgres.sh
+source "$STACK_SCRIPT_DIR/postgres.sh"
+# shellcheck source=infra/local/pubsub.sh
+source "$STACK_SCRIPT_DIR/pubsub.sh"
+# shellcheck source=infra/local/bigquery.sh
+source "$STACK_SCRIPT_DIR/bigquery.sh"
+# shellcheck source=infra/local/envfile.sh
+source "$STACK_SCRIPT_DIR/envfile.sh"
+
+usage() {
+  cat <<EOF
+usage: infra/local/stack.sh COMMAND
+
+  up      start PostgreSQL, the Pub/Sub emulator and bqemulator (idempotent)
+  down    stop what 'up' started (data and venv are kept)
+  status  one line per component
+  env     print the path of the env file to source
+  reset   down, then delete the PostgreSQL and Pub/Sub data (the venv is kept)
+
+Ports (127.0.0.1) and project, overridable from the environment:
+  PG2BQ_PG_PORT=$PG_PORT PG2BQ_PUBSUB_PORT=$PUBSUB_PORT
+  PG2BQ_BQ_REST_PORT=$BQ_REST_PORT PG2BQ_BQ_GRPC_PORT=$BQ_GRPC_PORT PG2BQ_PROJECT=$PROJECT
+EOF
+}
+
+print_summary() {
+  say ""
+  say "pg2bq local stack is up (project $PROJECT):"
+  printf '  %-10s %-46s log %s\n' \
+    postgres "postgres://postgres@$LOOPBACK:$PG_PORT/postgres" "$(rel "$PG_LOG")" \
+    pubsub "$LOOPBACK:$PUBSUB_PORT" "$(rel "$(logfile_for pubsub)")" \
+    bigquery "$(bq_addresses)" "$(rel "$(logfile_for bigquery)")"
+  say ""
+  say "  source $(rel "$ENV_FILE")"
+}
+
+cmd_up() {
+  validate_settings
+  check_prereqs
+  ensure_state_dirs
+  write_gcloud_config
+  pg_up
+  pubsub_up
+  bigquery_up
+  write_stack_env
+  print_summary
+}
+
+cmd_down() {
+  bigquery_down
+  pubsub_down
+  pg_down
+}
+
+cmd_status() {
+  pg_status
+  pubsub_status
+  bigquery_status
+}
+
+cmd_env() {
+  printf '%s\n' "$ENV_FILE"
+  [[ -f "$ENV_FILE" ]] || {
+    warn "$(rel "$ENV_FILE") does not exist yet; run 'infra/local/stack.sh up'"
+    return 1
+  }
+}
+
+cmd_reset() {
+  cmd_down
+  rm -rf "$PG_ROOT" "$PUBSUB_DATA"
+  say "removed $(rel "$PG_ROOT") and $(rel "$PUBSUB_DATA")"
+}
+
+main() {
+  local command="${1:-}"
+  case "$command" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    reset) cmd_reset ;;
+    help | -h | --help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,15 @@
+//! pg2bq capture: reads pgoutput changes from a logical replication slot over the streaming
+//! replication protocol, publishes them to Pub/Sub as change batches, and confirms a position
+//! to PostgreSQL only after Pub/Sub acknowledged every change up to it.
+
+pub mod acks;
+pub mod args;
+pub mod batcher;
+pub mod error;
+pub mod health;
+pub mod pgoutput;
+pub mod publisher;
+pub mod relations;
+pub mod run;
+pub mod setup;
+pub mod stream;

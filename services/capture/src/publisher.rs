@@ -1,0 +1,107 @@
+//! Publishing change batches to Pub/Sub.
+
+use crate::batcher::ReadyBatch;
+use crate::error::{CaptureError, Result};
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
+use google_cloud_pubsub::client::Publisher;
+use google_cloud_pubsub::model::Message;
+use pg2bq_core::lsn::Lsn;
+use pg2bq_core::wire::attributes;
+use std::future::Future;
+use std::time::Duration;
+
+/// Where to publish.
+#[derive(Debug, Clone)]
+pub struct PublisherSettings {
+    /// `projects/<project>/topics/<topic>`.
+    pub topic: String,
+    /// `host:port` of the Pub/Sub emulator, when running locally.
+    pub emulator_host: Option<String>,
+    /// How long one message may be retried before capture gives up (and restarts from the slot).
+    pub retry_for: Duration,
+}
+
+/// The outcome of one publish: the batch's hold on confirmation, its size, and the result.
+pub struct Published {
+    /// Smallest commit LSN in the batch.
+    pub min_commit_lsn: Lsn,
+    /// Bytes of the message.
+    pub bytes: usize,
+    /// Number of changes.
+    pub changes: usize,
+    /// Message id, or why it failed.
+    pub result: Result<String>,
+}
+
+/// Sends batches as Pub/Sub messages with their attributes.
+pub struct BatchPublisher {
+    publisher: Publisher,
+}
+
+impl BatchPublisher {
+    /// Connects to Pub/Sub (or the emulator).
+    pub async fn connect(settings: &PublisherSettings) -> Result<Self> {
+        let retry = Aip194Strict.with_time_limit(settings.retry_for);
+        let mut builder = Publisher::builder(settings.topic.clone())
+            .set_delay_threshold(Duration::from_millis(5))
+            .with_retry_policy(retry);
+        if let Some(host) = &settings.emulator_host {
+            builder = builder
+                .with_endpoint(format!("http://{host}"))
+                .with_credentials(
+                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
+                );
+        }
+        let publisher = builder.build().await.map_err(|e| {
+            CaptureError::Publish(format!(
+                "cannot create a publisher for {}: {e}",
+                settings.topic
+            ))
+        })?;
+        Ok(BatchPublisher { publisher })
+    }
+
+    /// Publishes a batch; the returned future resolves when Pub/Sub acknowledged it.
+    pub fn publish(
+        &self,
+        ready: ReadyBatch,
+    ) -> (usize, impl Future<Output = Published> + Send + 'static) {
+        let batch = &ready.batch;
+        let data = batch.to_json();
+        let bytes = data.len();
+        let changes = batch.changes.len();
+        let first = batch
+            .changes
+            .first()
+            .map(|c| c.seq.to_string())
+            .unwrap_or_default();
+        let last = batch
+            .changes
+            .last()
+            .map(|c| c.seq.to_string())
+            .unwrap_or_default();
+        let message = Message::new().set_data(data).set_attributes([
+            (attributes::TABLE, batch.source.to_string()),
+            (attributes::VERSION, batch.version.to_string()),
+            (attributes::CHANGES, changes.to_string()),
+            (attributes::FIRST_SEQ, first),
+            (attributes::LAST_SEQ, last),
+            (attributes::ENCODING, "json".to_owned()),
+        ]);
+        let table = batch.source.to_string();
+        let pending = self.publisher.publish(message);
+        let min_commit_lsn = ready.min_commit_lsn;
+        let future = async move {
+            let result = pending.await.map_err(|e| {
+                CaptureError::Publish(format!("batch of {changes} changes of {table}: {e}"))
+            });
+            Published {
+                min_commit_lsn,
+                bytes,
+                changes,
+                result,
+            }
+        };
+        (bytes, future)
+    }
+}

@@ -1,0 +1,152 @@
+//! The tables seen in the replication stream, with column types resolved to canonical names.
+
+use crate::error::{CaptureError, Result};
+use crate::pgoutput::RelationColumn;
+use pg2bq_core::pg_types::builtin_type_name;
+use pg2bq_core::wire::{ColumnSpec, TableId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A table as the stream describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationInfo {
+    /// Schema and name.
+    pub table: TableId,
+    /// Columns with canonical type names.
+    pub columns: Vec<ColumnSpec>,
+}
+
+/// Canonical name and effective type modifier of a type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ResolvedType {
+    name: String,
+    type_modifier: i32,
+}
+
+/// Relation cache keyed by table OID, and a cache of resolved user-defined types.
+pub struct Relations {
+    catalog: tokio_postgres::Client,
+    by_id: HashMap<u32, Arc<RelationInfo>>,
+    types: HashMap<u32, ResolvedType>,
+}
+
+impl Relations {
+    /// A cache that resolves user-defined types through `catalog`.
+    pub fn new(catalog: tokio_postgres::Client) -> Self {
+        Relations {
+            catalog,
+            by_id: HashMap::new(),
+            types: HashMap::new(),
+        }
+    }
+
+    /// The table of a relation id, if its Relation message was seen.
+    pub fn get(&self, relation_id: u32) -> Result<Arc<RelationInfo>> {
+        self.by_id.get(&relation_id).cloned().ok_or_else(|| {
+            CaptureError::Decode(format!(
+                "change for relation {relation_id} before its Relation message"
+            ))
+        })
+    }
+
+    /// Records a Relation message; returns the new description.
+    pub async fn apply(
+        &mut self,
+        relation_id: u32,
+        namespace: String,
+        name: String,
+        columns: &[RelationColumn],
+    ) -> Result<Arc<RelationInfo>> {
+        let mut specs = Vec::with_capacity(columns.len());
+        for column in columns {
+            let resolved = self.resolve(column.type_oid).await?;
+            let type_modifier = if column.type_modifier >= 0 {
+                column.type_modifier
+            } else {
+                resolved.type_modifier
+            };
+            specs.push(ColumnSpec {
+                name: column.name.clone(),
+                pg_type: resolved.name,
+                type_modifier,
+                key: column.key,
+            });
+        }
+        let info = Arc::new(RelationInfo {
+            table: TableId {
+                schema: namespace,
+                table: name,
+            },
+            columns: specs,
+        });
+        self.by_id.insert(relation_id, Arc::clone(&info));
+        Ok(info)
+    }
+
+    async fn resolve(&mut self, type_oid: u32) -> Result<ResolvedType> {
+        if let Some(name) = builtin_type_name(type_oid) {
+            return Ok(ResolvedType {
+                name: name.to_owned(),
+                type_modifier: -1,
+            });
+        }
+        if let Some(resolved) = self.types.get(&type_oid) {
+            return Ok(resolved.clone());
+        }
+        let resolved = resolve_from_catalog(&self.catalog, type_oid).await?;
+        self.types.insert(type_oid, resolved.clone());
+        Ok(resolved)
+    }
+}
+
+/// Follows domains to their base type and arrays to their element type.
+async fn resolve_from_catalog(
+    catalog: &tokio_postgres::Client,
+    type_oid: u32,
+) -> Result<ResolvedType> {
+    let mut oid = type_oid;
+    let mut type_modifier = -1;
+    let mut array_depth = 0;
+    loop {
+        if let Some(name) = builtin_type_name(oid) {
+            return Ok(ResolvedType {
+                name: format!("{name}{}", "[]".repeat(array_depth)),
+                type_modifier,
+            });
+        }
+        let row = catalog
+            .query_opt(
+                "SELECT typtype::text, typname::text, typbasetype, typelem, typcategory::text, typtypmod \
+                 FROM pg_catalog.pg_type WHERE oid = $1",
+                &[&oid],
+            )
+            .await
+            .map_err(CaptureError::postgres(format!("looking up type {oid}")))?
+            .ok_or_else(|| CaptureError::Decode(format!("type {oid} is not in pg_type")))?;
+        let typtype: String = row.get(0);
+        let typname: String = row.get(1);
+        let category: String = row.get(4);
+        match (typtype.as_str(), category.as_str()) {
+            ("d", _) => {
+                let domain_modifier: i32 = row.get(5);
+                if type_modifier < 0 {
+                    type_modifier = domain_modifier;
+                }
+                oid = row.get(2);
+            }
+            (_, "A") => {
+                array_depth += 1;
+                oid = row.get(3);
+            }
+            ("e", _) => return Ok(named("enum", array_depth, type_modifier)),
+            _ => return Ok(named(&typname, array_depth, type_modifier)),
+        }
+    }
+}
+
+fn named(name: &str, array_depth: usize, type_modifier: i32) -> ResolvedType {
+    ResolvedType {
+        name: format!("{name}{}", "[]".repeat(array_depth)),
+        type_modifier,
+    }
+}

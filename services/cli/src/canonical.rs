@@ -1,0 +1,131 @@
+//! One canonical text per value, computed the same way from PostgreSQL's text form and from
+//! BigQuery's REST form, so that rows can be compared across the two systems.
+
+use base64::Engine;
+use pg2bq_core::bq_types::BqType;
+use pg2bq_core::bq_values::{BqValue, convert};
+use pg2bq_core::civil::{parse_date, parse_time_of_day, parse_timestamp};
+
+/// Marker of SQL NULL in canonical rows.
+pub const NULL: &str = "∅";
+
+/// The canonical text of a PostgreSQL value, as the writer would write it.
+pub fn from_postgres(pg_type: &str, bq_type: BqType, text: Option<&str>) -> String {
+    let Some(text) = text else {
+        return NULL.to_owned();
+    };
+    match convert(pg_type, bq_type, text) {
+        Ok(value) => of_value(bq_type, &value),
+        Err(e) => format!("<unconvertible: {e}>"),
+    }
+}
+
+/// The canonical text of a BigQuery value as the REST API returns it (TIMESTAMP selected as
+/// `UNIX_MICROS`, BYTES as base64, JSON as `TO_JSON_STRING`).
+pub fn from_bigquery(bq_type: BqType, text: Option<&str>) -> String {
+    let Some(text) = text else {
+        return NULL.to_owned();
+    };
+    let value = match bq_type {
+        BqType::Int64 => text.parse().ok().map(BqValue::Int64),
+        BqType::Float64 => text.parse().ok().map(BqValue::Float64),
+        BqType::Bool => Some(BqValue::Bool(text == "true")),
+        BqType::Bytes => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .map(BqValue::Bytes),
+        BqType::Date => parse_date(text).map(|d| BqValue::Date(d as i32)),
+        BqType::Timestamp => text.parse().ok().map(BqValue::Timestamp),
+        _ => Some(BqValue::Text(text.to_owned())),
+    };
+    match value {
+        Some(value) => of_value(bq_type, &value),
+        None => format!("<unreadable {bq_type}: {text}>"),
+    }
+}
+
+fn of_value(bq_type: BqType, value: &BqValue) -> String {
+    match value {
+        BqValue::Null => NULL.to_owned(),
+        BqValue::Int64(v) | BqValue::Timestamp(v) => v.to_string(),
+        BqValue::Date(v) => v.to_string(),
+        BqValue::Float64(v) => format!("{v:?}"),
+        BqValue::Bool(v) => v.to_string(),
+        BqValue::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        BqValue::Text(t) => text(bq_type, t),
+    }
+}
+
+fn text(bq_type: BqType, t: &str) -> String {
+    match bq_type {
+        BqType::Numeric | BqType::BigNumeric => decimal(t),
+        BqType::Json => serde_json::from_str::<serde_json::Value>(t)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| t.to_owned()),
+        BqType::Datetime => parse_timestamp(&t.replacen('T', " ", 1))
+            .map(|us| us.to_string())
+            .unwrap_or_else(|| t.to_owned()),
+        BqType::Time => parse_time_of_day(t)
+            .map(|us| us.to_string())
+            .unwrap_or_else(|| t.to_owned()),
+        _ => t.to_owned(),
+    }
+}
+
+/// A decimal without trailing zeros after the point, and without a lone point or minus zero.
+fn decimal(t: &str) -> String {
+    let mut s = t.to_owned();
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    if s == "-0" { "0".to_owned() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_agree_on_common_forms() {
+        let same = |pg: &str, bq: BqType, pg_text: &str, bq_text: &str| {
+            assert_eq!(
+                from_postgres(pg, bq, Some(pg_text)),
+                from_bigquery(bq, Some(bq_text)),
+                "{pg} {pg_text}"
+            );
+        };
+        same("numeric", BqType::Numeric, "1.50", "1.500000000");
+        same("numeric", BqType::Numeric, "-0.00", "0");
+        same(
+            "timestamptz",
+            BqType::Timestamp,
+            "2026-11-24 09:05:55.394165+00",
+            "1795511155394165",
+        );
+        same("bytea", BqType::Bytes, "\\x0102", "AQI=");
+        same(
+            "jsonb",
+            BqType::Json,
+            "{\"b\": 1, \"a\": [1, 2]}",
+            "{\"a\":[1,2],\"b\":1}",
+        );
+        same(
+            "timestamp",
+            BqType::Datetime,
+            "2024-02-29 10:11:12.5",
+            "2024-02-29T10:11:12.500000",
+        );
+        same("float8", BqType::Float64, "1", "1.0");
+        same("bool", BqType::Bool, "t", "true");
+        same("date", BqType::Date, "2024-01-02", "2024-01-02");
+        assert_ne!(
+            from_postgres("text", BqType::String, None),
+            from_bigquery(BqType::String, Some(""))
+        );
+    }
+}

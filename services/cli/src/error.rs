@@ -1,0 +1,46 @@
+//! The error type of the CLI.
+
+use pg2bq_writer::error::WriterError;
+
+/// Errors of the CLI, each naming what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A SQL statement on the source failed.
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What the CLI was doing.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A BigQuery call failed.
+    #[error("{context}: {source}")]
+    BigQuery {
+        /// What the CLI was doing.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: WriterError,
+    },
+    /// A setting is missing or wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl CliError {
+    /// Wraps a driver error with context.
+    pub fn postgres(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        let context = context.into();
+        move |source| CliError::Postgres { context, source }
+    }
+
+    /// Wraps a BigQuery error with context.
+    pub fn bigquery(context: impl Into<String>) -> impl FnOnce(WriterError) -> Self {
+        let context = context.into();
+        move |source| CliError::BigQuery { context, source }
+    }
+}
+
+/// Result with [`CliError`].
+pub type Result<T> = std::result::Result<T, CliError>;

@@ -1,0 +1,7 @@
+//! pg2bq operator CLI: checks and validation of a pipeline.
+
+pub mod canonical;
+pub mod catalog;
+pub mod error;
+pub mod report;
+pub mod validate;

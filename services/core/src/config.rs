@@ -1,0 +1,143 @@
+//! Connection settings shared by the binaries, read from flags or environment variables.
+//!
+//! Secrets are taken only from the environment (never from a file or a flag that would show in
+//! a process list) and never printed: [`Secret`] redacts itself in `Debug` and `Display`.
+
+use crate::bq_naming::DatasetLayout;
+use crate::error::Result;
+use std::fmt;
+
+/// A secret string that never shows in logs or errors.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How to reach the source PostgreSQL database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// PostgreSQL host name or address (or a socket directory starting with `/`).
+    #[arg(long = "pg-host", env = "PG2BQ_PG_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// PostgreSQL port.
+    #[arg(long = "pg-port", env = "PG2BQ_PG_PORT", default_value_t = 5432)]
+    pub port: u16,
+    /// PostgreSQL user; it needs the REPLICATION attribute for capture.
+    #[arg(long = "pg-user", env = "PG2BQ_PG_USER", default_value = "postgres")]
+    pub user: String,
+    /// Password of the user, from the environment only.
+    #[arg(
+        long = "pg-password",
+        env = "PG2BQ_PG_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub password: Secret,
+    /// Database to replicate.
+    #[arg(
+        long = "pg-database",
+        env = "PG2BQ_PG_DATABASE",
+        default_value = "postgres"
+    )]
+    pub database: String,
+}
+
+impl SourceArgs {
+    /// `user@host:port/database`, safe to log.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+/// Where and how to write to BigQuery.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Google Cloud project of the BigQuery datasets.
+    #[arg(long = "bq-project", env = "PG2BQ_PROJECT")]
+    pub project: String,
+    /// BigQuery location for new datasets.
+    #[arg(long = "bq-location", env = "PG2BQ_BQ_LOCATION", default_value = "US")]
+    pub location: String,
+    /// Write every table into this one dataset as `<schema>_<table>` (default: a dataset per schema).
+    #[arg(long = "bq-dataset", env = "PG2BQ_BQ_DATASET")]
+    pub dataset: Option<String>,
+    /// Prefix of the per-schema dataset names.
+    #[arg(
+        long = "bq-dataset-prefix",
+        env = "PG2BQ_BQ_DATASET_PREFIX",
+        default_value = ""
+    )]
+    pub dataset_prefix: String,
+    /// BigQuery REST endpoint (an emulator's `http://host:port` locally).
+    #[arg(
+        long = "bq-rest-endpoint",
+        env = "PG2BQ_BQ_REST_ENDPOINT",
+        default_value = "https://bigquery.googleapis.com"
+    )]
+    pub rest_endpoint: String,
+    /// BigQuery Storage Write gRPC endpoint (an emulator's `http://host:port` locally).
+    #[arg(
+        long = "bq-grpc-endpoint",
+        env = "PG2BQ_BQ_GRPC_ENDPOINT",
+        default_value = "https://bigquerystorage.googleapis.com"
+    )]
+    pub grpc_endpoint: String,
+}
+
+impl TargetArgs {
+    /// The dataset layout these settings describe.
+    pub fn layout(&self) -> Result<DatasetLayout> {
+        DatasetLayout::from_settings(self.dataset.as_deref(), &self.dataset_prefix)
+    }
+
+    /// Whether the endpoints point at a local emulator (plain `http://`): no Google credentials
+    /// are used and the staged merge strategy is chosen.
+    pub fn is_emulator(&self) -> bool {
+        self.rest_endpoint.starts_with("http://") || self.grpc_endpoint.starts_with("http://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::from("hunter2".to_owned());
+        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared model of pg2bq.
+//!
+//! Everything the capture service, the writer service and the operator CLI agree on lives here:
+//! log sequence numbers and change sequence numbers, the change batch wire format, the PostgreSQL
+//! type catalogue and its mapping to BigQuery types, naming of BigQuery objects, configuration
+//! from the environment, and logging set-up.
+
+pub mod bq_naming;
+pub mod bq_types;
+pub mod bq_values;
+pub mod civil;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod lsn;
+pub mod pg_connect;
+pub mod pg_types;
+pub mod seq;
+pub mod wire;
+
+pub use error::{CoreError, Result};

@@ -1,0 +1,122 @@
+//! The PostgreSQL type catalogue: canonical names of built-in types by OID.
+//!
+//! Capture names every column's type in the wire format. Built-in types are known here by OID;
+//! user-defined types (domains, enums, arrays of them, composites, ranges) are resolved by capture
+//! from the catalogue: a domain is named by its base type, an enum as `enum`, and an array as its
+//! element type followed by `[]`. Anything else keeps its own name and travels as text.
+
+/// Canonical name of a built-in PostgreSQL type, or `None` for a user-defined type.
+pub fn builtin_type_name(oid: u32) -> Option<&'static str> {
+    let name = match oid {
+        16 => "bool",
+        17 => "bytea",
+        18 => "char",
+        19 => "name",
+        20 => "int8",
+        21 => "int2",
+        23 => "int4",
+        25 => "text",
+        26 => "oid",
+        114 => "json",
+        142 => "xml",
+        650 => "cidr",
+        700 => "float4",
+        701 => "float8",
+        774 => "macaddr8",
+        790 => "money",
+        829 => "macaddr",
+        869 => "inet",
+        1042 => "bpchar",
+        1043 => "varchar",
+        1082 => "date",
+        1083 => "time",
+        1114 => "timestamp",
+        1184 => "timestamptz",
+        1186 => "interval",
+        1266 => "timetz",
+        1560 => "bit",
+        1562 => "varbit",
+        1700 => "numeric",
+        2950 => "uuid",
+        3614 => "tsvector",
+        3802 => "jsonb",
+        // Arrays of the above.
+        1000 => "bool[]",
+        1001 => "bytea[]",
+        1002 => "char[]",
+        1003 => "name[]",
+        1005 => "int2[]",
+        1007 => "int4[]",
+        1009 => "text[]",
+        1014 => "bpchar[]",
+        1015 => "varchar[]",
+        1016 => "int8[]",
+        1021 => "float4[]",
+        1022 => "float8[]",
+        1028 => "oid[]",
+        1115 => "timestamp[]",
+        1182 => "date[]",
+        1183 => "time[]",
+        1185 => "timestamptz[]",
+        1187 => "interval[]",
+        1231 => "numeric[]",
+        1270 => "timetz[]",
+        143 => "xml[]",
+        199 => "json[]",
+        651 => "cidr[]",
+        791 => "money[]",
+        1041 => "inet[]",
+        2951 => "uuid[]",
+        3807 => "jsonb[]",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// Precision and scale of a `numeric(p,s)` type modifier, or `None` for unconstrained numeric.
+pub fn numeric_precision_scale(type_modifier: i32) -> Option<(u32, u32)> {
+    if type_modifier < 4 {
+        return None;
+    }
+    let packed = (type_modifier - 4) as u32;
+    Some((packed >> 16, packed & 0xFFFF))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_common_types_and_arrays() {
+        assert_eq!(builtin_type_name(23), Some("int4"));
+        assert_eq!(builtin_type_name(1184), Some("timestamptz"));
+        assert_eq!(builtin_type_name(1007), Some("int4[]"));
+        assert_eq!(builtin_type_name(16_384), None);
+    }
+
+    #[test]
+    fn decodes_numeric_modifiers() {
+        // numeric(10,2): ((10 << 16) | 2) + 4
+        assert_eq!(numeric_precision_scale((10 << 16 | 2) + 4), Some((10, 2)));
+        assert_eq!(numeric_precision_scale(-1), None);
+    }
+}
+
+/// Session settings under which every pg2bq connection reads values, so that text forms are
+/// the same in the replication stream, in a backfill and in validation: UTC instants, ISO dates,
+/// ISO 8601 intervals and floats printed exactly.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "iso_8601"),
+    ("extra_float_digits", "3"),
+];
+
+/// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
+pub fn session_options() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(name, value)| format!("-c {name}={}", value.replace(' ', "\\ ")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,335 @@
+//! The change batch wire format (version 1): one Pub/Sub message carries changes of one table.
+//!
+//! A batch is self-describing: it names the source table and lists its columns with their
+//! PostgreSQL types and key flags, so that any writer can create or evolve the BigQuery table
+//! without shared state. Values travel in PostgreSQL's own text form, which is exact for every
+//! type; the writer converts them by column type. See `docs/wire-format.md`.
+
+use crate::error::{CoreError, Result};
+use crate::seq::Seq;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The version this build writes and reads.
+pub const WIRE_VERSION: u32 = 1;
+
+/// Pub/Sub attribute names set on every message.
+pub mod attributes {
+    /// `schema.table` of the source table.
+    pub const TABLE: &str = "table";
+    /// Wire format version.
+    pub const VERSION: &str = "wire_version";
+    /// Number of changes in the batch.
+    pub const CHANGES: &str = "changes";
+    /// Sequence number of the first change.
+    pub const FIRST_SEQ: &str = "first_seq";
+    /// Sequence number of the last change.
+    pub const LAST_SEQ: &str = "last_seq";
+    /// `json` or `json+gzip`.
+    pub const ENCODING: &str = "encoding";
+}
+
+/// A source table, by schema and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId {
+    /// PostgreSQL schema (namespace).
+    pub schema: String,
+    /// PostgreSQL table name.
+    pub table: String,
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// One column of the source table as the batch describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    /// Column name as in PostgreSQL.
+    pub name: String,
+    /// Canonical PostgreSQL type name of the column's base type, e.g. `int4`, `numeric`,
+    /// `timestamptz`, `text[]`; see [`crate::pg_types`].
+    pub pg_type: String,
+    /// Type modifier (`atttypmod`), e.g. precision and scale of `numeric(p,s)`; -1 if none.
+    pub type_modifier: i32,
+    /// Whether the column belongs to the replica identity key (the primary key by default).
+    pub key: bool,
+}
+
+/// The kind of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// A row read by a backfill from a consistent snapshot.
+    Read,
+    /// An INSERT.
+    Insert,
+    /// An UPDATE; `old` is present when the key changed or with REPLICA IDENTITY FULL.
+    Update,
+    /// A DELETE; `old` holds at least the key columns.
+    Delete,
+}
+
+/// One column value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// The value in PostgreSQL's text output form.
+    Text(String),
+    /// A TOASTed value that the UPDATE did not change and PostgreSQL did not send.
+    UnchangedToast,
+}
+
+/// One row change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// What happened.
+    pub op: Op,
+    /// Position in the source's history; the newest per key wins.
+    pub seq: Seq,
+    /// Source commit time, microseconds since the Unix epoch.
+    pub commit_time_us: i64,
+    /// Source transaction id (0 for backfilled rows).
+    pub xid: u32,
+    /// The new row (insert, update, read), one value per column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Vec<Value>>,
+    /// The old row or old key (delete; update when the key changed), one value per column,
+    /// NULL for columns PostgreSQL did not send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Vec<Value>>,
+}
+
+/// A batch of changes of one table: the body of one Pub/Sub message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    /// Wire format version, [`WIRE_VERSION`].
+    pub version: u32,
+    /// The source table.
+    pub source: TableId,
+    /// The table's columns at the time of these changes.
+    pub columns: Vec<ColumnSpec>,
+    /// The changes, in source order.
+    pub changes: Vec<Change>,
+}
+
+impl ChangeBatch {
+    /// Serialises the batch to JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a change batch always serialises")
+    }
+
+    /// Reads a batch from JSON bytes, checking the version and the row widths.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let probe: VersionProbe = serde_json::from_slice(bytes)
+            .map_err(|e| CoreError::Wire(format!("not a JSON change batch: {e}")))?;
+        if probe.version != WIRE_VERSION {
+            return Err(CoreError::Wire(format!(
+                "wire version {} is not supported (this writer reads version {WIRE_VERSION}); \
+                 deploy a writer that matches the capture version",
+                probe.version
+            )));
+        }
+        let batch: ChangeBatch = serde_json::from_slice(bytes)
+            .map_err(|e| CoreError::Wire(format!("malformed change batch: {e}")))?;
+        batch.check_shape()?;
+        Ok(batch)
+    }
+
+    fn check_shape(&self) -> Result<()> {
+        if self.columns.is_empty() {
+            return Err(CoreError::Wire(format!(
+                "batch for {} lists no columns",
+                self.source
+            )));
+        }
+        let width = self.columns.len();
+        for (i, change) in self.changes.iter().enumerate() {
+            for row in [&change.new, &change.old].into_iter().flatten() {
+                if row.len() != width {
+                    return Err(CoreError::Wire(format!(
+                        "change {i} of {} has {} values for {width} columns",
+                        self.source,
+                        row.len()
+                    )));
+                }
+            }
+            let needs_new = matches!(change.op, Op::Read | Op::Insert | Op::Update);
+            if needs_new && change.new.is_none() {
+                return Err(CoreError::Wire(format!(
+                    "change {i} of {} has no new row",
+                    self.source
+                )));
+            }
+            if change.op == Op::Delete && change.old.is_none() {
+                return Err(CoreError::Wire(format!(
+                    "delete {i} of {} has no old key",
+                    self.source
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    version: u32,
+}
+
+impl Serialize for Seq {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Seq::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+const UNCHANGED_TOAST_KEY: &str = "unchanged_toast";
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_none(),
+            Value::Text(text) => s.serialize_str(text),
+            Value::UnchangedToast => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(UNCHANGED_TOAST_KEY, &true)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("null, a string, or {\"unchanged_toast\": true}")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut marker = false;
+        while let Some((key, value)) = map.next_entry::<String, bool>()? {
+            if key != UNCHANGED_TOAST_KEY {
+                return Err(de::Error::unknown_field(&key, &[UNCHANGED_TOAST_KEY]));
+            }
+            marker = value;
+        }
+        if marker {
+            Ok(Value::UnchangedToast)
+        } else {
+            Err(de::Error::custom(
+                "a value object must be {\"unchanged_toast\": true}",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+
+    fn sample() -> ChangeBatch {
+        ChangeBatch {
+            version: WIRE_VERSION,
+            source: TableId {
+                schema: "public".into(),
+                table: "orders".into(),
+            },
+            columns: vec![
+                ColumnSpec {
+                    name: "id".into(),
+                    pg_type: "int4".into(),
+                    type_modifier: -1,
+                    key: true,
+                },
+                ColumnSpec {
+                    name: "note".into(),
+                    pg_type: "text".into(),
+                    type_modifier: -1,
+                    key: false,
+                },
+            ],
+            changes: vec![
+                Change {
+                    op: Op::Update,
+                    seq: Seq::new(Lsn(0x1_0000_0010), 2),
+                    commit_time_us: 1_700_000_000_000_000,
+                    xid: 77,
+                    new: Some(vec![Value::Text("2".into()), Value::UnchangedToast]),
+                    old: Some(vec![Value::Text("1".into()), Value::Null]),
+                },
+                Change {
+                    op: Op::Delete,
+                    seq: Seq::new(Lsn(0x1_0000_0020), 1),
+                    commit_time_us: 1_700_000_000_000_001,
+                    xid: 78,
+                    new: None,
+                    old: Some(vec![Value::Text("2".into()), Value::Null]),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let batch = sample();
+        let json = batch.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(text.contains("\"seq\":\"0000000100000010/0000000000000002\""));
+        assert!(text.contains("{\"unchanged_toast\":true}"));
+        assert_eq!(ChangeBatch::from_json(&json).unwrap(), batch);
+    }
+
+    #[test]
+    fn rejects_unknown_versions_and_bad_shapes() {
+        let mut batch = sample();
+        batch.version = 99;
+        let err = ChangeBatch::from_json(&batch.to_json()).unwrap_err();
+        assert!(err.to_string().contains("wire version 99"));
+
+        let mut batch = sample();
+        batch.changes[0].new = Some(vec![Value::Null]);
+        let err = ChangeBatch::from_json(&batch.to_json()).unwrap_err();
+        assert!(err.to_string().contains("1 values for 2 columns"), "{err}");
+
+        assert!(ChangeBatch::from_json(b"not json").is_err());
+        assert!(ChangeBatch::from_json(br#"{"version":1}"#).is_err());
+    }
+}

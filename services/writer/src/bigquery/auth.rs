@@ -1,0 +1,55 @@
+//! Access tokens for BigQuery: Application Default Credentials in GCP, none for an emulator.
+
+use crate::error::{Result, WriterError};
+use google_cloud_auth::credentials::{AccessTokenCredentials, Builder};
+
+const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
+
+/// Where bearer tokens come from.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// No token (local emulator).
+    None,
+    /// Application Default Credentials (the service account on Cloud Run).
+    Google(AccessTokenCredentials),
+}
+
+impl TokenSource {
+    /// Application Default Credentials with the BigQuery scope.
+    pub fn google() -> Result<Self> {
+        let credentials = Builder::default()
+            .with_scopes([BIGQUERY_SCOPE])
+            .build_access_token_credentials()
+            .map_err(|e| {
+                WriterError::Config(format!(
+                    "no Google credentials for BigQuery ({e}); on GCP run with a service account, \
+                     locally point PG2BQ_BQ_*_ENDPOINT at an emulator"
+                ))
+            })?;
+        Ok(TokenSource::Google(credentials))
+    }
+
+    /// The `Authorization` header value, if any.
+    pub async fn authorization(&self) -> Result<Option<String>> {
+        match self {
+            TokenSource::None => Ok(None),
+            TokenSource::Google(credentials) => {
+                let token = credentials.access_token().await.map_err(|e| {
+                    WriterError::BigQueryTransient(format!("cannot get an access token: {e}"))
+                })?;
+                Ok(Some(format!("Bearer {}", token.token)))
+            }
+        }
+    }
+}
+
+impl TokenSource {
+    /// No token for an emulator target, Application Default Credentials otherwise.
+    pub fn for_target(target: &pg2bq_core::config::TargetArgs) -> Result<Self> {
+        if target.is_emulator() {
+            Ok(TokenSource::None)
+        } else {
+            TokenSource::google()
+        }
+    }
+}

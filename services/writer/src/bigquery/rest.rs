@@ -1,0 +1,288 @@
+//! The BigQuery REST API calls pg2bq needs: datasets, tables, queries.
+
+use super::auth::TokenSource;
+use crate::error::{Result, WriterError};
+use pg2bq_core::bq_naming::BqTableName;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value as Json, json};
+use std::time::Duration;
+
+/// One column of a BigQuery table schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// Column name.
+    pub name: String,
+    /// BigQuery type name (`INT64`, `STRING`, ...).
+    pub bq_type: String,
+    /// `NULLABLE`, `REQUIRED` or `REPEATED`.
+    pub mode: String,
+}
+
+impl FieldSpec {
+    fn to_json(&self) -> Json {
+        json!({"name": self.name, "type": self.bq_type, "mode": self.mode})
+    }
+
+    fn from_json(field: &Json) -> Option<Self> {
+        Some(FieldSpec {
+            name: field.get("name")?.as_str()?.to_owned(),
+            bq_type: field.get("type")?.as_str()?.to_owned(),
+            mode: field
+                .get("mode")
+                .and_then(Json::as_str)
+                .unwrap_or("NULLABLE")
+                .to_owned(),
+        })
+    }
+}
+
+/// Rows of a query result: one `Option<String>` per column (BigQuery's REST text form).
+#[derive(Debug, Clone, Default)]
+pub struct QueryRows {
+    /// Column names and types.
+    pub fields: Vec<FieldSpec>,
+    /// The rows.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// A BigQuery REST client for one project.
+#[derive(Clone)]
+pub struct RestClient {
+    http: reqwest::Client,
+    base: String,
+    project: String,
+    location: String,
+    tokens: TokenSource,
+}
+
+impl RestClient {
+    /// A client of `endpoint` (e.g. `https://bigquery.googleapis.com`).
+    pub fn new(endpoint: &str, project: &str, location: &str, tokens: TokenSource) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| WriterError::Config(format!("cannot build an HTTP client: {e}")))?;
+        Ok(RestClient {
+            http,
+            base: format!(
+                "{}/bigquery/v2/projects/{project}",
+                endpoint.trim_end_matches('/')
+            ),
+            project: project.to_owned(),
+            location: location.to_owned(),
+            tokens,
+        })
+    }
+
+    /// The project the client works in.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> Result<(StatusCode, Json)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(auth) = self.tokens.authorization().await? {
+            request = request.header("Authorization", auth);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| WriterError::BigQueryTransient(format!("{method} {path}: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| {
+            WriterError::BigQueryTransient(format!("{method} {path}: reading the answer: {e}"))
+        })?;
+        let json = serde_json::from_str(&text).unwrap_or(Json::String(text));
+        Ok((status, json))
+    }
+
+    fn failure(what: &str, status: StatusCode, body: &Json) -> WriterError {
+        let message = body
+            .pointer("/error/message")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| body.to_string());
+        let text = format!("{what}: HTTP {status}: {message}");
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            WriterError::BigQueryTransient(text)
+        } else {
+            WriterError::BigQueryPermanent(text)
+        }
+    }
+
+    /// Creates a dataset unless it exists.
+    pub async fn ensure_dataset(&self, dataset: &str) -> Result<()> {
+        let body = json!({
+            "datasetReference": {"projectId": self.project, "datasetId": dataset},
+            "location": self.location,
+        });
+        let (status, answer) = self.call(Method::POST, "/datasets", Some(body)).await?;
+        if status.is_success() || status == StatusCode::CONFLICT {
+            Ok(())
+        } else {
+            Err(Self::failure(
+                &format!("creating dataset {dataset}"),
+                status,
+                &answer,
+            ))
+        }
+    }
+
+    /// The schema of a table, or `None` if it does not exist.
+    pub async fn table_schema(&self, table: &BqTableName) -> Result<Option<Vec<FieldSpec>>> {
+        let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
+        let (status, answer) = self.call(Method::GET, &path, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Self::failure(
+                &format!("reading table {}", table.table),
+                status,
+                &answer,
+            ));
+        }
+        let fields = answer
+            .pointer("/schema/fields")
+            .and_then(Json::as_array)
+            .map(|fields| fields.iter().filter_map(FieldSpec::from_json).collect())
+            .unwrap_or_default();
+        Ok(Some(fields))
+    }
+
+    /// Creates a table; returns false if it already existed.
+    pub async fn create_table(
+        &self,
+        table: &BqTableName,
+        fields: &[FieldSpec],
+        clustering: &[String],
+    ) -> Result<bool> {
+        let mut body = json!({
+            "tableReference": {"projectId": self.project, "datasetId": table.dataset, "tableId": table.table},
+            "schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()},
+        });
+        if !clustering.is_empty() {
+            body["clustering"] = json!({"fields": clustering});
+        }
+        let path = format!("/datasets/{}/tables", table.dataset);
+        let (status, answer) = self.call(Method::POST, &path, Some(body)).await?;
+        match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::CONFLICT => Ok(false),
+            _ => Err(Self::failure(
+                &format!("creating table {}.{}", table.dataset, table.table),
+                status,
+                &answer,
+            )),
+        }
+    }
+
+    /// Replaces a table's schema (to add columns).
+    pub async fn update_schema(&self, table: &BqTableName, fields: &[FieldSpec]) -> Result<()> {
+        let body = json!({"schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()}});
+        let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
+        let (status, answer) = self.call(Method::PATCH, &path, Some(body)).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::failure(
+                &format!("adding columns to {}.{}", table.dataset, table.table),
+                status,
+                &answer,
+            ))
+        }
+    }
+
+    /// Runs a GoogleSQL statement and returns all its rows.
+    pub async fn query(&self, sql: &str) -> Result<QueryRows> {
+        let body = json!({
+            "query": sql,
+            "useLegacySql": false,
+            "timeoutMs": 60_000,
+            "location": self.location,
+        });
+        let (status, mut answer) = self.call(Method::POST, "/queries", Some(body)).await?;
+        if !status.is_success() {
+            return Err(Self::failure("running a query", status, &answer));
+        }
+        let mut result = QueryRows::default();
+        loop {
+            if let Some(message) = answer.pointer("/errors/0/message").and_then(Json::as_str) {
+                return Err(WriterError::BigQueryPermanent(format!(
+                    "query failed: {message}"
+                )));
+            }
+            let complete = answer
+                .get("jobComplete")
+                .and_then(Json::as_bool)
+                .unwrap_or(true);
+            if complete {
+                if result.fields.is_empty() {
+                    result.fields = answer
+                        .pointer("/schema/fields")
+                        .and_then(Json::as_array)
+                        .map(|f| f.iter().filter_map(FieldSpec::from_json).collect())
+                        .unwrap_or_default();
+                }
+                result.rows.extend(rows_of(&answer));
+            }
+            let page_token = answer
+                .get("pageToken")
+                .and_then(Json::as_str)
+                .map(str::to_owned);
+            if complete && page_token.is_none() {
+                return Ok(result);
+            }
+            let job_id = answer
+                .pointer("/jobReference/jobId")
+                .and_then(Json::as_str)
+                .ok_or_else(|| {
+                    WriterError::BigQueryPermanent("query answer without a job id".into())
+                })?;
+            let mut path = format!(
+                "/queries/{job_id}?timeoutMs=60000&location={}",
+                self.location
+            );
+            if let Some(token) = page_token.filter(|_| complete) {
+                path.push_str(&format!("&pageToken={token}"));
+            }
+            let (status, next) = self.call(Method::GET, &path, None).await?;
+            if !status.is_success() {
+                return Err(Self::failure("reading query results", status, &next));
+            }
+            answer = next;
+        }
+    }
+}
+
+fn rows_of(answer: &Json) -> Vec<Vec<Option<String>>> {
+    let Some(rows) = answer.get("rows").and_then(Json::as_array) else {
+        return Vec::new();
+    };
+    rows.iter()
+        .map(|row| {
+            row.get("f")
+                .and_then(Json::as_array)
+                .map(|cells| cells.iter().map(|cell| cell_text(cell.get("v"))).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn cell_text(value: Option<&Json>) -> Option<String> {
+    match value? {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}

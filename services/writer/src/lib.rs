@@ -1,0 +1,11 @@
+//! pg2bq writer: a stateless push endpoint that turns change batches into BigQuery rows and
+//! writes them with the Storage Write API, creating and evolving tables as it goes.
+
+pub mod app;
+pub mod args;
+pub mod bigquery;
+pub mod changes;
+pub mod envelope;
+pub mod error;
+pub mod merge;
+pub mod tables;

@@ -1,0 +1,50 @@
+//! The `writer` binary.
+
+use clap::Parser;
+use pg2bq_writer::app::Writer;
+use pg2bq_writer::args::WriterArgs;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    pg2bq_core::logging::init();
+    let args = WriterArgs::parse();
+    let writer = match Writer::new(&args) {
+        Ok(writer) => writer,
+        Err(e) => {
+            tracing::error!(error = %e, "writer cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = format!("{}:{}", args.listen_address, args.port);
+    let listener = match tokio::net::TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, address, "writer cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address, project = %args.target.project, "writer listening");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = shutdown => {}
+            _ = term.recv() => {}
+        }
+    };
+    match axum::serve(listener, writer.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "writer stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
