@@ -82,7 +82,8 @@ bigquery_up() {
   bq_ensure_venv
   bq_install_spatial_extension
   say "bigquery: starting on $(bq_addresses)"
-  start_detached bigquery "$VENV_DIR/bin/bqemulator" start \
+  # Through a launcher that serialises REST and Storage Write (see bqemulator_serialized.py).
+  start_detached bigquery "$VENV_DIR/bin/python" "$STACK_DIR/bqemulator_serialized.py" start \
     --rest-host "$LOOPBACK" --rest-port "$BQ_REST_PORT" \
     --grpc-host "$LOOPBACK" --grpc-port "$BQ_GRPC_PORT" \
     --project "$PROJECT" --ephemeral --log-level info

@@ -1,0 +1,46 @@
+# pg2bq: the two commands are `make demo` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+STACK := infra/local/stack.sh
+PIPELINE := infra/local/pipeline.sh
+ENV_FILE := .local/stack.env
+CARGO ?= cargo
+
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## Build the binaries and the tests (debug)
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	$(CARGO) build --workspace --all-targets
+
+up: ## Start the local stack: PostgreSQL, Pub/Sub emulator, bqemulator
+	@$(STACK) up
+
+down: ## Stop the demo pipeline and the local stack
+	@if [ -f $(ENV_FILE) ]; then $(PIPELINE) stop; fi
+	@$(STACK) down
+
+status: ## Show what runs
+	@$(STACK) status
+	@if [ -f $(ENV_FILE) ]; then $(PIPELINE) status; fi
+
+demo: build up ## Run the pipeline on sample data and compare PostgreSQL with BigQuery
+	@infra/demo/demo.sh
+
+test: build up lint ## Everything the tests need, then all tests (unit and end-to-end)
+	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
+
+unit: ## Unit tests only (no local stack)
+	$(CARGO) test --workspace --lib --bins
+
+lint: ## Formatting and clippy
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
+	@$(STACK) reset
