@@ -1,1 +1,9 @@
+//! Harness of the end-to-end tests: the real pipeline on the local stack.
+//!
+//! Every test gets its own database, replication slot, publication, Pub/Sub topic and push
+//! subscription, BigQuery datasets, and its own writer and capture processes, so tests run in
+//! parallel against one shared stack (`make up`).
 
+pub mod pipeline;
+pub mod processes;
+pub mod stack;

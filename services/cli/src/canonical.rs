@@ -72,18 +72,56 @@ fn text(bq_type: BqType, t: &str) -> String {
     }
 }
 
-/// A decimal without trailing zeros after the point, and without a lone point or minus zero.
+/// A decimal in plain notation without trailing zeros after the point, without a lone point,
+/// and without minus zero; exponent forms such as `0E-9` or `1.5E+3` are expanded first.
 fn decimal(t: &str) -> String {
-    let mut s = t.to_owned();
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
+    let (negative, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (mantissa, exponent) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => match e.parse::<i64>() {
+            Ok(e) => (m, e),
+            Err(_) => return t.to_owned(),
+        },
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int_part}{frac_part}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return t.to_owned();
     }
-    if s == "-0" { "0".to_owned() } else { s }
+    // The decimal point sits after `point` digits; move it by the exponent, padding with zeros.
+    let point = int_part.len() as i64 + exponent;
+    let (whole, fraction) = if point <= 0 {
+        (
+            String::new(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..point as usize].to_owned(),
+            digits[point as usize..].to_owned(),
+        )
+    };
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    let plain = if fraction.is_empty() {
+        whole.to_owned()
+    } else {
+        format!("{whole}.{fraction}")
+    };
+    if negative && plain != "0" {
+        format!("-{plain}")
+    } else {
+        plain
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +139,15 @@ mod tests {
         };
         same("numeric", BqType::Numeric, "1.50", "1.500000000");
         same("numeric", BqType::Numeric, "-0.00", "0");
+        same("numeric", BqType::Numeric, "0", "0E-9");
+        same("numeric", BqType::Numeric, "1500", "1.5E+3");
+        same("numeric", BqType::Numeric, "-0.0015", "-1.5e-3");
+        same(
+            "numeric",
+            BqType::BigNumeric,
+            "12345678901234567890.123456789",
+            "12345678901234567890.123456789",
+        );
         same(
             "timestamptz",
             BqType::Timestamp,

@@ -13,7 +13,7 @@ use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// How many differing rows a report shows per table.
 const SHOWN_DIFFERENCES: usize = 5;
@@ -127,37 +127,38 @@ async fn validate_table(
     Ok(report)
 }
 
+/// Reads every row with the simple query protocol, so that each value comes in its type's
+/// output form, exactly as the replication stream sends it (a `::text` cast would, for example,
+/// strip the padding of `char(n)`).
 async fn read_source(
     source: &Client,
     table: &SourceTable,
     types: &[BqType],
 ) -> Result<Vec<String>> {
-    let columns: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| format!("{}::text", quote_ident(&c.name)))
-        .collect();
+    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let sql = format!(
         "SELECT {} FROM {}.{}",
         columns.join(", "),
         quote_ident(&table.id.schema),
         quote_ident(&table.id.table)
     );
-    let rows = source
-        .query(sql.as_str(), &[])
+    let messages = source
+        .simple_query(&sql)
         .await
         .map_err(CliError::postgres(format!("reading {}", table.id)))?;
-    Ok(rows
+    Ok(messages
         .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
         .map(|row| {
             let values: Vec<String> = table
                 .columns
                 .iter()
                 .zip(types)
                 .enumerate()
-                .map(|(i, (c, t))| {
-                    canonical::from_postgres(&c.pg_type, *t, row.get::<_, Option<&str>>(i))
-                })
+                .map(|(i, (c, t))| canonical::from_postgres(&c.pg_type, *t, row.get(i)))
                 .collect();
             values.join(" | ")
         })

@@ -82,6 +82,25 @@ pub fn numeric_precision_scale(type_modifier: i32) -> Option<(u32, u32)> {
     Some((packed >> 16, packed & 0xFFFF))
 }
 
+/// Session settings under which every pg2bq connection reads values, so that text forms are
+/// the same in the replication stream, in a backfill and in validation: UTC instants, ISO dates,
+/// ISO 8601 intervals and floats printed exactly.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "iso_8601"),
+    ("extra_float_digits", "3"),
+];
+
+/// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
+pub fn session_options() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(name, value)| format!("-c {name}={}", value.replace(' ', "\\ ")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,23 +119,4 @@ mod tests {
         assert_eq!(numeric_precision_scale((10 << 16 | 2) + 4), Some((10, 2)));
         assert_eq!(numeric_precision_scale(-1), None);
     }
-}
-
-/// Session settings under which every pg2bq connection reads values, so that text forms are
-/// the same in the replication stream, in a backfill and in validation: UTC instants, ISO dates,
-/// ISO 8601 intervals and floats printed exactly.
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[
-    ("TimeZone", "UTC"),
-    ("DateStyle", "ISO, YMD"),
-    ("IntervalStyle", "iso_8601"),
-    ("extra_float_digits", "3"),
-];
-
-/// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
-pub fn session_options() -> String {
-    SESSION_SETTINGS
-        .iter()
-        .map(|(name, value)| format!("-c {name}={}", value.replace(' ', "\\ ")))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

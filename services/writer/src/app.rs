@@ -64,7 +64,7 @@ impl Writer {
             rest,
             storage,
             layout,
-            tables: TableRegistry::default(),
+            tables: TableRegistry::new(target.is_emulator()),
             merger,
         }))
     }

@@ -51,16 +51,14 @@ impl TableShape {
         self.columns.iter().filter(|c| c.key)
     }
 
-    fn data_fields(&self) -> impl Iterator<Item = FieldSpec> + '_ {
-        self.columns.iter().map(|c| field(&c.name, c.bq_type))
-    }
-
     /// Fields of the mirror table: data, then seq and commit time.
-    pub fn target_fields(&self) -> Vec<FieldSpec> {
-        self.data_fields()
+    pub fn target_fields(&self) -> Vec<(String, BqType)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.bq_type))
             .chain([
-                field(SEQ_COLUMN, BqType::String),
-                field(COMMIT_TS_COLUMN, BqType::Timestamp),
+                (SEQ_COLUMN.to_owned(), BqType::String),
+                (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
             ])
             .collect()
     }
@@ -88,38 +86,59 @@ impl TableShape {
     }
 }
 
-fn field(name: &str, bq_type: BqType) -> FieldSpec {
-    FieldSpec {
-        name: name.to_owned(),
-        bq_type: bq_type.name().to_owned(),
-        mode: "NULLABLE".to_owned(),
-    }
-}
-
 /// Tables this instance has made sure of, with the columns they have.
-#[derive(Default)]
 pub struct TableRegistry {
     known: Mutex<HashMap<BqTableName, Arc<HashSet<String>>>>,
     datasets: Mutex<HashSet<String>>,
+    emulator: bool,
 }
 
 impl TableRegistry {
+    /// A registry for real BigQuery, or for an emulator (see [`TableRegistry::field`]).
+    pub fn new(emulator: bool) -> Self {
+        TableRegistry {
+            known: Mutex::new(HashMap::new()),
+            datasets: Mutex::new(HashSet::new()),
+            emulator,
+        }
+    }
+
+    /// A nullable column of the table schema. bqemulator has no BIGNUMERIC (its DuckDB decimals
+    /// stop at 38 digits): against an emulator such columns are STRING, holding the same decimal
+    /// strings the Storage Write API would convert.
+    fn field(&self, name: &str, bq_type: BqType) -> FieldSpec {
+        let type_name = match bq_type {
+            BqType::BigNumeric if self.emulator => BqType::String.name(),
+            other => other.name(),
+        };
+        FieldSpec {
+            name: name.to_owned(),
+            bq_type: type_name.to_owned(),
+            mode: "NULLABLE".to_owned(),
+        }
+    }
+
+    fn fields(&self, columns: &[(String, BqType)]) -> Vec<FieldSpec> {
+        columns
+            .iter()
+            .map(|(name, t)| self.field(name, *t))
+            .collect()
+    }
+
     /// Makes sure the mirror table and the change table exist with every column of `shape`.
     /// Creation races between instances are harmless: "already exists" counts as success.
     pub async fn ensure(&self, rest: &RestClient, shape: &TableShape) -> Result<()> {
-        let change_table = shape.target.change_table();
-        let change_fields: Vec<FieldSpec> = shape
-            .change_fields()
-            .iter()
-            .map(|(name, t)| field(name, *t))
-            .collect();
         let wanted = [
             (
                 shape.target.clone(),
-                shape.target_fields(),
+                self.fields(&shape.target_fields()),
                 shape.clustering(),
             ),
-            (change_table, change_fields, Vec::new()),
+            (
+                shape.target.change_table(),
+                self.fields(&shape.change_fields()),
+                Vec::new(),
+            ),
         ];
         for (table, fields, clustering) in wanted {
             if self.has_all(&table, &fields).await {

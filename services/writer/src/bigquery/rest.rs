@@ -138,6 +138,21 @@ impl RestClient {
         }
     }
 
+    /// Deletes a dataset and its tables; a missing dataset is not an error.
+    pub async fn delete_dataset(&self, dataset: &str) -> Result<()> {
+        let path = format!("/datasets/{dataset}?deleteContents=true");
+        let (status, answer) = self.call(Method::DELETE, &path, None).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(Self::failure(
+                &format!("deleting dataset {dataset}"),
+                status,
+                &answer,
+            ))
+        }
+    }
+
     /// The schema of a table, or `None` if it does not exist.
     pub async fn table_schema(&self, table: &BqTableName) -> Result<Option<Vec<FieldSpec>>> {
         let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);

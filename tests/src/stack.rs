@@ -1,0 +1,87 @@
+//! The shared local stack, as described by `.local/stack.env`.
+
+use pg2bq_core::config::{Secret, SourceArgs, TargetArgs};
+use pg2bq_writer::bigquery::auth::TokenSource;
+use pg2bq_writer::bigquery::rest::RestClient;
+use std::path::PathBuf;
+
+/// Addresses of the local stack's servers.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// GCP project used by both emulators.
+    pub project: String,
+    /// PostgreSQL host.
+    pub pg_host: String,
+    /// PostgreSQL port.
+    pub pg_port: u16,
+    /// PostgreSQL user.
+    pub pg_user: String,
+    /// `host:port` of the Pub/Sub emulator.
+    pub pubsub_host: String,
+    /// bqemulator REST endpoint.
+    pub bq_rest: String,
+    /// bqemulator gRPC endpoint.
+    pub bq_grpc: String,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the end-to-end tests need the local stack. \
+             Run `make test`, or `make up` and then `set -a; source .local/stack.env; set +a`"
+        )
+    })
+}
+
+impl Stack {
+    /// Reads the stack's environment; panics with the fix if it is missing.
+    pub fn from_env() -> Self {
+        Stack {
+            project: required("PG2BQ_PROJECT"),
+            pg_host: required("PG2BQ_PG_HOST"),
+            pg_port: required("PG2BQ_PG_PORT")
+                .parse()
+                .expect("PG2BQ_PG_PORT is a port"),
+            pg_user: required("PG2BQ_PG_USER"),
+            pubsub_host: required("PUBSUB_EMULATOR_HOST"),
+            bq_rest: required("PG2BQ_BQ_REST_ENDPOINT"),
+            bq_grpc: required("PG2BQ_BQ_GRPC_ENDPOINT"),
+        }
+    }
+
+    /// Connection settings for `database`.
+    pub fn source(&self, database: &str) -> SourceArgs {
+        SourceArgs {
+            host: self.pg_host.clone(),
+            port: self.pg_port,
+            user: self.pg_user.clone(),
+            password: Secret::default(),
+            database: database.to_owned(),
+        }
+    }
+
+    /// BigQuery settings with a dataset prefix.
+    pub fn target(&self, dataset_prefix: &str) -> TargetArgs {
+        TargetArgs {
+            project: self.project.clone(),
+            location: "US".to_owned(),
+            dataset: None,
+            dataset_prefix: dataset_prefix.to_owned(),
+            rest_endpoint: self.bq_rest.clone(),
+            grpc_endpoint: self.bq_grpc.clone(),
+        }
+    }
+
+    /// A REST client of the BigQuery emulator.
+    pub fn bigquery(&self) -> RestClient {
+        RestClient::new(&self.bq_rest, &self.project, "US", TokenSource::None)
+            .expect("BigQuery client")
+    }
+
+    /// Where the built binaries are: `PG2BQ_BIN_DIR`, else the workspace's `target/debug`.
+    pub fn bin_dir() -> PathBuf {
+        std::env::var_os("PG2BQ_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+    }
+}
