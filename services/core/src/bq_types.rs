@@ -1,6 +1,6 @@
 //! Mapping of PostgreSQL column types to BigQuery column types.
 //!
-//! The table of choices is documented in `docs/type-mapping.md`; this module is its single
+//! The table of choices is documented in `services/core/docs/type-mapping.md`; this module is its single
 //! implementation, used by the writer to create tables and encode rows and by the CLI to
 //! validate and to show what each column becomes.
 

@@ -1,5 +1,5 @@
 //! Conversion of PostgreSQL text values to BigQuery values, as documented in
-//! `docs/type-mapping.md`. The writer encodes the result into proto rows; validation compares
+//! `services/core/docs/type-mapping.md`. The writer encodes the result into proto rows; validation compares
 //! the same results on both sides.
 
 use crate::bq_types::BqType;

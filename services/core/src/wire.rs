@@ -3,7 +3,7 @@
 //! A batch is self-describing: it names the source table and lists its columns with their
 //! PostgreSQL types and key flags, so that any writer can create or evolve the BigQuery table
 //! without shared state. Values travel in PostgreSQL's own text form, which is exact for every
-//! type; the writer converts them by column type. See `docs/wire-format.md`.
+//! type; the writer converts them by column type. See `services/core/docs/wire-format.md`.
 
 use crate::error::{CoreError, Result};
 use crate::seq::Seq;
