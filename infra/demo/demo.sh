@@ -10,7 +10,7 @@ source "$DEMO_DIR/../local/lib.sh"
 source "$ENV_FILE"
 
 export PG2BQ_PG_DATABASE=pg2bq_demo PG2BQ_SLOT=pg2bq_demo PG2BQ_PUBLICATION=pg2bq_demo
-export PG2BQ_TOPIC=pg2bq-demo-changes PG2BQ_SCHEMAS=shop PG2BQ_BQ_DATASET_PREFIX=demo_
+export PG2BQ_TOPIC=pg2bq-demo-changes PG2BQ_INCLUDE="shop.*" PG2BQ_BQ_DATASET_PREFIX=demo_
 BIN_DIR="${PG2BQ_BIN_DIR:-$REPO_ROOT/target/debug}"
 PIPELINE="$DEMO_DIR/../local/pipeline.sh"
 DATASET="demo_shop"

@@ -24,9 +24,10 @@ pub struct TestPipeline {
 }
 
 impl TestPipeline {
-    /// Creates database `e2e_<name>` with `schema_sql` applied, for the given source schemas,
+    /// Creates database `e2e_<name>` with `schema_sql` applied, replicating the tables that the
+    /// `include` patterns select (`schema` or `schema.table`, wildcards allowed),
     /// and starts the writer and capture on it.
-    pub async fn start(name: &str, schemas: &[&str], schema_sql: &str) -> Self {
+    pub async fn start(name: &str, include: &[&str], schema_sql: &str) -> Self {
         let stack = Stack::from_env();
         let database = format!("e2e_{name}");
         recreate_database(&stack, &database).await;
@@ -37,7 +38,7 @@ impl TestPipeline {
 
         let prefix = format!("e2e_{name}_");
         let bigquery = stack.bigquery();
-        for schema in schemas {
+        for schema in include.iter().map(|p| p.split('.').next().unwrap_or(p)) {
             bigquery
                 .delete_dataset(&format!("{prefix}{schema}"))
                 .await
@@ -82,7 +83,7 @@ impl TestPipeline {
             ("PG2BQ_PG_DATABASE".to_owned(), database.clone()),
             ("PG2BQ_SLOT".to_owned(), database.clone()),
             ("PG2BQ_PUBLICATION".to_owned(), database),
-            ("PG2BQ_SCHEMAS".to_owned(), schemas.join(",")),
+            ("PG2BQ_INCLUDE".to_owned(), include.join(",")),
             ("PG2BQ_PROJECT".to_owned(), stack.project.clone()),
             ("PG2BQ_TOPIC".to_owned(), topic),
             ("PUBSUB_EMULATOR_HOST".to_owned(), stack.pubsub_host.clone()),

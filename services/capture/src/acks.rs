@@ -73,6 +73,17 @@ impl AckTracker {
         moved
     }
 
+    /// Confirms a server position reached while nothing was pending (no open transaction, no open
+    /// batch, nothing unacknowledged, no unconfirmed commit): every commit before it was sent
+    /// earlier on the same ordered stream and is durable, so the slot may move up to it.
+    pub fn advance_idle(&mut self, position: Lsn) -> Option<Lsn> {
+        if !self.unacked.is_empty() || !self.committed.is_empty() || position <= self.confirmed {
+            return None;
+        }
+        self.confirmed = position;
+        Some(position)
+    }
+
     /// Highest position confirmed so far.
     pub fn confirmed(&self) -> Lsn {
         self.confirmed
@@ -109,5 +120,22 @@ mod tests {
         assert_eq!(t.advance(Some(Lsn(20))), None);
         assert_eq!(t.advance(None), Some(Lsn(21)));
         assert_eq!(t.confirmed(), Lsn(21));
+    }
+
+    #[test]
+    fn idle_positions_are_confirmed_only_when_nothing_is_pending() {
+        let mut t = AckTracker::default();
+        t.published(Lsn(10), 1);
+        t.committed(Lsn(10), Lsn(11));
+        assert_eq!(t.advance_idle(Lsn(50)), None);
+        t.acked(Lsn(10), 1);
+        assert_eq!(
+            t.advance_idle(Lsn(50)),
+            None,
+            "the commit is not confirmed yet"
+        );
+        assert_eq!(t.advance(None), Some(Lsn(11)));
+        assert_eq!(t.advance_idle(Lsn(50)), Some(Lsn(50)));
+        assert_eq!(t.advance_idle(Lsn(40)), None, "never backwards");
     }
 }

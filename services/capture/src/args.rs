@@ -1,8 +1,10 @@
 //! Capture's settings: flags or environment variables.
 
 use crate::batcher::BatchLimits;
-use crate::publisher::PublisherSettings;
+use crate::error::{CaptureError, Result};
+use crate::publisher::{Compression, PublisherSettings};
 use pg2bq_core::config::SourceArgs;
+use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
 /// pg2bq capture: streams changes of a PostgreSQL database to Pub/Sub.
@@ -15,17 +17,24 @@ pub struct CaptureArgs {
     /// Logical replication slot (created when absent).
     #[arg(long, env = "PG2BQ_SLOT", default_value = "pg2bq")]
     pub slot: String,
-    /// Publication (created when absent, for the schemas below).
+    /// Publication (created when absent; its tables follow the include/exclude patterns).
     #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
     pub publication: String,
-    /// Schemas whose tables the publication covers, comma-separated.
+    /// Tables to replicate: comma-separated `schema.table` patterns with `*` and `?` wildcards
+    /// (a bare `schema` means `schema.*`).
     #[arg(
         long,
-        env = "PG2BQ_SCHEMAS",
-        default_value = "public",
+        env = "PG2BQ_INCLUDE",
+        default_value = "public.*",
         value_delimiter = ','
     )]
-    pub schemas: Vec<String>,
+    pub include: Vec<String>,
+    /// Tables not to replicate, even if included: patterns as for `--include`.
+    #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Schema of pg2bq's own state in the source database (never replicated).
+    #[arg(long, env = "PG2BQ_STATE_SCHEMA", default_value = "pg2bq")]
+    pub state_schema: String,
     /// Google Cloud project of the Pub/Sub topic.
     #[arg(long, env = "PG2BQ_PROJECT")]
     pub project: String,
@@ -50,7 +59,23 @@ pub struct CaptureArgs {
     /// How long a message is retried before capture stops (and restarts from the slot).
     #[arg(long, env = "PG2BQ_PUBLISH_RETRY_SECS", default_value_t = 120)]
     pub publish_retry_secs: u64,
-    /// Port of the `/healthz` endpoint (0: none).
+    /// Compression of message bodies: `none` or `gzip`.
+    #[arg(long, env = "PG2BQ_COMPRESSION", value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Seconds between heartbeats (logical decoding messages that let the slot advance while the
+    /// replicated tables are idle); 0 disables them.
+    #[arg(long, env = "PG2BQ_HEARTBEAT_SECS", default_value_t = 10)]
+    pub heartbeat_secs: u64,
+    /// Seconds between checks that the publication lists exactly the selected tables.
+    #[arg(long, env = "PG2BQ_PUBLICATION_REFRESH_SECS", default_value_t = 30)]
+    pub publication_refresh_secs: u64,
+    /// Longest wait between reconnection attempts after the source or Pub/Sub failed, in seconds.
+    #[arg(long, env = "PG2BQ_RECONNECT_MAX_SECS", default_value_t = 30)]
+    pub reconnect_max_secs: u64,
+    /// Seconds between structured metric log lines (0: none).
+    #[arg(long, env = "PG2BQ_METRICS_LOG_SECS", default_value_t = 60)]
+    pub metrics_log_secs: u64,
+    /// Port of the `/healthz` and `/metrics` endpoint (0: none).
     #[arg(long, env = "PG2BQ_HEALTH_PORT", default_value_t = 0)]
     pub health_port: u16,
     /// Serve `/healthz` on all interfaces instead of loopback.
@@ -74,6 +99,13 @@ impl CaptureArgs {
             topic: format!("projects/{}/topics/{}", self.project, self.topic),
             emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
             retry_for: Duration::from_secs(self.publish_retry_secs),
+            compression: self.compression,
         }
+    }
+
+    /// The table selection from the include and exclude patterns.
+    pub fn selection(&self) -> Result<TableSelection> {
+        TableSelection::new(&self.include, &self.exclude)
+            .map_err(|e| CaptureError::Config(e.to_string()))
     }
 }

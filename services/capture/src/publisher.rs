@@ -8,7 +8,41 @@ use google_cloud_pubsub::model::Message;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::wire::attributes;
 use std::future::Future;
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Compression of message bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// Plain JSON (`encoding` = `json`).
+    None,
+    /// Gzip-compressed JSON (`encoding` = `json+gzip`).
+    Gzip,
+}
+
+impl Compression {
+    /// The `encoding` attribute value.
+    pub fn encoding(self) -> &'static str {
+        match self {
+            Compression::None => "json",
+            Compression::Gzip => "json+gzip",
+        }
+    }
+
+    fn apply(self, json: Vec<u8>) -> Vec<u8> {
+        match self {
+            Compression::None => json,
+            Compression::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(json.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                encoder.write_all(&json).expect("writing to memory");
+                encoder.finish().expect("writing to memory")
+            }
+        }
+    }
+}
 
 /// Where to publish.
 #[derive(Debug, Clone)]
@@ -19,6 +53,8 @@ pub struct PublisherSettings {
     pub emulator_host: Option<String>,
     /// How long one message may be retried before capture gives up (and restarts from the slot).
     pub retry_for: Duration,
+    /// Compression of message bodies.
+    pub compression: Compression,
 }
 
 /// The outcome of one publish: the batch's hold on confirmation, its size, and the result.
@@ -29,13 +65,19 @@ pub struct Published {
     pub bytes: usize,
     /// Number of changes.
     pub changes: usize,
+    /// Commit time of the oldest change, microseconds since the Unix epoch.
+    pub oldest_commit_us: i64,
+    /// Time from publish to acknowledgement.
+    pub latency: Duration,
     /// Message id, or why it failed.
     pub result: Result<String>,
 }
 
-/// Sends batches as Pub/Sub messages with their attributes.
+/// Sends batches as Pub/Sub messages with their attributes. Clones share one client.
+#[derive(Clone)]
 pub struct BatchPublisher {
     publisher: Publisher,
+    compression: Compression,
 }
 
 impl BatchPublisher {
@@ -58,7 +100,10 @@ impl BatchPublisher {
                 settings.topic
             ))
         })?;
-        Ok(BatchPublisher { publisher })
+        Ok(BatchPublisher {
+            publisher,
+            compression: settings.compression,
+        })
     }
 
     /// Publishes a batch; the returned future resolves when Pub/Sub acknowledged it.
@@ -67,7 +112,13 @@ impl BatchPublisher {
         ready: ReadyBatch,
     ) -> (usize, impl Future<Output = Published> + Send + 'static) {
         let batch = &ready.batch;
-        let data = batch.to_json();
+        let data = self.compression.apply(batch.to_json());
+        let oldest_commit_us = batch
+            .changes
+            .iter()
+            .map(|c| c.commit_time_us)
+            .min()
+            .unwrap_or(0);
         let bytes = data.len();
         let changes = batch.changes.len();
         let first = batch
@@ -86,11 +137,12 @@ impl BatchPublisher {
             (attributes::CHANGES, changes.to_string()),
             (attributes::FIRST_SEQ, first),
             (attributes::LAST_SEQ, last),
-            (attributes::ENCODING, "json".to_owned()),
+            (attributes::ENCODING, self.compression.encoding().to_owned()),
         ]);
         let table = batch.source.to_string();
         let pending = self.publisher.publish(message);
         let min_commit_lsn = ready.min_commit_lsn;
+        let started = Instant::now();
         let future = async move {
             let result = pending.await.map_err(|e| {
                 CaptureError::Publish(format!("batch of {changes} changes of {table}: {e}"))
@@ -99,6 +151,8 @@ impl BatchPublisher {
                 min_commit_lsn,
                 bytes,
                 changes,
+                oldest_commit_us,
+                latency: started.elapsed(),
                 result,
             }
         };

@@ -1,30 +1,127 @@
-//! Start-up: prepare the source, connect, stream until told to stop.
+//! Capture's life: sessions of streaming, reconnected with backoff after transient failures.
+//!
+//! A session prepares the source (state schema, publication, slot), starts replication from the
+//! slot's confirmed position, and streams until it is stopped or fails. Nothing is carried from
+//! one session to the next: the slot is the only position, so after any failure the next session
+//! replays whatever was not confirmed (duplicates are harmless downstream).
 
 use crate::args::CaptureArgs;
 use crate::batcher::Batcher;
 use crate::error::{CaptureError, Result};
-use crate::health::{self, Readiness};
+use crate::http;
+use crate::maintenance::Maintenance;
+use crate::metrics::CaptureMetrics;
+use crate::publication;
 use crate::publisher::BatchPublisher;
 use crate::relations::Relations;
-use crate::setup::{connect_sql, ensure_publication, ensure_slot};
+use crate::slot::{ensure_slot, ensure_state_schema};
 use crate::stream::CaptureLoop;
+use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::pg_types::session_options;
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// A session that lasted this long resets the reconnection backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 
 /// Runs capture until SIGTERM/SIGINT or a fatal error.
 pub async fn run(args: CaptureArgs) -> Result<()> {
-    let readiness = Readiness::default();
+    let selection = args.selection()?;
+    let metrics = Arc::new(CaptureMetrics::default());
     if args.health_port != 0 {
-        health::serve(args.health_port, args.health_public, readiness.clone()).await?;
+        http::serve(args.health_port, args.health_public, Arc::clone(&metrics)).await?;
     }
-    let catalog = connect_sql(&args.source, "pg2bq-capture-catalog").await?;
-    ensure_publication(&catalog, &args.publication, &args.schemas).await?;
-    ensure_slot(&catalog, &args.slot, &args.source.database).await?;
-
+    if args.metrics_log_secs > 0 {
+        Arc::clone(&metrics).spawn_logger(Duration::from_secs(args.metrics_log_secs));
+    }
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested");
+        let _ = stop_tx.send(true);
+    });
     let publisher = BatchPublisher::connect(&args.publisher()).await?;
-    let client = start_replication(&args).await?;
+    let maintenance = Maintenance {
+        source: args.source.clone(),
+        slot: args.slot.clone(),
+        publication: args.publication.clone(),
+        selection: selection.clone(),
+        state_schema: args.state_schema.clone(),
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
+        publication_refresh: Duration::from_secs(args.publication_refresh_secs.max(1)),
+    };
+    let mut maintenance = Some(maintenance);
+    let max_delay = Duration::from_secs(args.reconnect_max_secs.max(1));
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let started = Instant::now();
+        let outcome = session(
+            &args,
+            &publisher,
+            &metrics,
+            &mut maintenance,
+            stop_rx.clone(),
+        )
+        .await;
+        metrics.set_streaming(false);
+        let error = match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => e,
+        };
+        if started.elapsed() >= HEALTHY_SESSION {
+            delay = Duration::from_millis(500);
+        }
+        tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "capture session ended; reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop_rx.changed() => return Ok(()),
+        }
+        delay = (delay * 2).min(max_delay);
+    }
+}
+
+/// Errors that a new session cannot cure: wrong settings, an unusable slot, a stream capture
+/// cannot decode. Capture exits with them (and the platform's restart policy and alerts act).
+fn is_fatal(error: &CaptureError) -> bool {
+    matches!(
+        error,
+        CaptureError::Config(_)
+            | CaptureError::Slot(_)
+            | CaptureError::Decode(_)
+            | CaptureError::Health(_)
+    )
+}
+
+async fn session(
+    args: &CaptureArgs,
+    publisher: &BatchPublisher,
+    metrics: &Arc<CaptureMetrics>,
+    maintenance: &mut Option<Maintenance>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let catalog = connect_sql(&args.source, "pg2bq-capture-catalog")
+        .await
+        .map_err(CaptureError::postgres(format!(
+            "connecting to {}",
+            args.source.describe()
+        )))?;
+    ensure_state_schema(&catalog, &args.state_schema).await?;
+    let selection = args.selection()?;
+    publication::reconcile(&catalog, &args.publication, &selection, &args.state_schema).await?;
+    ensure_slot(
+        &catalog,
+        &args.slot,
+        &args.source.database,
+        &args.state_schema,
+    )
+    .await?;
+    if let Some(maintenance) = maintenance.take() {
+        maintenance.spawn(Arc::clone(metrics));
+    }
+    let client = start_replication(args).await?;
     tracing::info!(
         source = %args.source.describe(),
         slot = %args.slot,
@@ -32,26 +129,17 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         topic = %args.topic,
         "streaming changes"
     );
-    readiness.set(true);
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("stop requested");
-        let _ = stop_tx.send(true);
-    });
-
+    metrics.set_streaming(true);
     let capture = CaptureLoop::new(
         client,
         Relations::new(catalog),
         Batcher::new(args.batch_limits()),
-        publisher,
+        publisher.clone(),
         args.max_unacked_bytes,
         Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
+        Arc::clone(metrics),
     );
-    let result = capture.run(stop_rx).await;
-    readiness.set(false);
-    result
+    capture.run(stop).await
 }
 
 async fn start_replication(args: &CaptureArgs) -> Result<ReplicationClient> {

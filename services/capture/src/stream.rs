@@ -3,6 +3,8 @@
 use crate::acks::AckTracker;
 use crate::batcher::{Batcher, ReadyBatch};
 use crate::error::{CaptureError, Result};
+use crate::maintenance::HEARTBEAT_PREFIX;
+use crate::metrics::CaptureMetrics;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::publisher::{BatchPublisher, Published};
 use crate::relations::Relations;
@@ -13,6 +15,7 @@ use pg2bq_core::wire::{Change, Op, Value};
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -38,9 +41,9 @@ pub struct CaptureLoop {
     pub(crate) max_unacked_bytes: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) tracker: AckTracker,
+    metrics: Arc<CaptureMetrics>,
     in_flight: FuturesUnordered<PublishFuture>,
     transaction: Option<OpenTransaction>,
-    changes_published: u64,
 }
 
 impl CaptureLoop {
@@ -52,6 +55,7 @@ impl CaptureLoop {
         publisher: BatchPublisher,
         max_unacked_bytes: usize,
         flush_interval: Duration,
+        metrics: Arc<CaptureMetrics>,
     ) -> Self {
         CaptureLoop {
             client,
@@ -61,9 +65,9 @@ impl CaptureLoop {
             max_unacked_bytes,
             flush_interval,
             tracker: AckTracker::default(),
+            metrics,
             in_flight: FuturesUnordered::new(),
             transaction: None,
-            changes_published: 0,
         }
     }
 
@@ -119,10 +123,25 @@ impl CaptureLoop {
 
     fn confirm(&mut self) {
         if let Some(lsn) = self.tracker.advance(self.batcher.min_open_commit_lsn()) {
-            self.client
-                .update_applied_lsn(pgwire_replication::Lsn::from_u64(lsn.0));
-            tracing::debug!(confirmed = %lsn, "confirmed position");
+            self.send_confirmation(lsn);
         }
+    }
+
+    /// Confirms a server position (keepalive or heartbeat) if nothing is pending.
+    fn confirm_idle(&mut self, position: Lsn) {
+        if self.transaction.is_some() || self.batcher.min_open_commit_lsn().is_some() {
+            return;
+        }
+        if let Some(lsn) = self.tracker.advance_idle(position) {
+            self.send_confirmation(lsn);
+        }
+    }
+
+    fn send_confirmation(&self, lsn: Lsn) {
+        self.client
+            .update_applied_lsn(pgwire_replication::Lsn::from_u64(lsn.0));
+        self.metrics.set_confirmed_lsn(lsn.0);
+        tracing::debug!(confirmed = %lsn, "confirmed position");
     }
 
     fn publish(&mut self, ready: ReadyBatch) {
@@ -136,7 +155,12 @@ impl CaptureLoop {
         let id = published.result?;
         self.tracker
             .acked(published.min_commit_lsn, published.bytes);
-        self.changes_published += published.changes as u64;
+        self.metrics.record_ack(
+            published.changes,
+            published.bytes,
+            published.latency,
+            published.oldest_commit_us,
+        );
         tracing::debug!(message_id = %id, changes = published.changes, bytes = published.bytes, "published batch");
         Ok(())
     }
@@ -163,10 +187,19 @@ impl CaptureLoop {
             ReplicationEvent::XLogData { data, .. } => {
                 self.on_message(pgoutput::decode(&data)?).await?
             }
-            ReplicationEvent::Message { prefix, .. } => {
-                tracing::debug!(prefix, "logical decoding message");
+            ReplicationEvent::Message {
+                prefix,
+                lsn,
+                transactional,
+                ..
+            } => {
+                if prefix == HEARTBEAT_PREFIX && !transactional {
+                    self.confirm_idle(Lsn(lsn.as_u64()));
+                } else {
+                    tracing::debug!(prefix, "logical decoding message");
+                }
             }
-            ReplicationEvent::KeepAlive { .. } => {}
+            ReplicationEvent::KeepAlive { wal_end, .. } => self.confirm_idle(Lsn(wal_end.as_u64())),
             ReplicationEvent::StoppedAt { reached } => {
                 tracing::info!(%reached, "replication stopped at the requested position");
             }

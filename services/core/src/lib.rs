@@ -15,6 +15,7 @@ pub mod logging;
 pub mod lsn;
 pub mod pg_connect;
 pub mod pg_types;
+pub mod selection;
 pub mod seq;
 pub mod wire;
 

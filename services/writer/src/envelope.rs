@@ -63,13 +63,35 @@ pub fn parse(body: &[u8]) -> Result<(PushMessage, ChangeBatch)> {
         .get(attributes::ENCODING)
         .map(String::as_str)
         .unwrap_or("json");
-    if encoding != "json" {
-        return Err(WriterError::BadBatch(format!(
-            "encoding '{encoding}' is not supported by this writer (it reads 'json')"
-        )));
-    }
+    let bytes = match encoding {
+        "json" => bytes,
+        "json+gzip" => gunzip(&bytes)?,
+        other => {
+            return Err(WriterError::BadBatch(format!(
+                "encoding '{other}' is not supported by this writer (it reads 'json' and 'json+gzip')"
+            )));
+        }
+    };
     let batch = ChangeBatch::from_json(&bytes).map_err(|e| WriterError::BadBatch(e.to_string()))?;
     Ok((message, batch))
+}
+
+/// Largest decompressed batch accepted (a message is at most 10 MB compressed).
+const MAX_BATCH_BYTES: u64 = 256 << 20;
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_BATCH_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| WriterError::BadBatch(format!("message data is not valid gzip: {e}")))?;
+    if out.len() as u64 > MAX_BATCH_BYTES {
+        return Err(WriterError::BadBatch(format!(
+            "message data inflates beyond {MAX_BATCH_BYTES} bytes"
+        )));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -91,5 +113,25 @@ mod tests {
         ));
         let msg: PushEnvelope = serde_json::from_slice(body).unwrap();
         assert_eq!(msg.message.id(), "1");
+    }
+
+    #[test]
+    fn reads_gzip_and_refuses_unknown_encodings() {
+        use std::io::Write;
+        let batch = br#"{"version":1,"source":{"schema":"s","table":"t"},"columns":[{"name":"id","pg_type":"int4","type_modifier":-1,"key":true}],"changes":[]}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(batch).unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let with = |encoding: &str| {
+            format!(r#"{{"message":{{"data":"{data}","attributes":{{"encoding":"{encoding}"}}}}}}"#)
+        };
+        let (_, parsed) = parse(with("json+gzip").as_bytes()).unwrap();
+        assert_eq!(parsed.source.table, "t");
+        let err = parse(with("zstd").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("'zstd' is not supported"), "{err}");
+        assert!(matches!(
+            parse(with("json").as_bytes()).unwrap_err(),
+            WriterError::BadBatch(_)
+        ));
     }
 }

@@ -1,0 +1,105 @@
+//! Background upkeep on an ordinary SQL connection: heartbeats, slot lag, and keeping the
+//! publication in step with the table selection.
+//!
+//! A heartbeat is a non-transactional logical decoding message in the source database. It flows
+//! through the slot like a change, so capture has a position to confirm even when the replicated
+//! tables are idle and the server writes WAL elsewhere; without it the slot would hold that WAL.
+
+use crate::error::Result;
+use crate::metrics::CaptureMetrics;
+use crate::publication;
+use pg2bq_core::config::SourceArgs;
+use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::selection::TableSelection;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// Prefix of heartbeat messages.
+pub const HEARTBEAT_PREFIX: &str = "pg2bq.heartbeat";
+
+/// What the maintenance task does, and how often.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    /// The source.
+    pub source: SourceArgs,
+    /// Slot whose lag is measured and named in heartbeats.
+    pub slot: String,
+    /// Publication kept in step with `selection`.
+    pub publication: String,
+    /// Tables to replicate.
+    pub selection: TableSelection,
+    /// pg2bq's state schema (never replicated).
+    pub state_schema: String,
+    /// Period of heartbeats and lag measurements (zero: no heartbeats).
+    pub heartbeat: Duration,
+    /// Period of publication checks.
+    pub publication_refresh: Duration,
+}
+
+impl Maintenance {
+    /// Runs forever in the background; a lost connection is re-opened on the next round.
+    pub fn spawn(self, metrics: Arc<CaptureMetrics>) {
+        tokio::spawn(async move {
+            let period = if self.heartbeat.is_zero() {
+                self.publication_refresh
+            } else {
+                self.heartbeat.min(self.publication_refresh)
+            };
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut client: Option<Client> = None;
+            let mut since_refresh = Duration::ZERO;
+            loop {
+                tick.tick().await;
+                since_refresh += period;
+                if client.as_ref().is_none_or(Client::is_closed) {
+                    client = connect_sql(&self.source, "pg2bq-capture-maintenance")
+                        .await
+                        .ok();
+                }
+                let Some(sql) = client.as_ref() else { continue };
+                if !self.heartbeat.is_zero()
+                    && let Err(e) = self.beat(sql, &metrics).await
+                {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+                if since_refresh >= self.publication_refresh {
+                    since_refresh = Duration::ZERO;
+                    if let Err(e) = publication::reconcile(
+                        sql,
+                        &self.publication,
+                        &self.selection,
+                        &self.state_schema,
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "publication check failed");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn beat(&self, sql: &Client, metrics: &CaptureMetrics) -> Result<()> {
+        sql.execute(
+            "SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)",
+            &[&HEARTBEAT_PREFIX, &self.slot],
+        )
+        .await
+        .map_err(crate::error::CaptureError::postgres("emitting a heartbeat"))?;
+        let lag = sql
+            .query_opt(
+                "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
+                 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                &[&self.slot],
+            )
+            .await
+            .map_err(crate::error::CaptureError::postgres("measuring slot lag"))?
+            .and_then(|row| row.get::<_, Option<i64>>(0));
+        if let Some(lag) = lag {
+            metrics.set_slot_lag_bytes(lag);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! The publication: exactly the tables the include/exclude patterns select, kept in step when
+//! the patterns change or matching tables are created.
+//!
+//! A publication that someone made `FOR ALL TABLES` or `FOR TABLES IN SCHEMA` is left as it is
+//! (with a warning): pg2bq only manages publications that list their tables.
+
+use crate::error::{CaptureError, Result};
+use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::selection::TableSelection;
+use pg2bq_core::wire::TableId;
+use std::collections::BTreeSet;
+use tokio_postgres::Client;
+
+/// Ordinary and partitioned tables (not partitions) outside the system schemas and pg2bq's state.
+async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<TableId>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+             ORDER BY 1, 2",
+            &[&state_schema],
+        )
+        .await
+        .map_err(CaptureError::postgres("listing tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| TableId {
+            schema: r.get(0),
+            table: r.get(1),
+        })
+        .collect())
+}
+
+/// Tables currently listed in the publication, or `None` if it does not exist. Also says whether
+/// the publication is managed by schema or for all tables.
+async fn published_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<Option<(BTreeSet<TableId>, bool)>> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT p.oid, p.puballtables, \
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'pg_publication_namespace' \
+                            AND relnamespace = 'pg_catalog'::regnamespace) \
+             FROM pg_catalog.pg_publication p WHERE p.pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(CaptureError::postgres("looking up the publication"))?
+    else {
+        return Ok(None);
+    };
+    let oid: u32 = row.get(0);
+    let all_tables: bool = row.get(1);
+    let has_namespaces_catalog: bool = row.get(2);
+    let by_schema = if has_namespaces_catalog {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace WHERE pnpubid = $1)",
+                &[&oid],
+            )
+            .await
+            .map_err(CaptureError::postgres("looking up the publication's schemas"))?
+            .get(0)
+    } else {
+        false
+    };
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_publication_rel pr \
+             JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE pr.prpubid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(CaptureError::postgres("listing the publication's tables"))?;
+    let tables = rows
+        .iter()
+        .map(|r| TableId {
+            schema: r.get(0),
+            table: r.get(1),
+        })
+        .collect();
+    Ok(Some((tables, all_tables || by_schema)))
+}
+
+fn table_list(tables: &BTreeSet<TableId>) -> String {
+    tables
+        .iter()
+        .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.table)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Creates the publication or brings its table list in step with the selection.
+/// Returns the tables that were added (to be backfilled) — empty when nothing changed.
+pub async fn reconcile(
+    client: &Client,
+    publication: &str,
+    selection: &TableSelection,
+    state_schema: &str,
+) -> Result<Vec<TableId>> {
+    let wanted: BTreeSet<TableId> = candidate_tables(client, state_schema)
+        .await?
+        .into_iter()
+        .filter(|t| selection.matches(t))
+        .collect();
+    let name = quote_ident(publication);
+    let Some((current, managed_elsewhere)) = published_tables(client, publication).await? else {
+        let tables = if wanted.is_empty() {
+            tracing::warn!(publication, "no table matches the include patterns yet");
+            String::new()
+        } else {
+            format!(" FOR TABLE {}", table_list(&wanted))
+        };
+        let sql =
+            format!("CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = true)");
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(CaptureError::postgres(format!(
+                "creating publication {publication}"
+            )))?;
+        tracing::info!(publication, tables = wanted.len(), "created publication");
+        return Ok(wanted.into_iter().collect());
+    };
+    if managed_elsewhere {
+        tracing::warn!(
+            publication,
+            "the publication is FOR ALL TABLES or FOR TABLES IN SCHEMA: include/exclude patterns are not applied to it"
+        );
+        return Ok(Vec::new());
+    }
+    if current == wanted {
+        return Ok(Vec::new());
+    }
+    let added: Vec<TableId> = wanted.difference(&current).cloned().collect();
+    let removed: BTreeSet<TableId> = current.difference(&wanted).cloned().collect();
+    let mut statements = Vec::new();
+    if !added.is_empty() {
+        let added_set: BTreeSet<TableId> = added.iter().cloned().collect();
+        statements.push(format!(
+            "ALTER PUBLICATION {name} ADD TABLE {}",
+            table_list(&added_set)
+        ));
+    }
+    if !removed.is_empty() {
+        statements.push(format!(
+            "ALTER PUBLICATION {name} DROP TABLE {}",
+            table_list(&removed)
+        ));
+    }
+    for sql in statements {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(CaptureError::postgres(format!(
+                "updating publication {publication}"
+            )))?;
+    }
+    let added_names: Vec<String> = added.iter().map(ToString::to_string).collect();
+    let removed_names: Vec<String> = removed.iter().map(ToString::to_string).collect();
+    tracing::info!(publication, added = ?added_names, removed = ?removed_names, "publication follows the table selection");
+    Ok(added)
+}
