@@ -27,6 +27,7 @@ usage: infra/local/stack.sh COMMAND
   status  one line per component
   env     print the path of the env file to source
   reset   down, then delete the PostgreSQL and Pub/Sub data (the venv is kept)
+  restart-postgres  stop PostgreSQL (fast) and start it again
 
 Ports (127.0.0.1) and project, overridable from the environment:
   PG2BQ_PG_PORT=$PG_PORT PG2BQ_PUBSUB_PORT=$PUBSUB_PORT
@@ -77,6 +78,13 @@ cmd_env() {
   }
 }
 
+# Fast shutdown and start of PostgreSQL alone (used by the tests of capture's reconnection).
+cmd_restart_postgres() {
+  locate_pg_bindir || die "no PostgreSQL binaries found"
+  pg_down
+  pg_up
+}
+
 cmd_reset() {
   cmd_down
   rm -rf "$PG_ROOT" "$PUBSUB_DATA"
@@ -91,6 +99,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     reset) cmd_reset ;;
+    restart-postgres) cmd_restart_postgres ;;
     help | -h | --help) usage ;;
     *)
       usage >&2

@@ -6,4 +6,5 @@
 
 pub mod pipeline;
 pub mod processes;
+pub mod pubsub;
 pub mod stack;

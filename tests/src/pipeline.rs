@@ -1,12 +1,31 @@
-//! One test's pipeline: database, topic, subscription, datasets, writer and capture.
+//! One test's pipeline: database, topic, subscriptions, datasets, writer and capture.
 
 use crate::processes::{Service, free_port, wait_healthy};
+use crate::pubsub::PubSub;
 use crate::stack::Stack;
 use pg2bq_cli::validate::{TableReport, validate};
 use pg2bq_core::pg_connect::connect_sql;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
+
+/// What a test's pipeline runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start a writer with a push subscription (otherwise capture publishes to a topic only).
+    pub writer: bool,
+    /// Extra capture settings, e.g. `PG2BQ_COMPRESSION=gzip`.
+    pub capture_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            writer: true,
+            capture_env: Vec::new(),
+        }
+    }
+}
 
 /// A running pipeline on its own database.
 pub struct TestPipeline {
@@ -16,7 +35,9 @@ pub struct TestPipeline {
     pub name: String,
     /// SQL connection to the test database.
     pub sql: Client,
-    writer: Service,
+    /// The Pub/Sub topic capture publishes to.
+    pub topic: String,
+    writer: Option<Service>,
     capture: Option<Service>,
     capture_env: Vec<(String, String)>,
     health_port: u16,
@@ -25,9 +46,19 @@ pub struct TestPipeline {
 
 impl TestPipeline {
     /// Creates database `e2e_<name>` with `schema_sql` applied, replicating the tables that the
-    /// `include` patterns select (`schema` or `schema.table`, wildcards allowed),
-    /// and starts the writer and capture on it.
+    /// `include` patterns select (`schema` or `schema.table`, wildcards allowed), and starts the
+    /// writer and capture on it.
     pub async fn start(name: &str, include: &[&str], schema_sql: &str) -> Self {
+        Self::start_with(name, include, schema_sql, Options::default()).await
+    }
+
+    /// As [`TestPipeline::start`], with options.
+    pub async fn start_with(
+        name: &str,
+        include: &[&str],
+        schema_sql: &str,
+        options: Options,
+    ) -> Self {
         let stack = Stack::from_env();
         let database = format!("e2e_{name}");
         recreate_database(&stack, &database).await;
@@ -44,39 +75,22 @@ impl TestPipeline {
                 .await
                 .expect("delete dataset");
         }
-
-        let writer_port = free_port();
         let topic = format!("e2e-{}", name.replace('_', "-"));
-        create_topic_and_push(&stack, &topic, writer_port).await;
+        let pubsub = PubSub::new(&stack);
+        pubsub.create_topic(&topic).await;
 
         let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        let bin = Stack::bin_dir();
-        let writer_env = vec![
-            ("PORT".to_owned(), writer_port.to_string()),
-            ("PG2BQ_LISTEN_ADDRESS".to_owned(), "127.0.0.1".to_owned()),
-            ("PG2BQ_PUSH_AUTH".to_owned(), "none".to_owned()),
-            ("PG2BQ_MERGE_INTERVAL_MS".to_owned(), "500".to_owned()),
-            ("PG2BQ_PROJECT".to_owned(), stack.project.clone()),
-            ("PG2BQ_BQ_REST_ENDPOINT".to_owned(), stack.bq_rest.clone()),
-            ("PG2BQ_BQ_GRPC_ENDPOINT".to_owned(), stack.bq_grpc.clone()),
-            ("PG2BQ_BQ_DATASET_PREFIX".to_owned(), prefix),
-        ];
-        let writer = Service::start("writer", &bin.join("writer"), &writer_env, &log_dir);
-        assert!(
-            wait_healthy(
-                &format!("http://127.0.0.1:{writer_port}/healthz"),
-                Duration::from_secs(20)
-            )
-            .await,
-            "the writer did not start\n{}",
-            writer.log_tail(30)
-        );
+        let writer = if options.writer {
+            Some(start_writer(&stack, &pubsub, &topic, &prefix, &log_dir).await)
+        } else {
+            None
+        };
 
         let health_port = free_port();
-        let capture_env = vec![
+        let mut capture_env = vec![
             ("PG2BQ_PG_HOST".to_owned(), stack.pg_host.clone()),
             ("PG2BQ_PG_PORT".to_owned(), stack.pg_port.to_string()),
             ("PG2BQ_PG_USER".to_owned(), stack.pg_user.clone()),
@@ -85,14 +99,16 @@ impl TestPipeline {
             ("PG2BQ_PUBLICATION".to_owned(), database),
             ("PG2BQ_INCLUDE".to_owned(), include.join(",")),
             ("PG2BQ_PROJECT".to_owned(), stack.project.clone()),
-            ("PG2BQ_TOPIC".to_owned(), topic),
+            ("PG2BQ_TOPIC".to_owned(), topic.clone()),
             ("PUBSUB_EMULATOR_HOST".to_owned(), stack.pubsub_host.clone()),
             ("PG2BQ_HEALTH_PORT".to_owned(), health_port.to_string()),
         ];
+        capture_env.extend(options.capture_env);
         let mut pipeline = TestPipeline {
             stack,
             name: name.to_owned(),
             sql,
+            topic,
             writer,
             capture: None,
             capture_env,
@@ -105,24 +121,65 @@ impl TestPipeline {
 
     /// Starts capture and waits until it streams.
     pub async fn start_capture(&mut self) {
-        let capture = Service::start(
-            "capture",
-            &Stack::bin_dir().join("capture"),
-            &self.capture_env,
-            &self.log_dir,
-        );
-        let url = format!("http://127.0.0.1:{}/healthz", self.health_port);
+        let capture = self.spawn_capture("capture", self.health_port);
         assert!(
-            wait_healthy(&url, Duration::from_secs(30)).await,
+            wait_healthy(&self.capture_url("healthz"), Duration::from_secs(30)).await,
             "capture did not start streaming\n{}",
             capture.log_tail(30)
         );
         self.capture = Some(capture);
     }
 
+    /// Starts another capture process with the same settings but its own health port and log
+    /// (`<name>.log`), without waiting for it.
+    pub fn spawn_capture(&self, name: &str, health_port: u16) -> Service {
+        let mut env = self.capture_env.clone();
+        env.retain(|(k, _)| k != "PG2BQ_HEALTH_PORT");
+        env.push(("PG2BQ_HEALTH_PORT".to_owned(), health_port.to_string()));
+        Service::start(name, &Stack::bin_dir().join("capture"), &env, &self.log_dir)
+    }
+
     /// Stops capture with SIGTERM; returns whether it exited cleanly.
     pub fn stop_capture(&mut self) -> bool {
         self.capture.take().is_some_and(|mut c| c.terminate())
+    }
+
+    /// Kills capture with SIGKILL, as a crash would.
+    pub fn kill_capture(&mut self) {
+        if let Some(mut capture) = self.capture.take() {
+            capture.kill();
+        }
+    }
+
+    /// The running capture process.
+    pub fn capture(&mut self) -> &mut Service {
+        self.capture.as_mut().expect("capture is running")
+    }
+
+    /// `http://127.0.0.1:<capture health port>/<path>`.
+    pub fn capture_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.health_port)
+    }
+
+    /// A value of capture's `/metrics`, e.g. `changes_published_total`.
+    pub async fn capture_metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(self.capture_url("metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let prefix = format!("pg2bq_capture_{name} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    /// Adds a pull subscription to the topic (it sees messages published from now on).
+    pub async fn pull_subscription(&self) -> (PubSub, String) {
+        let pubsub = PubSub::new(&self.stack);
+        let name = format!("{}-pull", self.topic);
+        pubsub.create_subscription(&name, &self.topic, None).await;
+        (pubsub, name)
     }
 
     /// Compares every table of the publication until all match or `timeout` passes.
@@ -145,9 +202,13 @@ impl TestPipeline {
                     .as_ref()
                     .map(|c| c.log_tail(40))
                     .unwrap_or_default();
+                let writer = self
+                    .writer
+                    .as_ref()
+                    .map(|w| w.log_tail(40))
+                    .unwrap_or_default();
                 panic!(
-                    "BigQuery did not match the source within {timeout:?}:\n{reports:#?}\n{}\n{capture}",
-                    self.writer.log_tail(40)
+                    "BigQuery did not match the source within {timeout:?}:\n{reports:#?}\n{writer}\n{capture}"
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -156,12 +217,65 @@ impl TestPipeline {
 
     /// Whether the writer process is still running.
     pub fn writer_running(&mut self) -> bool {
-        self.writer.is_running()
+        self.writer.as_mut().is_some_and(Service::is_running)
+    }
+
+    /// Opens a new SQL connection to the test database (after a server restart).
+    pub async fn reconnect_sql(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let source = self.stack.source(&format!("e2e_{}", self.name));
+        loop {
+            match connect_sql(&source, "pg2bq-e2e").await {
+                Ok(sql) => {
+                    self.sql = sql;
+                    return;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("cannot reconnect to the test database: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
     }
 }
 
+async fn start_writer(
+    stack: &Stack,
+    pubsub: &PubSub,
+    topic: &str,
+    prefix: &str,
+    log_dir: &std::path::Path,
+) -> Service {
+    let port = free_port();
+    let env = vec![
+        ("PORT".to_owned(), port.to_string()),
+        ("PG2BQ_LISTEN_ADDRESS".to_owned(), "127.0.0.1".to_owned()),
+        ("PG2BQ_PUSH_AUTH".to_owned(), "none".to_owned()),
+        ("PG2BQ_MERGE_INTERVAL_MS".to_owned(), "500".to_owned()),
+        ("PG2BQ_PROJECT".to_owned(), stack.project.clone()),
+        ("PG2BQ_BQ_REST_ENDPOINT".to_owned(), stack.bq_rest.clone()),
+        ("PG2BQ_BQ_GRPC_ENDPOINT".to_owned(), stack.bq_grpc.clone()),
+        ("PG2BQ_BQ_DATASET_PREFIX".to_owned(), prefix.to_owned()),
+    ];
+    let writer = Service::start("writer", &Stack::bin_dir().join("writer"), &env, log_dir);
+    assert!(
+        wait_healthy(
+            &format!("http://127.0.0.1:{port}/healthz"),
+            Duration::from_secs(20)
+        )
+        .await,
+        "the writer did not start\n{}",
+        writer.log_tail(30)
+    );
+    let endpoint = format!("http://127.0.0.1:{port}/push");
+    pubsub
+        .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
+        .await;
+    writer
+}
+
 /// Drops the database (and its slots) if it exists, and creates it empty.
-async fn recreate_database(stack: &Stack, database: &str) {
+pub async fn recreate_database(stack: &Stack, database: &str) {
     let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e-admin")
         .await
         .expect("admin connection");
@@ -181,33 +295,4 @@ async fn recreate_database(stack: &Stack, database: &str) {
             .await
             .expect("recreate database");
     }
-}
-
-/// Creates the topic and a push subscription to the writer (replacing an old one).
-async fn create_topic_and_push(stack: &Stack, topic: &str, writer_port: u16) {
-    let http = reqwest::Client::new();
-    let base = format!("http://{}/v1/projects/{}", stack.pubsub_host, stack.project);
-    let _ = http
-        .put(format!("{base}/topics/{topic}"))
-        .send()
-        .await
-        .expect("create topic");
-    let subscription = format!("{base}/subscriptions/{topic}-push");
-    let _ = http.delete(&subscription).send().await;
-    let body = serde_json::json!({
-        "topic": format!("projects/{}/topics/{topic}", stack.project),
-        "pushConfig": {"pushEndpoint": format!("http://127.0.0.1:{writer_port}/push")},
-        "ackDeadlineSeconds": 60,
-    });
-    let response = http
-        .put(&subscription)
-        .json(&body)
-        .send()
-        .await
-        .expect("create subscription");
-    assert!(
-        response.status().is_success(),
-        "push subscription: {}",
-        response.status()
-    );
 }

@@ -193,3 +193,35 @@ async fn capture_confirms_its_position_on_stop_and_resumes_from_the_slot() {
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
     assert_eq!(reports[0].source_rows, 1500 - 1500 / 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_empties_the_mirror_and_later_rows_stay() {
+    let schema = "CREATE SCHEMA tr; CREATE TABLE tr.t (id int PRIMARY KEY, v text); CREATE TABLE tr.other (id int PRIMARY KEY);";
+    let mut pipeline = TestPipeline::start("truncate", &["tr"], schema).await;
+    pipeline
+        .sql
+        .batch_execute(
+            "INSERT INTO tr.t SELECT g, 'before ' || g FROM generate_series(1, 200) g;
+             INSERT INTO tr.other SELECT generate_series(1, 50);",
+        )
+        .await
+        .expect("rows");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    pipeline
+        .sql
+        .batch_execute(
+            "BEGIN; TRUNCATE tr.t; INSERT INTO tr.t SELECT g, 'after ' || g FROM generate_series(150, 160) g; COMMIT;
+             INSERT INTO tr.t VALUES (1000, 'later');",
+        )
+        .await
+        .expect("truncate");
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    let rows: Vec<(String, usize)> = reports
+        .iter()
+        .map(|r| (r.table.clone(), r.source_rows))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("tr.other".to_owned(), 50), ("tr.t".to_owned(), 12)]
+    );
+}

@@ -41,7 +41,7 @@ pub async fn ensure_slot(
             SlotState::Ready => return Ok(()),
             SlotState::Missing => return create_slot(client, slot, state_schema).await,
             SlotState::Busy(pid) => {
-                if waited.as_secs() % 30 == 0 {
+                if waited.as_secs().is_multiple_of(30) {
                     tracing::warn!(
                         slot,
                         pid,

@@ -238,15 +238,16 @@ impl CaptureLoop {
                 self.add(relation_id, Op::Delete, None, Some(old))?
             }
             PgOutputMessage::Truncate { relation_ids, .. } => {
-                let tables: Vec<String> = relation_ids
-                    .iter()
-                    .filter_map(|id| self.relations.get(*id).ok())
-                    .map(|info| info.table.to_string())
-                    .collect();
-                tracing::warn!(
-                    ?tables,
-                    "TRUNCATE is not replicated yet: BigQuery keeps the rows"
-                );
+                for relation_id in relation_ids {
+                    // Its own batch, after the table's earlier changes.
+                    if let Some(ready) = self.batcher.take(relation_id) {
+                        self.publish(ready);
+                    }
+                    self.add(relation_id, Op::Truncate, None, None)?;
+                    if let Some(ready) = self.batcher.take(relation_id) {
+                        self.publish(ready);
+                    }
+                }
             }
             PgOutputMessage::Type { .. } | PgOutputMessage::Origin { .. } => {}
         }

@@ -72,6 +72,8 @@ pub enum Op {
     Update,
     /// A DELETE; `old` holds at least the key columns.
     Delete,
+    /// A TRUNCATE of the table: every row with a smaller sequence number is gone.
+    Truncate,
 }
 
 /// One column value.

@@ -1,8 +1,9 @@
-//! Turning a change batch into change-table rows: one UPSERT or DELETE per key.
+//! Turning a change batch into change-table rows: one UPSERT or DELETE per key, or a TRUNCATE.
 //!
 //! An INSERT, a backfilled row and an UPDATE upsert the new row. A DELETE deletes the old key.
 //! An UPDATE that changes the key deletes the old key and upserts the new one, both with the
-//! change's sequence number (they concern different keys).
+//! change's sequence number (they concern different keys). A TRUNCATE is a row without data:
+//! every row older than its sequence number is gone (see `merge.rs`).
 
 use crate::error::{Result, WriterError};
 use crate::tables::TableShape;
@@ -16,6 +17,8 @@ pub enum RowOp {
     Upsert,
     /// Remove the row.
     Delete,
+    /// Remove every row older than this one.
+    Truncate,
 }
 
 impl RowOp {
@@ -24,6 +27,7 @@ impl RowOp {
         match self {
             RowOp::Upsert => "UPSERT",
             RowOp::Delete => "DELETE",
+            RowOp::Truncate => "TRUNCATE",
         }
     }
 }
@@ -62,6 +66,10 @@ pub fn change_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<Change
             Op::Delete => {
                 let old = change.old.as_deref().unwrap_or_default();
                 rows.push(row(batch, shape, change, RowOp::Delete, old)?);
+            }
+            Op::Truncate => {
+                let nothing = vec![Value::Null; shape.columns.len()];
+                rows.push(row(batch, shape, change, RowOp::Truncate, &nothing)?);
             }
         }
     }

@@ -15,11 +15,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-/// The MERGE statement that brings the mirror table of `shape` up to date.
-pub fn merge_sql(project: &str, shape: &TableShape) -> String {
+/// The statements that bring the mirror table of `shape` up to date, in order.
+///
+/// A TRUNCATE at sequence number S removes every row older than S, whatever order changes arrive
+/// in: the first statement deletes mirror rows older than the newest TRUNCATE, and the MERGE folds
+/// in only changes newer than it, so a late change from before the TRUNCATE is ignored.
+pub fn merge_statements(project: &str, shape: &TableShape) -> [String; 2] {
+    let target = shape.target.quoted(project);
+    let changes = shape.target.change_table().quoted(project);
     let keys: Vec<String> = shape.keys().map(|c| quote_column(&c.name)).collect();
     let seq = quote_column(SEQ_COLUMN);
     let op = quote_column(OP_COLUMN);
+    let last_truncate = format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE')");
     let mut columns: Vec<String> = shape
         .columns
         .iter()
@@ -27,34 +34,29 @@ pub fn merge_sql(project: &str, shape: &TableShape) -> String {
         .collect();
     columns.push(seq.clone());
     columns.push(quote_column(COMMIT_TS_COLUMN));
-    let on = keys
-        .iter()
-        .map(|k| format!("T.{k} = S.{k}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let set = columns
-        .iter()
-        .map(|c| format!("{c} = S.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let values = columns
-        .iter()
-        .map(|c| format!("S.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
+    let joined = |items: Vec<String>, separator: &str| items.join(separator);
+    let on = joined(
+        keys.iter().map(|k| format!("T.{k} = S.{k}")).collect(),
+        " AND ",
+    );
+    let set = joined(
+        columns.iter().map(|c| format!("{c} = S.{c}")).collect(),
+        ", ",
+    );
+    let values = joined(columns.iter().map(|c| format!("S.{c}")).collect(), ", ");
+    let truncated = format!("DELETE FROM {target} WHERE {seq} < {last_truncate}");
+    let merge = format!(
         "MERGE {target} AS T \
-         USING (SELECT * FROM {changes} WHERE TRUE \
+         USING (SELECT * FROM {changes} WHERE {op} <> 'TRUNCATE' AND {seq} > IFNULL({last_truncate}, '') \
                 QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {seq} DESC) = 1) AS S \
          ON {on} \
          WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
          WHEN MATCHED AND S.{seq} > T.{seq} THEN UPDATE SET {set} \
          WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({list}) VALUES ({values})",
-        target = shape.target.quoted(project),
-        changes = shape.target.change_table().quoted(project),
         partition = keys.join(", "),
         list = columns.join(", "),
-    )
+    );
+    [truncated, merge]
 }
 
 /// Tables waiting for a MERGE, and the MERGE runner.
@@ -109,11 +111,7 @@ impl Merger {
         let mut merged = 0;
         for shape in tables {
             let started = std::time::Instant::now();
-            match self
-                .rest
-                .query(&merge_sql(self.rest.project(), &shape))
-                .await
-            {
+            match self.run_statements(&shape).await {
                 Ok(_) => {
                     merged += 1;
                     tracing::debug!(table = %shape.target.table, ms = started.elapsed().as_millis() as u64, "merged");
@@ -133,6 +131,13 @@ impl Merger {
             Some(e) => Err(e),
             None => Ok(merged),
         }
+    }
+
+    async fn run_statements(&self, shape: &TableShape) -> Result<()> {
+        for statement in merge_statements(self.rest.project(), shape) {
+            self.rest.query(&statement).await?;
+        }
+        Ok(())
     }
 
     /// Runs [`Merger::merge_pending`] every `interval` in the background.
@@ -176,8 +181,14 @@ mod tests {
             },
             &columns,
         );
-        let sql = merge_sql("p", &shape);
+        let [truncated, sql] = merge_statements("p", &shape);
+        assert_eq!(
+            truncated,
+            "DELETE FROM `p.d.t` WHERE `_pg2bq_seq` < \
+             (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"
+        );
         assert!(sql.starts_with("MERGE `p.d.t` AS T USING (SELECT * FROM `p.d.t__changes`"));
+        assert!(sql.contains("`_pg2bq_op` <> 'TRUNCATE' AND `_pg2bq_seq` > IFNULL((SELECT MAX("));
         assert!(sql.contains("PARTITION BY `id` ORDER BY `_pg2bq_seq` DESC"));
         assert!(sql.contains("ON T.`id` = S.`id`"));
         assert!(
