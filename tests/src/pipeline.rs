@@ -239,6 +239,42 @@ impl TestPipeline {
     }
 }
 
+/// A writer without a subscription, for tests that post push requests themselves.
+pub struct StandaloneWriter {
+    /// The process.
+    pub service: Service,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl StandaloneWriter {
+    /// Starts a writer writing datasets with `prefix`, logging to `target/e2e-logs/<name>/`.
+    pub async fn start(stack: &Stack, name: &str, prefix: &str) -> Self {
+        let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/e2e-logs")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&log_dir);
+        let (service, port) = spawn_writer(stack, prefix, &log_dir).await;
+        StandaloneWriter {
+            service,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Posts a body to `/push`; returns the status and the answer's text.
+    pub async fn push(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/push", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("push request");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+}
+
 async fn start_writer(
     stack: &Stack,
     pubsub: &PubSub,
@@ -246,6 +282,15 @@ async fn start_writer(
     prefix: &str,
     log_dir: &std::path::Path,
 ) -> Service {
+    let (writer, port) = spawn_writer(stack, prefix, log_dir).await;
+    let endpoint = format!("http://127.0.0.1:{port}/push");
+    pubsub
+        .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
+        .await;
+    writer
+}
+
+async fn spawn_writer(stack: &Stack, prefix: &str, log_dir: &std::path::Path) -> (Service, u16) {
     let port = free_port();
     let env = vec![
         ("PORT".to_owned(), port.to_string()),
@@ -267,11 +312,7 @@ async fn start_writer(
         "the writer did not start\n{}",
         writer.log_tail(30)
     );
-    let endpoint = format!("http://127.0.0.1:{port}/push");
-    pubsub
-        .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
-        .await;
-    writer
+    (writer, port)
 }
 
 /// Drops the database (and its slots) if it exists, and creates it empty.

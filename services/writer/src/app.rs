@@ -2,14 +2,15 @@
 
 use crate::args::{PushAuth, WriterArgs};
 use crate::bigquery::auth::TokenSource;
-use crate::bigquery::proto_rows::{descriptor, encode_row};
 use crate::bigquery::rest::RestClient;
 use crate::bigquery::storage_write::StorageWriter;
 use crate::changes::change_rows;
 use crate::envelope;
 use crate::error::{Result, WriterError};
-use crate::merge::Merger;
-use crate::tables::{TableRegistry, TableShape};
+use crate::merge::{MergeTarget, Merger};
+use crate::row_layout::RowLayout;
+use crate::shape::{TableShape, is_metadata};
+use crate::tables::TableRegistry;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -85,21 +86,24 @@ impl Writer {
         let started = Instant::now();
         let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
         let rows = change_rows(&batch, &shape)?;
-        self.tables.ensure(&self.rest, &shape).await?;
-        let descriptor = descriptor(&shape.change_fields());
-        let encoded: Vec<Vec<u8>> = rows
-            .iter()
-            .map(|row| {
-                let mut out = Vec::with_capacity(64);
-                encode_row(row, &mut out);
-                out
-            })
-            .collect();
+        let table_columns = self.tables.ensure(&self.rest, &shape).await?;
+        let layout = RowLayout::new(&table_columns, &shape.change_fields())?;
+        let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
         let count = encoded.len();
         self.storage
-            .append(&shape.target.change_table(), &descriptor, encoded)
+            .append(&shape.target.change_table(), layout.descriptor(), encoded)
             .await?;
-        self.merger.mark(&shape).await;
+        let columns = table_columns
+            .iter()
+            .filter(|c| !is_metadata(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        let target = MergeTarget {
+            table: shape.target.clone(),
+            keys: shape.key_names(),
+            columns,
+        };
+        self.merger.mark(target).await;
         tracing::info!(
             message_id = message.id(),
             table = %batch.source,

@@ -6,7 +6,7 @@
 //! every row older than its sequence number is gone (see `merge.rs`).
 
 use crate::error::{Result, WriterError};
-use crate::tables::TableShape;
+use crate::shape::TableShape;
 use pg2bq_core::bq_values::{BqValue, convert};
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 

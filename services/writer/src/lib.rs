@@ -8,4 +8,7 @@ pub mod changes;
 pub mod envelope;
 pub mod error;
 pub mod merge;
+pub mod oidc;
+pub mod row_layout;
+pub mod shape;
 pub mod tables;

@@ -1,5 +1,5 @@
 //! The staged merge strategy: fold the newest change per key of the change table into the
-//! mirror table with one MERGE statement.
+//! mirror table.
 //!
 //! The change table keeps every change, so the newest change per key is always known, whatever
 //! order the changes arrived in: a late, older UPSERT never resurrects a deleted row, and a
@@ -8,53 +8,60 @@
 
 use crate::bigquery::rest::RestClient;
 use crate::error::Result;
-use crate::tables::TableShape;
 use pg2bq_core::bq_naming::{BqTableName, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, quote_column};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-/// The statements that bring the mirror table of `shape` up to date, in order.
+/// A mirror table to merge into: its key columns and its data columns (every data column of the
+/// change table, so that a column added by any batch is merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeTarget {
+    /// The mirror table.
+    pub table: BqTableName,
+    /// Key column names.
+    pub keys: Vec<String>,
+    /// Data column names (keys included).
+    pub columns: Vec<String>,
+}
+
+/// The statements that bring the mirror table up to date, in order.
 ///
 /// A TRUNCATE at sequence number S removes every row older than S, whatever order changes arrive
 /// in: the first statement deletes mirror rows older than the newest TRUNCATE, and the MERGE folds
 /// in only changes newer than it, so a late change from before the TRUNCATE is ignored.
-pub fn merge_statements(project: &str, shape: &TableShape) -> [String; 2] {
-    let target = shape.target.quoted(project);
-    let changes = shape.target.change_table().quoted(project);
-    let keys: Vec<String> = shape.keys().map(|c| quote_column(&c.name)).collect();
+pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
+    let mirror = target.table.quoted(project);
+    let changes = target.table.change_table().quoted(project);
+    let keys: Vec<String> = target.keys.iter().map(|k| quote_column(k)).collect();
     let seq = quote_column(SEQ_COLUMN);
     let op = quote_column(OP_COLUMN);
     let last_truncate = format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE')");
-    let mut columns: Vec<String> = shape
-        .columns
-        .iter()
-        .map(|c| quote_column(&c.name))
-        .collect();
+    let mut columns: Vec<String> = target.columns.iter().map(|c| quote_column(c)).collect();
     columns.push(seq.clone());
     columns.push(quote_column(COMMIT_TS_COLUMN));
-    let joined = |items: Vec<String>, separator: &str| items.join(separator);
-    let on = joined(
-        keys.iter().map(|k| format!("T.{k} = S.{k}")).collect(),
-        " AND ",
-    );
-    let set = joined(
-        columns.iter().map(|c| format!("{c} = S.{c}")).collect(),
-        ", ",
-    );
-    let values = joined(columns.iter().map(|c| format!("S.{c}")).collect(), ", ");
-    let truncated = format!("DELETE FROM {target} WHERE {seq} < {last_truncate}");
+    let list = |f: &dyn Fn(&String) -> String, separator: &str| -> String {
+        columns.iter().map(f).collect::<Vec<_>>().join(separator)
+    };
+    let on = keys
+        .iter()
+        .map(|k| format!("T.{k} = S.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let set = list(&|c| format!("{c} = S.{c}"), ", ");
+    let values = list(&|c| format!("S.{c}"), ", ");
+    let truncated = format!("DELETE FROM {mirror} WHERE {seq} < {last_truncate}");
     let merge = format!(
-        "MERGE {target} AS T \
+        "MERGE {mirror} AS T \
          USING (SELECT * FROM {changes} WHERE {op} <> 'TRUNCATE' AND {seq} > IFNULL({last_truncate}, '') \
                 QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {seq} DESC) = 1) AS S \
          ON {on} \
          WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
          WHEN MATCHED AND S.{seq} > T.{seq} THEN UPDATE SET {set} \
-         WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({list}) VALUES ({values})",
+         WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
         partition = keys.join(", "),
-        list = columns.join(", "),
+        names = columns.join(", "),
     );
     [truncated, merge]
 }
@@ -62,8 +69,8 @@ pub fn merge_statements(project: &str, shape: &TableShape) -> [String; 2] {
 /// Tables waiting for a MERGE, and the MERGE runner.
 pub struct Merger {
     rest: RestClient,
-    pending: Mutex<HashMap<BqTableName, TableShape>>,
-    seen: Mutex<HashMap<BqTableName, TableShape>>,
+    pending: Mutex<HashMap<BqTableName, MergeTarget>>,
+    seen: Mutex<HashMap<BqTableName, MergeTarget>>,
     running: Mutex<()>,
 }
 
@@ -78,23 +85,23 @@ impl Merger {
         }
     }
 
-    /// Notes that the change table of `shape` received rows.
-    pub async fn mark(&self, shape: &TableShape) {
-        self.pending
-            .lock()
-            .await
-            .insert(shape.target.clone(), shape.clone());
+    /// Notes that the change table of `target` received rows.
+    pub async fn mark(&self, target: MergeTarget) {
         self.seen
             .lock()
             .await
-            .insert(shape.target.clone(), shape.clone());
+            .insert(target.table.clone(), target.clone());
+        self.pending
+            .lock()
+            .await
+            .insert(target.table.clone(), target);
     }
 
     /// Merges every table that received rows since its last MERGE; returns how many it merged.
     /// A table whose MERGE fails is kept pending for the next round.
     pub async fn merge_pending(&self) -> Result<usize> {
         let _one_at_a_time = self.running.lock().await;
-        let tables: Vec<TableShape> = self.pending.lock().await.drain().map(|(_, s)| s).collect();
+        let tables: Vec<MergeTarget> = self.pending.lock().await.drain().map(|(_, t)| t).collect();
         self.merge(tables).await
     }
 
@@ -102,27 +109,28 @@ impl Merger {
     pub async fn merge_all(&self) -> Result<usize> {
         let _one_at_a_time = self.running.lock().await;
         self.pending.lock().await.clear();
-        let tables: Vec<TableShape> = self.seen.lock().await.values().cloned().collect();
+        let tables: Vec<MergeTarget> = self.seen.lock().await.values().cloned().collect();
         self.merge(tables).await
     }
 
-    async fn merge(&self, tables: Vec<TableShape>) -> Result<usize> {
+    async fn merge(&self, tables: Vec<MergeTarget>) -> Result<usize> {
         let mut first_error = None;
         let mut merged = 0;
-        for shape in tables {
+        for target in tables {
             let started = std::time::Instant::now();
-            match self.run_statements(&shape).await {
-                Ok(_) => {
+            match self.run_statements(&target).await {
+                Ok(()) => {
                     merged += 1;
-                    tracing::debug!(table = %shape.target.table, ms = started.elapsed().as_millis() as u64, "merged");
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::debug!(table = %target.table.table, ms, "merged");
                 }
                 Err(e) => {
-                    tracing::warn!(table = %shape.target.table, error = %e, "MERGE failed; will retry");
+                    tracing::warn!(table = %target.table.table, error = %e, "MERGE failed; will retry");
                     self.pending
                         .lock()
                         .await
-                        .entry(shape.target.clone())
-                        .or_insert(shape);
+                        .entry(target.table.clone())
+                        .or_insert(target);
                     first_error.get_or_insert(e);
                 }
             }
@@ -133,8 +141,8 @@ impl Merger {
         }
     }
 
-    async fn run_statements(&self, shape: &TableShape) -> Result<()> {
-        for statement in merge_statements(self.rest.project(), shape) {
+    async fn run_statements(&self, target: &MergeTarget) -> Result<()> {
+        for statement in merge_statements(self.rest.project(), target) {
             self.rest.query(&statement).await?;
         }
         Ok(())
@@ -156,32 +164,18 @@ impl Merger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pg2bq_core::wire::ColumnSpec;
 
     #[test]
-    fn merge_keeps_the_newest_change_per_key() {
-        let columns = [
-            ColumnSpec {
-                name: "id".into(),
-                pg_type: "int4".into(),
-                type_modifier: -1,
-                key: true,
-            },
-            ColumnSpec {
-                name: "v".into(),
-                pg_type: "text".into(),
-                type_modifier: -1,
-                key: false,
-            },
-        ];
-        let shape = TableShape::new(
-            BqTableName {
+    fn merge_keeps_the_newest_change_per_key_after_the_last_truncate() {
+        let target = MergeTarget {
+            table: BqTableName {
                 dataset: "d".into(),
                 table: "t".into(),
             },
-            &columns,
-        );
-        let [truncated, sql] = merge_statements("p", &shape);
+            keys: vec!["id".into()],
+            columns: vec!["id".into(), "v".into()],
+        };
+        let [truncated, sql] = merge_statements("p", &target);
         assert_eq!(
             truncated,
             "DELETE FROM `p.d.t` WHERE `_pg2bq_seq` < \

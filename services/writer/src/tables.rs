@@ -1,94 +1,24 @@
-//! BigQuery tables of a source table: their shape, their creation, and adding columns.
+//! The BigQuery tables of a source table: creation, and adding the columns a batch brings.
+//!
+//! Columns are only ever added (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, safe when several
+//! writers add the same column at once), never dropped; an incompatible type change is refused.
+//! Each instance remembers the columns it saw per table, in table order.
 
 use crate::bigquery::rest::{FieldSpec, RestClient};
 use crate::error::{Result, WriterError};
-use pg2bq_core::bq_naming::{BqTableName, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, column_name};
-use pg2bq_core::bq_types::{BqType, bq_type_for};
-use pg2bq_core::wire::ColumnSpec;
+use crate::shape::TableShape;
+use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_core::bq_types::BqType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
-/// One data column as written to BigQuery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataColumn {
-    /// BigQuery column name.
-    pub name: String,
-    /// BigQuery type.
-    pub bq_type: BqType,
-    /// PostgreSQL type (for value conversion).
-    pub pg_type: String,
-    /// Part of the key.
-    pub key: bool,
-}
+/// Columns of a table, in table order.
+pub type TableColumns = Arc<Vec<FieldSpec>>;
 
-/// The BigQuery shape of a source table at the time of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableShape {
-    /// The mirror table.
-    pub target: BqTableName,
-    /// Data columns, in source order.
-    pub columns: Vec<DataColumn>,
-}
-
-impl TableShape {
-    /// The shape of `columns` written to `target`.
-    pub fn new(target: BqTableName, columns: &[ColumnSpec]) -> Self {
-        let columns = columns
-            .iter()
-            .map(|c| DataColumn {
-                name: column_name(&c.name),
-                bq_type: bq_type_for(&c.pg_type, c.type_modifier),
-                pg_type: c.pg_type.clone(),
-                key: c.key,
-            })
-            .collect();
-        TableShape { target, columns }
-    }
-
-    /// Key columns.
-    pub fn keys(&self) -> impl Iterator<Item = &DataColumn> {
-        self.columns.iter().filter(|c| c.key)
-    }
-
-    /// Fields of the mirror table: data, then seq and commit time.
-    pub fn target_fields(&self) -> Vec<(String, BqType)> {
-        self.columns
-            .iter()
-            .map(|c| (c.name.clone(), c.bq_type))
-            .chain([
-                (SEQ_COLUMN.to_owned(), BqType::String),
-                (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
-            ])
-            .collect()
-    }
-
-    /// Fields of the change table: data, then op, seq and commit time; also the proto layout.
-    pub fn change_fields(&self) -> Vec<(String, BqType)> {
-        self.columns
-            .iter()
-            .map(|c| (c.name.clone(), c.bq_type))
-            .chain([
-                (OP_COLUMN.to_owned(), BqType::String),
-                (SEQ_COLUMN.to_owned(), BqType::String),
-                (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
-            ])
-            .collect()
-    }
-
-    /// Clustering columns: the first four key columns of clusterable types.
-    fn clustering(&self) -> Vec<String> {
-        self.keys()
-            .filter(|c| !matches!(c.bq_type, BqType::Float64 | BqType::Bytes | BqType::Json))
-            .take(4)
-            .map(|c| c.name.clone())
-            .collect()
-    }
-}
-
-/// Tables this instance has made sure of, with the columns they have.
+/// Tables this instance has made sure of.
 pub struct TableRegistry {
-    known: Mutex<HashMap<BqTableName, Arc<HashSet<String>>>>,
+    known: Mutex<HashMap<BqTableName, TableColumns>>,
     datasets: Mutex<HashSet<String>>,
     emulator: bool,
 }
@@ -125,9 +55,10 @@ impl TableRegistry {
             .collect()
     }
 
-    /// Makes sure the mirror table and the change table exist with every column of `shape`.
-    /// Creation races between instances are harmless: "already exists" counts as success.
-    pub async fn ensure(&self, rest: &RestClient, shape: &TableShape) -> Result<()> {
+    /// Makes sure the mirror table and the change table exist with every column of `shape`;
+    /// returns the change table's columns. Creation races between instances are harmless.
+    pub async fn ensure(&self, rest: &RestClient, shape: &TableShape) -> Result<TableColumns> {
+        let change_table = shape.target.change_table();
         let wanted = [
             (
                 shape.target.clone(),
@@ -135,7 +66,7 @@ impl TableRegistry {
                 shape.clustering(),
             ),
             (
-                shape.target.change_table(),
+                change_table.clone(),
                 self.fields(&shape.change_fields()),
                 Vec::new(),
             ),
@@ -145,10 +76,11 @@ impl TableRegistry {
                 continue;
             }
             self.ensure_dataset(rest, &table.dataset).await?;
-            let columns = ensure_table(rest, &table, &fields, &clustering).await?;
+            let columns = ensure_table(rest, &table, &fields, &clustering, self.emulator).await?;
             self.known.lock().await.insert(table, Arc::new(columns));
         }
-        Ok(())
+        let known = self.known.lock().await;
+        Ok(Arc::clone(known.get(&change_table).expect("ensured above")))
     }
 
     async fn has_all(&self, table: &BqTableName, fields: &[FieldSpec]) -> bool {
@@ -156,7 +88,7 @@ impl TableRegistry {
         known.get(table).is_some_and(|columns| {
             fields
                 .iter()
-                .all(|f| columns.contains(&f.name.to_ascii_lowercase()))
+                .all(|f| columns.iter().any(|c| c.name.eq_ignore_ascii_case(&f.name)))
         })
     }
 
@@ -170,14 +102,15 @@ impl TableRegistry {
     }
 }
 
-/// Creates the table or adds its missing columns; returns its (lower-cased) column names.
+/// Creates the table or adds its missing columns; returns all its columns in table order.
 async fn ensure_table(
     rest: &RestClient,
     table: &BqTableName,
     fields: &[FieldSpec],
     clustering: &[String],
-) -> Result<HashSet<String>> {
-    let existing = match rest.table_schema(table).await? {
+    emulator: bool,
+) -> Result<Vec<FieldSpec>> {
+    let mut columns = match rest.table_schema(table).await? {
         Some(existing) => existing,
         None => {
             if rest.create_table(table, fields, clustering).await? {
@@ -188,17 +121,18 @@ async fn ensure_table(
                 .unwrap_or_else(|| fields.to_vec())
         }
     };
-    let by_name: HashMap<String, &FieldSpec> = existing
-        .iter()
-        .map(|f| (f.name.to_ascii_lowercase(), f))
-        .collect();
-    let mut missing = Vec::new();
+    let mut added = Vec::new();
     for wanted in fields {
-        match by_name.get(&wanted.name.to_ascii_lowercase()) {
-            None => missing.push(wanted.clone()),
-            Some(have)
-                if have.bq_type != wanted.bq_type && !same_type(&have.bq_type, &wanted.bq_type) =>
-            {
+        match columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&wanted.name))
+        {
+            None => {
+                rest.add_column(table, wanted).await?;
+                columns.push(wanted.clone());
+                added.push(wanted.name.clone());
+            }
+            Some(have) if !same_type(&have.bq_type, &wanted.bq_type) => {
                 return Err(WriterError::Unwritable(format!(
                     "column {} of {}.{} is {} in BigQuery but the source now needs {}: \
                      an incompatible type change; recreate the table (and backfill it) to follow it",
@@ -208,16 +142,16 @@ async fn ensure_table(
             Some(_) => {}
         }
     }
-    let mut all = existing.clone();
-    if !missing.is_empty() {
-        all.extend(missing.iter().cloned());
-        rest.update_schema(table, &all).await?;
-        let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
-        tracing::info!(dataset = %table.dataset, table = %table.table, columns = ?names, "added columns");
+    if !added.is_empty() && emulator {
+        rest.patch_schema(table, &columns).await?;
     }
-    Ok(all.iter().map(|f| f.name.to_ascii_lowercase()).collect())
+    if !added.is_empty() {
+        tracing::info!(dataset = %table.dataset, table = %table.table, columns = ?added, "added columns");
+    }
+    Ok(columns)
 }
 
 fn same_type(a: &str, b: &str) -> bool {
-    matches!((BqType::from_schema_name(a), BqType::from_schema_name(b)), (Some(x), Some(y)) if x == y)
+    a == b
+        || matches!((BqType::from_schema_name(a), BqType::from_schema_name(b)), (Some(x), Some(y)) if x == y)
 }

@@ -45,7 +45,13 @@ pub fn descriptor(columns: &[(String, BqType)]) -> DescriptorProto {
 /// Encodes one row; `values[i]` is field `i + 1`. NULLs are left out (proto2 absence = NULL).
 pub fn encode_row(values: &[BqValue], out: &mut Vec<u8>) {
     for (i, value) in values.iter().enumerate() {
-        let field = i as u64 + 1;
+        encode_value(out, i as u64 + 1, value);
+    }
+}
+
+/// Encodes one field of a row; a NULL writes nothing.
+pub fn encode_value(out: &mut Vec<u8>, field: u64, value: &BqValue) {
+    {
         match value {
             BqValue::Null => {}
             BqValue::Int64(v) | BqValue::Timestamp(v) => {

@@ -202,8 +202,21 @@ impl RestClient {
         }
     }
 
-    /// Replaces a table's schema (to add columns).
-    pub async fn update_schema(&self, table: &BqTableName, fields: &[FieldSpec]) -> Result<()> {
+    /// Adds a nullable column unless it exists (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`):
+    /// safe when several writers add the same column at once, unlike replacing the schema.
+    pub async fn add_column(&self, table: &BqTableName, field: &FieldSpec) -> Result<()> {
+        let sql = format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS `{}` {}",
+            table.quoted(&self.project),
+            field.name,
+            field.bq_type
+        );
+        self.query(&sql).await.map(|_| ())
+    }
+
+    /// Replaces a table's schema in the table metadata. Only used against bqemulator, whose DDL
+    /// changes its storage but not the schema its Storage Write API reads.
+    pub async fn patch_schema(&self, table: &BqTableName, fields: &[FieldSpec]) -> Result<()> {
         let body = json!({"schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()}});
         let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
         let (status, answer) = self.call(Method::PATCH, &path, Some(body)).await?;
@@ -211,7 +224,7 @@ impl RestClient {
             Ok(())
         } else {
             Err(Self::failure(
-                &format!("adding columns to {}.{}", table.dataset, table.table),
+                &format!("updating the schema of {}.{}", table.dataset, table.table),
                 status,
                 &answer,
             ))

@@ -1,0 +1,303 @@
+//! End-to-end tests of the writer: unordered and duplicated delivery, malformed requests, schema
+//! changes. Needs the local stack (`make test` starts it).
+
+use base64::Engine;
+use pg2bq_core::wire::ChangeBatch;
+use pg2bq_e2e::pipeline::{Options, StandaloneWriter, TestPipeline};
+use pg2bq_e2e::pubsub::Pulled;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn envelope(batch: &ChangeBatch, attributes: serde_json::Value, id: usize) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(batch.to_json());
+    json!({
+        "message": {"data": data, "attributes": attributes, "messageId": id.to_string()},
+        "subscription": "projects/pg2bq-local/subscriptions/test"
+    })
+    .to_string()
+}
+
+/// A deterministic shuffle (xorshift), so a failure can be replayed.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+const SHUFFLE_SCHEMA: &str = "
+CREATE SCHEMA sh;
+CREATE TABLE sh.a (id int PRIMARY KEY, v text, n numeric(10, 2));
+CREATE TABLE sh.b (k1 int, k2 text, v int, PRIMARY KEY (k1, k2));";
+
+const SHUFFLE_WORKLOAD: &str = "
+INSERT INTO sh.a SELECT g, 'v' || g, g * 1.25 FROM generate_series(1, 300) g;
+INSERT INTO sh.b SELECT g % 20, 'k' || (g / 20), g FROM generate_series(1, 200) g;
+UPDATE sh.a SET v = 'updated once' WHERE id % 3 = 0;
+UPDATE sh.a SET v = 'updated twice', n = n + 1 WHERE id % 6 = 0;
+UPDATE sh.a SET id = id + 1000 WHERE id BETWEEN 10 AND 19;
+DELETE FROM sh.a WHERE id BETWEEN 100 AND 149;
+BEGIN; DELETE FROM sh.a WHERE id = 200; INSERT INTO sh.a VALUES (200, 'reborn', 0); COMMIT;
+UPDATE sh.b SET k2 = 'moved' WHERE k1 = 3 AND k2 = 'k1';
+BEGIN; TRUNCATE sh.b; INSERT INTO sh.b VALUES (1, 'after', 1), (2, 'after', 2); COMMIT;
+UPDATE sh.b SET v = 99 WHERE k1 = 1;
+INSERT INTO sh.a SELECT g, 'late ' || g, 0 FROM generate_series(2000, 2050) g;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_shuffled_deliveries_give_the_same_tables() {
+    let options = Options {
+        writer: false,
+        capture_env: vec![("PG2BQ_BATCH_MAX_ROWS".into(), "7".into())],
+    };
+    let mut pipeline = TestPipeline::start_with("shuffle", &["sh"], SHUFFLE_SCHEMA, options).await;
+    let (pubsub, subscription) = pipeline.pull_subscription().await;
+    pipeline
+        .sql
+        .batch_execute(SHUFFLE_WORKLOAD)
+        .await
+        .expect("workload");
+
+    // Collect every message capture published.
+    let mut messages: Vec<Pulled> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        messages.extend(pubsub.pull(&subscription, 500).await);
+        let pulled: usize = messages.iter().map(|m| m.batch.changes.len()).sum();
+        let published = pipeline
+            .capture_metric("changes_published_total")
+            .await
+            .unwrap_or(0.0) as usize;
+        if pulled > 0 && pulled == published {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = pipeline
+                .capture_metric("changes_published_total")
+                .await
+                .unwrap_or(0.0) as usize;
+            if again == published {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pulled {pulled} of {published} changes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        messages.len() > 50,
+        "small batches make many messages ({})",
+        messages.len()
+    );
+
+    // Every message twice, in a shuffled order, four at a time.
+    let mut deliveries: Vec<String> = messages
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| {
+            let attributes = serde_json::to_value(&m.attributes).unwrap();
+            [
+                envelope(&m.batch, attributes.clone(), i),
+                envelope(&m.batch, attributes, i),
+            ]
+        })
+        .collect();
+    shuffle(&mut deliveries, 0x5eed_1234_abcd_0042);
+    let writer = StandaloneWriter::start(&pipeline.stack, "shuffle-writer", "e2e_shuffle_").await;
+    for chunk in deliveries.chunks(4) {
+        let answers =
+            futures::future::join_all(chunk.iter().map(|body| writer.push(body.clone()))).await;
+        for (status, text) in answers {
+            assert_eq!(status, 204, "{text}");
+        }
+    }
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(90)).await;
+    let rows: Vec<(String, usize)> = reports
+        .iter()
+        .map(|r| (r.table.clone(), r.source_rows))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("sh.a".to_owned(), 300 - 50 + 51), ("sh.b".to_owned(), 2)]
+    );
+}
+
+fn batch_json(version: u32, width_ok: bool, id_value: &str) -> Vec<u8> {
+    let new = if width_ok {
+        json!([id_value, "x"])
+    } else {
+        json!([id_value])
+    };
+    json!({
+        "version": version,
+        "source": {"schema": "bad", "table": "t"},
+        "columns": [
+            {"name": "id", "pg_type": "int4", "type_modifier": -1, "key": true},
+            {"name": "v", "pg_type": "text", "type_modifier": -1, "key": false}
+        ],
+        "changes": [{"op": "insert", "seq": "0000000000000010/0000000000000001", "commit_time_us": 0, "xid": 1, "new": new}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn push_body(data: &[u8], encoding: &str) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(data);
+    json!({"message": {"data": data, "attributes": {"encoding": encoding}, "messageId": "1"}})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_push_requests_get_a_clear_4xx_and_the_writer_keeps_serving() {
+    let stack = pg2bq_e2e::stack::Stack::from_env();
+    stack
+        .bigquery()
+        .delete_dataset("e2e_malformed_bad")
+        .await
+        .expect("clean dataset");
+    let writer = StandaloneWriter::start(&stack, "malformed", "e2e_malformed_").await;
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "not JSON",
+            "this is not json".into(),
+            400,
+            "expected a Pub/Sub push request",
+        ),
+        (
+            "no message",
+            "{}".into(),
+            400,
+            "expected a Pub/Sub push request",
+        ),
+        (
+            "no data",
+            r#"{"message": {"attributes": {}}}"#.into(),
+            400,
+            "has no data",
+        ),
+        (
+            "bad base64",
+            r#"{"message": {"data": "%%% not base64"}}"#.into(),
+            400,
+            "not base64",
+        ),
+        (
+            "data not JSON",
+            push_body(b"\x00\x01 binary", "json"),
+            400,
+            "not a JSON change batch",
+        ),
+        (
+            "unknown version",
+            push_body(&batch_json(99, true, "1"), "json"),
+            400,
+            "wire version 99 is not supported",
+        ),
+        (
+            "row width",
+            push_body(&batch_json(1, false, "1"), "json"),
+            400,
+            "1 values for 2 columns",
+        ),
+        (
+            "unknown encoding",
+            push_body(&batch_json(1, true, "1"), "zstd"),
+            400,
+            "'zstd' is not supported",
+        ),
+        (
+            "bad gzip",
+            push_body(b"not gzip", "json+gzip"),
+            400,
+            "not valid gzip",
+        ),
+        (
+            "impossible value",
+            push_body(&batch_json(1, true, "one"), "json"),
+            422,
+            "bad.t.id",
+        ),
+    ];
+    for (what, body, status, message) in cases {
+        let (got, text) = writer.push(body).await;
+        assert_eq!(got, status, "{what}: {text}");
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{what}: JSON error body, got {text}"));
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(message),
+            "{what}: '{error}' should contain '{message}'"
+        );
+        assert!(answer["kind"].is_string(), "{what}: a kind");
+    }
+    let (too_big, _) = writer.push(vec![b' '; 17 << 20]).await;
+    assert_eq!(too_big, 413, "a body over the push size limit");
+
+    let (ok, text) = writer
+        .push(push_body(&batch_json(1, true, "7"), "json"))
+        .await;
+    assert_eq!(ok, 204, "a valid batch after all that: {text}");
+    let health = reqwest::get(format!("{}/healthz", writer.url))
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+    let log = writer.service.log();
+    assert!(
+        log.contains("push refused") && !log.contains("panicked"),
+        "one log line per refusal, no panic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_and_dropped_columns_keep_bigquery_correct() {
+    let schema = "CREATE SCHEMA ev; CREATE TABLE ev.t (id int PRIMARY KEY, note text, n int);";
+    let mut pipeline = TestPipeline::start("evolve", &["ev"], schema).await;
+    pipeline
+        .sql
+        .batch_execute("INSERT INTO ev.t SELECT g, 'note ' || g, g FROM generate_series(1, 50) g")
+        .await
+        .expect("rows");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+
+    pipeline
+        .sql
+        .batch_execute(
+            "ALTER TABLE ev.t ADD COLUMN extra text, ADD COLUMN at timestamptz;
+             INSERT INTO ev.t SELECT g, 'note ' || g, g, 'extra ' || g, now() FROM generate_series(51, 60) g;
+             UPDATE ev.t SET extra = 'set later' WHERE id <= 5;",
+        )
+        .await
+        .expect("add columns");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+
+    pipeline
+        .sql
+        .batch_execute(
+            "ALTER TABLE ev.t DROP COLUMN note;
+             INSERT INTO ev.t SELECT g, g, 'after drop' FROM generate_series(61, 70) g;
+             UPDATE ev.t SET n = -n WHERE id % 10 = 0;
+             DELETE FROM ev.t WHERE id = 1;",
+        )
+        .await
+        .expect("drop a column");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+
+    // The dropped column stays in BigQuery: old values kept, NULL for rows inserted after the drop.
+    let answer = pipeline
+        .stack
+        .bigquery()
+        .query(&format!(
+            "SELECT id, note FROM `{}.e2e_evolve_ev.t` WHERE id IN (2, 65) ORDER BY id",
+            pipeline.stack.project
+        ))
+        .await
+        .expect("query");
+    assert_eq!(
+        answer.rows,
+        vec![
+            vec![Some("2".into()), Some("note 2".into())],
+            vec![Some("65".into()), None]
+        ]
+    );
+}
