@@ -16,6 +16,8 @@ pub struct Options {
     pub writer: bool,
     /// Extra capture settings, e.g. `PG2BQ_COMPRESSION=gzip`.
     pub capture_env: Vec<(String, String)>,
+    /// Extra writer settings, e.g. `PG2BQ_WRITE_MODE=append-only`.
+    pub writer_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -23,6 +25,7 @@ impl Default for Options {
         Options {
             writer: true,
             capture_env: Vec::new(),
+            writer_env: Vec::new(),
         }
     }
 }
@@ -84,7 +87,17 @@ impl TestPipeline {
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
         let writer = if options.writer {
-            Some(start_writer(&stack, &pubsub, &topic, &prefix, &log_dir).await)
+            Some(
+                start_writer(
+                    &stack,
+                    &pubsub,
+                    &topic,
+                    &prefix,
+                    &log_dir,
+                    &options.writer_env,
+                )
+                .await,
+            )
         } else {
             None
         };
@@ -215,6 +228,33 @@ impl TestPipeline {
         }
     }
 
+    /// The writer's log.
+    pub fn writer_log(&self) -> String {
+        self.writer.as_ref().map(Service::log).unwrap_or_default()
+    }
+
+    /// Runs a BigQuery query until it returns `expected` or `timeout` passes; returns the last rows.
+    pub async fn wait_for_query(
+        &self,
+        sql: &str,
+        expected: &[Vec<Option<String>>],
+        timeout: Duration,
+    ) -> Vec<Vec<Option<String>>> {
+        let bigquery = self.stack.bigquery();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = bigquery
+                .query(sql)
+                .await
+                .map(|a| a.rows)
+                .unwrap_or_default();
+            if rows == expected || Instant::now() >= deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Whether the writer process is still running.
     pub fn writer_running(&mut self) -> bool {
         self.writer.as_mut().is_some_and(Service::is_running)
@@ -250,11 +290,21 @@ pub struct StandaloneWriter {
 impl StandaloneWriter {
     /// Starts a writer writing datasets with `prefix`, logging to `target/e2e-logs/<name>/`.
     pub async fn start(stack: &Stack, name: &str, prefix: &str) -> Self {
+        Self::start_with(stack, name, prefix, &[]).await
+    }
+
+    /// As [`StandaloneWriter::start`], with extra settings (they win over the defaults).
+    pub async fn start_with(
+        stack: &Stack,
+        name: &str,
+        prefix: &str,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        let (service, port) = spawn_writer(stack, prefix, &log_dir).await;
+        let (service, port) = spawn_writer_with(stack, prefix, &log_dir, settings).await;
         StandaloneWriter {
             service,
             url: format!("http://127.0.0.1:{port}"),
@@ -263,13 +313,24 @@ impl StandaloneWriter {
 
     /// Posts a body to `/push`; returns the status and the answer's text.
     pub async fn push(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/push", self.url))
+        self.post("push", body, None).await
+    }
+
+    /// Posts a body to `/<path>` with an optional `Authorization` header.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        authorization: Option<&str>,
+    ) -> (u16, String) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/{path}", self.url))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("push request");
+            .body(body);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.expect("request to the writer");
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }
@@ -281,8 +342,9 @@ async fn start_writer(
     topic: &str,
     prefix: &str,
     log_dir: &std::path::Path,
+    settings: &[(&str, &str)],
 ) -> Service {
-    let (writer, port) = spawn_writer(stack, prefix, log_dir).await;
+    let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings).await;
     let endpoint = format!("http://127.0.0.1:{port}/push");
     pubsub
         .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
@@ -290,9 +352,14 @@ async fn start_writer(
     writer
 }
 
-async fn spawn_writer(stack: &Stack, prefix: &str, log_dir: &std::path::Path) -> (Service, u16) {
+async fn spawn_writer_with(
+    stack: &Stack,
+    prefix: &str,
+    log_dir: &std::path::Path,
+    settings: &[(&str, &str)],
+) -> (Service, u16) {
     let port = free_port();
-    let env = vec![
+    let mut env = vec![
         ("PORT".to_owned(), port.to_string()),
         ("PG2BQ_LISTEN_ADDRESS".to_owned(), "127.0.0.1".to_owned()),
         ("PG2BQ_PUSH_AUTH".to_owned(), "none".to_owned()),
@@ -302,6 +369,7 @@ async fn spawn_writer(stack: &Stack, prefix: &str, log_dir: &std::path::Path) ->
         ("PG2BQ_BQ_GRPC_ENDPOINT".to_owned(), stack.bq_grpc.clone()),
         ("PG2BQ_BQ_DATASET_PREFIX".to_owned(), prefix.to_owned()),
     ];
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let writer = Service::start("writer", &Stack::bin_dir().join("writer"), &env, log_dir);
     assert!(
         wait_healthy(

@@ -73,6 +73,7 @@ async fn every_value_travels_exactly_as_postgres_prints_it() {
     let options = Options {
         writer: false,
         capture_env: env(&[("PG2BQ_COMPRESSION", "gzip")]),
+        ..Options::default()
     };
     let pipeline = TestPipeline::start_with("wire", &["w"], TYPES, options).await;
     let (_, subscription) = pipeline.pull_subscription().await;
@@ -201,6 +202,7 @@ async fn idle_tables_do_not_hold_wal_that_another_database_writes() {
     let options = Options {
         writer: false,
         capture_env: env(&[("PG2BQ_HEARTBEAT_SECS", "1")]),
+        ..Options::default()
     };
     let pipeline = TestPipeline::start_with(
         "idle",
@@ -263,7 +265,7 @@ async fn idle_tables_do_not_hold_wal_that_another_database_writes() {
 async fn a_dropped_slot_stops_capture_with_the_way_to_recover() {
     let options = Options {
         writer: false,
-        capture_env: Vec::new(),
+        ..Options::default()
     };
     let schema = "CREATE SCHEMA gone; CREATE TABLE gone.t (id int PRIMARY KEY);";
     let mut pipeline = TestPipeline::start_with("dropped", &["gone"], schema, options).await;

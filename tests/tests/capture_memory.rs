@@ -9,7 +9,7 @@ async fn a_million_row_transaction_keeps_capture_memory_bounded() {
     const ROWS: f64 = 1_000_000.0;
     let options = Options {
         writer: false,
-        capture_env: Vec::new(),
+        ..Options::default()
     };
     let schema = "CREATE SCHEMA big; CREATE TABLE big.rows (id bigint PRIMARY KEY, payload text, at timestamptz);";
     let mut pipeline = TestPipeline::start_with("memory", &["big"], schema, options).await;

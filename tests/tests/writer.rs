@@ -50,6 +50,7 @@ async fn duplicated_and_shuffled_deliveries_give_the_same_tables() {
     let options = Options {
         writer: false,
         capture_env: vec![("PG2BQ_BATCH_MAX_ROWS".into(), "7".into())],
+        ..Options::default()
     };
     let mut pipeline = TestPipeline::start_with("shuffle", &["sh"], SHUFFLE_SCHEMA, options).await;
     let (pubsub, subscription) = pipeline.pull_subscription().await;
@@ -299,5 +300,189 @@ async fn added_and_dropped_columns_keep_bigquery_correct() {
             vec![Some("2".into()), Some("note 2".into())],
             vec![Some("65".into()), None]
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_merge_need_the_right_oidc_token() {
+    use pg2bq_writer::oidc::test_support::{
+        AUDIENCE, EMAIL, JwksServer, Reply, claims_with, jwks, keys, sign, valid_claims,
+    };
+    let stack = pg2bq_e2e::stack::Stack::from_env();
+    stack
+        .bigquery()
+        .delete_dataset("e2e_oidc_bad")
+        .await
+        .expect("clean dataset");
+    let [key, other_key] = keys();
+    let server = JwksServer::start(Reply::ok(jwks(&[(key, "k1")]), Some("max-age=3600"))).await;
+    let settings = [
+        ("PG2BQ_PUSH_AUTH", "oidc"),
+        ("PG2BQ_PUSH_AUDIENCE", AUDIENCE),
+        ("PG2BQ_PUSH_SERVICE_ACCOUNT", EMAIL),
+        ("PG2BQ_OIDC_JWKS_URL", server.url.as_str()),
+    ];
+    let writer = StandaloneWriter::start_with(&stack, "oidc", "e2e_oidc_", &settings).await;
+    let body = push_body(&batch_json(1, true, "7"), "json");
+    let bearer = |token: String| format!("Bearer {token}");
+    let cases: Vec<(&str, Option<String>, u16)> = vec![
+        ("no token", None, 401),
+        ("not a JWT", Some("Bearer not.a.jwt".into()), 401),
+        ("basic auth", Some("Basic dXNlcjpwYXNz".into()), 401),
+        (
+            "unknown key",
+            Some(bearer(sign(other_key, "k2", &valid_claims()))),
+            403,
+        ),
+        (
+            "wrong signer for kid",
+            Some(bearer(sign(other_key, "k1", &valid_claims()))),
+            403,
+        ),
+        (
+            "wrong audience",
+            Some(bearer(sign(
+                key,
+                "k1",
+                &claims_with(json!({"aud": "https://elsewhere/push"})),
+            ))),
+            403,
+        ),
+        (
+            "wrong email",
+            Some(bearer(sign(
+                key,
+                "k1",
+                &claims_with(json!({"email": "intruder@example.com"})),
+            ))),
+            403,
+        ),
+        (
+            "expired",
+            Some(bearer(sign(
+                key,
+                "k1",
+                &claims_with(json!({"exp": 1_000_000_000, "iat": 999_999_000})),
+            ))),
+            403,
+        ),
+    ];
+    for (what, authorization, status) in cases {
+        let (got, text) = writer
+            .post("push", body.clone(), authorization.as_deref())
+            .await;
+        assert_eq!(got, status, "{what}: {text}");
+        assert!(
+            !text.contains("eyJ"),
+            "{what}: the answer must not echo the token: {text}"
+        );
+    }
+    let token = bearer(sign(key, "k1", &valid_claims()));
+    let (ok, text) = writer.post("push", body, Some(&token)).await;
+    assert_eq!(ok, 204, "a valid token: {text}");
+    assert_eq!(
+        writer.post("merge", "", None).await.0,
+        401,
+        "/merge needs a token too"
+    );
+    let (merged, text) = writer.post("merge", "", Some(&token)).await;
+    assert_eq!(merged, 200, "{text}");
+    assert_eq!(
+        server.hits(),
+        2,
+        "keys fetched once, plus one refetch for the unknown kid"
+    );
+}
+
+fn row(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| Some(v.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_mode_records_every_change_with_its_metadata() {
+    let options = Options {
+        writer_env: vec![("PG2BQ_WRITE_MODE", "append-only")],
+        ..Options::default()
+    };
+    let schema = "CREATE SCHEMA ap; CREATE TABLE ap.t (id int PRIMARY KEY, v text);";
+    let pipeline = TestPipeline::start_with("append", &["ap"], schema, options).await;
+    pipeline
+        .sql
+        .batch_execute(
+            "INSERT INTO ap.t SELECT g, 'v' || g FROM generate_series(1, 100) g;
+             UPDATE ap.t SET v = 'changed' WHERE id <= 10;
+             UPDATE ap.t SET id = 1000 WHERE id = 50;
+             DELETE FROM ap.t WHERE id BETWEEN 91 AND 95;
+             TRUNCATE ap.t;",
+        )
+        .await
+        .expect("changes");
+    let sql = format!(
+        "SELECT _pg2bq_change_type, COUNT(*), COUNT(DISTINCT _pg2bq_xid), COUNTIF(_pg2bq_seq IS NULL OR _pg2bq_commit_ts IS NULL) \
+         FROM `{}.e2e_append_ap.t` GROUP BY 1 ORDER BY 1",
+        pipeline.stack.project
+    );
+    let expected = vec![
+        row(&["DELETE", "5", "1", "0"]),
+        row(&["INSERT", "100", "1", "0"]),
+        row(&["TRUNCATE", "1", "1", "0"]),
+        row(&["UPDATE-DELETE", "1", "1", "0"]),
+        // One statement list is one implicit transaction: a single xid throughout.
+        row(&["UPDATE-INSERT", "11", "1", "0"]),
+    ];
+    let rows = pipeline
+        .wait_for_query(&sql, &expected, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        rows, expected,
+        "one row per change, typed, with seq, commit time and transaction id"
+    );
+    let old_key = pipeline
+        .stack
+        .bigquery()
+        .query(&format!(
+            "SELECT id, v FROM `{}.e2e_append_ap.t` WHERE _pg2bq_change_type = 'UPDATE-DELETE'",
+            pipeline.stack.project
+        ))
+        .await
+        .expect("query");
+    assert_eq!(
+        old_key.rows,
+        vec![vec![Some("50".into()), None]],
+        "the old key of the key change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_primary_key_is_written_append_only_with_a_warning() {
+    let schema = "CREATE SCHEMA nk; CREATE TABLE nk.log (at int, msg text); ALTER TABLE nk.log REPLICA IDENTITY FULL;";
+    let pipeline = TestPipeline::start("keyless", &["nk"], schema).await;
+    pipeline
+        .sql
+        .batch_execute(
+            "INSERT INTO nk.log SELECT g, 'm' || g FROM generate_series(1, 20) g;
+             UPDATE nk.log SET msg = 'edited' WHERE at = 1;
+             DELETE FROM nk.log WHERE at = 2;",
+        )
+        .await
+        .expect("changes");
+    let sql = format!(
+        "SELECT _pg2bq_change_type, COUNT(*) FROM `{}.e2e_keyless_nk.log` GROUP BY 1 ORDER BY 1",
+        pipeline.stack.project
+    );
+    let expected = vec![
+        row(&["DELETE", "1"]),
+        row(&["INSERT", "20"]),
+        row(&["UPDATE-DELETE", "1"]),
+        row(&["UPDATE-INSERT", "1"]),
+    ];
+    let rows = pipeline
+        .wait_for_query(&sql, &expected, Duration::from_secs(60))
+        .await;
+    assert_eq!(rows, expected);
+    let log = pipeline.writer_log();
+    assert!(
+        log.contains("has no primary key") && log.contains("append-only"),
+        "a clear warning:\n{log}"
     );
 }

@@ -50,15 +50,29 @@ impl Relations {
     }
 
     /// Records a Relation message; returns the new description.
+    ///
+    /// Key columns are the replica identity's, which is the primary key by default. Under
+    /// REPLICA IDENTITY FULL pgoutput flags every column, so the primary key is looked up instead;
+    /// a table without one then has no key (the writer records it append-only).
     pub async fn apply(
         &mut self,
         relation_id: u32,
         namespace: String,
         name: String,
+        replica_identity: u8,
         columns: &[RelationColumn],
     ) -> Result<Arc<RelationInfo>> {
+        let primary_key = if replica_identity == b'f' {
+            Some(primary_key_columns(&self.catalog, relation_id).await?)
+        } else {
+            None
+        };
         let mut specs = Vec::with_capacity(columns.len());
         for column in columns {
+            let key = match &primary_key {
+                Some(primary_key) => primary_key.contains(&column.name),
+                None => column.key,
+            };
             let resolved = self.resolve(column.type_oid).await?;
             let type_modifier = if column.type_modifier >= 0 {
                 column.type_modifier
@@ -69,7 +83,7 @@ impl Relations {
                 name: column.name.clone(),
                 pg_type: resolved.name,
                 type_modifier,
-                key: column.key,
+                key,
             });
         }
         let info = Arc::new(RelationInfo {
@@ -97,6 +111,23 @@ impl Relations {
         self.types.insert(type_oid, resolved.clone());
         Ok(resolved)
     }
+}
+
+/// Names of the primary key columns of a table (empty if it has none).
+async fn primary_key_columns(
+    catalog: &tokio_postgres::Client,
+    relation_id: u32,
+) -> Result<Vec<String>> {
+    let rows = catalog
+        .query(
+            "SELECT a.attname::text FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1 AND i.indisprimary",
+            &[&relation_id],
+        )
+        .await
+        .map_err(CaptureError::postgres(format!("looking up the primary key of relation {relation_id}")))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Follows domains to their base type and arrays to their element type.

@@ -213,8 +213,8 @@ impl CaptureLoop {
                 relation_id,
                 namespace,
                 name,
+                replica_identity,
                 columns,
-                ..
             } => {
                 // A batch holds one shape of the table: close the open one before the shape changes.
                 if let Some(ready) = self.batcher.take(relation_id) {
@@ -222,7 +222,7 @@ impl CaptureLoop {
                 }
                 let info = self
                     .relations
-                    .apply(relation_id, namespace, name, &columns)
+                    .apply(relation_id, namespace, name, replica_identity, &columns)
                     .await?;
                 tracing::debug!(table = %info.table, columns = info.columns.len(), "relation");
             }

@@ -9,6 +9,11 @@ pub const SEQ_COLUMN: &str = "_pg2bq_seq";
 pub const COMMIT_TS_COLUMN: &str = "_pg2bq_commit_ts";
 /// Metadata column of change tables: `UPSERT` or `DELETE`.
 pub const OP_COLUMN: &str = "_pg2bq_op";
+/// Metadata column of append-only tables: INSERT, UPDATE-INSERT, UPDATE-DELETE, DELETE, READ
+/// (backfill) or TRUNCATE.
+pub const CHANGE_TYPE_COLUMN: &str = "_pg2bq_change_type";
+/// Metadata column of append-only tables: the source transaction id.
+pub const XID_COLUMN: &str = "_pg2bq_xid";
 /// Suffix of the change table that the staged merge strategy folds into the target table.
 pub const CHANGE_TABLE_SUFFIX: &str = "__changes";
 

@@ -1,10 +1,13 @@
 //! The writer service: state, routes and the handling of one push request.
 
-use crate::args::{PushAuth, WriterArgs};
+use crate::append_rows::append_rows;
+use crate::args::{WriteMode, WriterArgs};
 use crate::bigquery::auth::TokenSource;
+use crate::bigquery::rest::FieldSpec;
 use crate::bigquery::rest::RestClient;
 use crate::bigquery::storage_write::StorageWriter;
 use crate::changes::change_rows;
+use crate::endpoint_auth::EndpointAuth;
 use crate::envelope;
 use crate::error::{Result, WriterError};
 use crate::merge::{MergeTarget, Merger};
@@ -14,13 +17,18 @@ use crate::tables::TableRegistry;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pg2bq_core::bq_naming::DatasetLayout;
+use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
+use pg2bq_core::bq_types::BqType;
+use pg2bq_core::bq_values::BqValue;
+use pg2bq_core::wire::ChangeBatch;
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 /// Largest push request accepted: a 10 MB message grows by a third in base64.
 const MAX_PUSH_BYTES: usize = 16 << 20;
@@ -32,19 +40,15 @@ pub struct Writer {
     layout: DatasetLayout,
     tables: TableRegistry,
     merger: Arc<Merger>,
+    write_mode: WriteMode,
+    auth: EndpointAuth,
+    keyless_warned: Mutex<HashSet<BqTableName>>,
 }
 
 impl Writer {
     /// Builds the writer from its settings.
     pub fn new(args: &WriterArgs) -> Result<Arc<Self>> {
-        if args.push_auth == PushAuth::Oidc {
-            return Err(WriterError::Config(
-                "OIDC verification of push requests is not available in this version: \
-                 set PG2BQ_PUSH_AUTH=none and restrict the service with Cloud Run IAM \
-                 (internal ingress, run.invoker granted to the push service account only)"
-                    .into(),
-            ));
-        }
+        let auth = EndpointAuth::from_args(args)?;
         let target = &args.target;
         let tokens = TokenSource::for_target(target)?;
         let rest = RestClient::new(
@@ -67,6 +71,9 @@ impl Writer {
             layout,
             tables: TableRegistry::new(target.is_emulator()),
             merger,
+            write_mode: args.write_mode,
+            auth,
+            keyless_warned: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -85,13 +92,34 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
-        let rows = change_rows(&batch, &shape)?;
-        let table_columns = self.tables.ensure(&self.rest, &shape).await?;
-        let layout = RowLayout::new(&table_columns, &shape.change_fields())?;
-        let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
-        let count = encoded.len();
-        self.storage
-            .append(&shape.target.change_table(), layout.descriptor(), encoded)
+        let count = if self.write_mode == WriteMode::AppendOnly || !shape.has_key() {
+            self.warn_if_keyless(&shape).await;
+            self.append_only(&batch, &shape).await?
+        } else {
+            self.merged(&batch, &shape).await?
+        };
+        tracing::info!(
+            message_id = message.id(),
+            table = %batch.source,
+            changes = batch.changes.len(),
+            rows = count,
+            append_ms = started.elapsed().as_millis() as u64,
+            "wrote batch"
+        );
+        Ok(count)
+    }
+
+    /// Merge mode: rows go to the change table, and the mirror table is merged later.
+    async fn merged(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<usize> {
+        let rows = change_rows(batch, shape)?;
+        let table_columns = self.tables.ensure_merged(&self.rest, shape).await?;
+        let count = self
+            .write(
+                &shape.target.change_table(),
+                &table_columns,
+                &shape.change_fields(),
+                &rows,
+            )
             .await?;
         let columns = table_columns
             .iter()
@@ -104,15 +132,48 @@ impl Writer {
             columns,
         };
         self.merger.mark(target).await;
-        tracing::info!(
-            message_id = message.id(),
-            table = %batch.source,
-            changes = batch.changes.len(),
-            rows = count,
-            append_ms = started.elapsed().as_millis() as u64,
-            "wrote batch"
-        );
         Ok(count)
+    }
+
+    /// Append-only mode (and keyless tables): every change is a row of the target table.
+    async fn append_only(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<usize> {
+        let rows = append_rows(batch, shape)?;
+        let table_columns = self.tables.ensure_appended(&self.rest, shape).await?;
+        self.write(&shape.target, &table_columns, &shape.append_fields(), &rows)
+            .await
+    }
+
+    async fn write(
+        &self,
+        table: &BqTableName,
+        columns: &[FieldSpec],
+        row_fields: &[(String, BqType)],
+        rows: &[Vec<BqValue>],
+    ) -> Result<usize> {
+        let layout = RowLayout::new(columns, row_fields)?;
+        let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
+        let count = encoded.len();
+        self.storage
+            .append(table, layout.descriptor(), encoded)
+            .await?;
+        Ok(count)
+    }
+
+    async fn warn_if_keyless(&self, shape: &TableShape) {
+        if self.write_mode == WriteMode::Merge
+            && self
+                .keyless_warned
+                .lock()
+                .await
+                .insert(shape.target.clone())
+        {
+            tracing::warn!(
+                dataset = %shape.target.dataset,
+                table = %shape.target.table,
+                "table has no primary key, so it cannot be mirrored: it is written append-only \
+                 (every change a row); add a primary key to mirror it"
+            );
+        }
     }
 }
 
@@ -130,14 +191,20 @@ fn error_response(error: &WriterError) -> Response {
         .into_response()
 }
 
-async fn push(State(writer): State<Arc<Writer>>, body: Bytes) -> Response {
+async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = writer.auth.check_push(&headers).await {
+        return error_response(&e);
+    }
     match writer.handle_push(&body).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(&e),
     }
 }
 
-async fn merge(State(writer): State<Arc<Writer>>) -> Response {
+async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Response {
+    if let Err(e) = writer.auth.check_merge(&headers).await {
+        return error_response(&e);
+    }
     match writer.merger.merge_all().await {
         Ok(merged) => axum::Json(json!({"merged_tables": merged})).into_response(),
         Err(e) => error_response(&e),

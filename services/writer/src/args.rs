@@ -11,6 +11,15 @@ pub enum PushAuth {
     None,
 }
 
+/// How changes land in BigQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMode {
+    /// Tables mirror the source (tables without a primary key are written append-only).
+    Merge,
+    /// Every change is a row, with change type, sequence number, commit time and transaction id.
+    AppendOnly,
+}
+
 /// pg2bq writer: receives change batches from a Pub/Sub push subscription and writes them to BigQuery.
 #[derive(Debug, clap::Parser)]
 #[command(name = "writer", version)]
@@ -27,6 +36,26 @@ pub struct WriterArgs {
     /// Authentication of push requests.
     #[arg(long, env = "PG2BQ_PUSH_AUTH", value_enum, default_value_t = PushAuth::Oidc)]
     pub push_auth: PushAuth,
+    /// Audience of push tokens: the subscription's `oidc_token.audience` (by default the push
+    /// endpoint URL). Required with `--push-auth oidc`.
+    #[arg(long, env = "PG2BQ_PUSH_AUDIENCE")]
+    pub push_audience: Option<String>,
+    /// Email of the service account the push subscription signs tokens as. Required with
+    /// `--push-auth oidc`.
+    #[arg(long, env = "PG2BQ_PUSH_SERVICE_ACCOUNT")]
+    pub push_service_account: Option<String>,
+    /// Audience of the scheduler's tokens for `/merge` (default: the push audience).
+    #[arg(long, env = "PG2BQ_MERGE_AUDIENCE")]
+    pub merge_audience: Option<String>,
+    /// Email of the service account the scheduler calls `/merge` as (default: the push one).
+    #[arg(long, env = "PG2BQ_MERGE_SERVICE_ACCOUNT")]
+    pub merge_service_account: Option<String>,
+    /// Where the keys that sign the tokens are published.
+    #[arg(long, env = "PG2BQ_OIDC_JWKS_URL", default_value = crate::oidc::GOOGLE_JWKS_URL)]
+    pub oidc_jwks_url: String,
+    /// `merge` (tables mirror the source) or `append-only` (every change is a row).
+    #[arg(long, env = "PG2BQ_WRITE_MODE", value_enum, default_value_t = WriteMode::Merge)]
+    pub write_mode: WriteMode,
     /// Run the staged MERGE of written tables every this many milliseconds (0: only on `/merge`).
     #[arg(long, env = "PG2BQ_MERGE_INTERVAL_MS", default_value_t = 0)]
     pub merge_interval_ms: u64,

@@ -35,15 +35,8 @@ impl RowOp {
 /// A change-table row before encoding: data values, then op, seq and commit time.
 pub type ChangeRow = Vec<BqValue>;
 
-/// Converts every change of the batch into change-table rows.
+/// Converts every change of the batch into change-table rows (the table must have a key).
 pub fn change_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<ChangeRow>> {
-    if shape.keys().next().is_none() {
-        return Err(WriterError::Unwritable(format!(
-            "table {} has no primary key, so it cannot be mirrored: add a primary key \
-             (or exclude the table from the publication)",
-            batch.source
-        )));
-    }
     let mut rows = Vec::with_capacity(batch.changes.len());
     for change in &batch.changes {
         match change.op {
@@ -76,7 +69,8 @@ pub fn change_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<Change
     Ok(rows)
 }
 
-fn new_values(change: &Change) -> Result<&[Value]> {
+/// The new row of an insert, update or backfilled row.
+pub fn new_values(change: &Change) -> Result<&[Value]> {
     change.new.as_deref().ok_or_else(|| {
         WriterError::BadBatch(format!(
             "{:?} change {} without a new row",
@@ -100,7 +94,22 @@ fn row(
     op: RowOp,
     values: &[Value],
 ) -> Result<ChangeRow> {
-    let mut row = Vec::with_capacity(values.len() + 3);
+    let mut row = data_values(batch, shape, change, values)?;
+    row.push(BqValue::Text(op.as_str().to_owned()));
+    row.push(BqValue::Text(change.seq.to_string()));
+    row.push(BqValue::Timestamp(change.commit_time_us));
+    Ok(row)
+}
+
+/// Converts one row's values by column type. An unchanged TOAST value is refused with the fix:
+/// it is never written as NULL.
+pub fn data_values(
+    batch: &ChangeBatch,
+    shape: &TableShape,
+    change: &Change,
+    values: &[Value],
+) -> Result<Vec<BqValue>> {
+    let mut row = Vec::with_capacity(values.len() + 4);
     for (column, value) in shape.columns.iter().zip(values) {
         let converted = match value {
             Value::Null => BqValue::Null,
@@ -120,9 +129,6 @@ fn row(
         };
         row.push(converted);
     }
-    row.push(BqValue::Text(op.as_str().to_owned()));
-    row.push(BqValue::Text(change.seq.to_string()));
-    row.push(BqValue::Timestamp(change.commit_time_us));
     Ok(row)
 }
 

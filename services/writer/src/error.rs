@@ -15,9 +15,15 @@ pub enum WriterError {
     /// A value or a schema change cannot be written correctly.
     #[error("cannot write: {0}")]
     Unwritable(String),
-    /// The request is not authorised.
-    #[error("unauthorised push request: {0}")]
-    Unauthorised(String),
+    /// The request carries no valid credentials.
+    #[error("unauthenticated request: {0}")]
+    Unauthenticated(String),
+    /// The request's credentials are valid but not accepted here.
+    #[error("forbidden request: {0}")]
+    Forbidden(String),
+    /// The keys to verify credentials with cannot be had right now.
+    #[error("cannot verify the request now: {0}")]
+    AuthUnavailable(String),
     /// BigQuery refused the request permanently.
     #[error("BigQuery refused: {0}")]
     BigQueryPermanent(String),
@@ -37,8 +43,11 @@ impl WriterError {
             WriterError::Unwritable(_) | WriterError::BigQueryPermanent(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            WriterError::Unauthorised(_) => StatusCode::UNAUTHORIZED,
-            WriterError::BigQueryTransient(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WriterError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            WriterError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WriterError::BigQueryTransient(_) | WriterError::AuthUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             WriterError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,7 +58,9 @@ impl WriterError {
             WriterError::BadEnvelope(_) => "bad_envelope",
             WriterError::BadBatch(_) => "bad_batch",
             WriterError::Unwritable(_) => "unwritable",
-            WriterError::Unauthorised(_) => "unauthorised",
+            WriterError::Unauthenticated(_) => "unauthenticated",
+            WriterError::Forbidden(_) => "forbidden",
+            WriterError::AuthUnavailable(_) => "auth_unavailable",
             WriterError::BigQueryPermanent(_) => "bigquery_permanent",
             WriterError::BigQueryTransient(_) => "bigquery_transient",
             WriterError::Config(_) => "config",
@@ -59,3 +70,15 @@ impl WriterError {
 
 /// Result with [`WriterError`].
 pub type Result<T> = std::result::Result<T, WriterError>;
+
+impl From<crate::oidc::OidcError> for WriterError {
+    fn from(error: crate::oidc::OidcError) -> Self {
+        match error {
+            crate::oidc::OidcError::Rejected(_) => WriterError::Forbidden(error.to_string()),
+            crate::oidc::OidcError::KeysUnavailable(_) => {
+                WriterError::AuthUnavailable(error.to_string())
+            }
+            _ => WriterError::Unauthenticated(error.to_string()),
+        }
+    }
+}

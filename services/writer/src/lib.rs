@@ -2,9 +2,11 @@
 //! writes them with the Storage Write API, creating and evolving tables as it goes.
 
 pub mod app;
+pub mod append_rows;
 pub mod args;
 pub mod bigquery;
 pub mod changes;
+pub mod endpoint_auth;
 pub mod envelope;
 pub mod error;
 pub mod merge;

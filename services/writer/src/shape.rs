@@ -1,6 +1,9 @@
 //! The BigQuery shape of a source table as one change batch describes it.
 
-use pg2bq_core::bq_naming::{BqTableName, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, column_name};
+use pg2bq_core::bq_naming::{
+    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, XID_COLUMN,
+    column_name,
+};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::wire::ColumnSpec;
 
@@ -74,6 +77,24 @@ impl TableShape {
                 (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
             ])
             .collect()
+    }
+
+    /// Fields of an append-only table: data, then change type, seq, commit time and transaction id
+    /// (the order of append rows).
+    pub fn append_fields(&self) -> Vec<(String, BqType)> {
+        self.data_fields()
+            .chain([
+                (CHANGE_TYPE_COLUMN.to_owned(), BqType::String),
+                (SEQ_COLUMN.to_owned(), BqType::String),
+                (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
+                (XID_COLUMN.to_owned(), BqType::Int64),
+            ])
+            .collect()
+    }
+
+    /// Whether the table has key columns (and so can be mirrored).
+    pub fn has_key(&self) -> bool {
+        self.keys().next().is_some()
     }
 
     /// Clustering columns: the first four key columns of clusterable types.

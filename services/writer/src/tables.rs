@@ -57,9 +57,13 @@ impl TableRegistry {
 
     /// Makes sure the mirror table and the change table exist with every column of `shape`;
     /// returns the change table's columns. Creation races between instances are harmless.
-    pub async fn ensure(&self, rest: &RestClient, shape: &TableShape) -> Result<TableColumns> {
+    pub async fn ensure_merged(
+        &self,
+        rest: &RestClient,
+        shape: &TableShape,
+    ) -> Result<TableColumns> {
         let change_table = shape.target.change_table();
-        let wanted = [
+        let wanted = vec![
             (
                 shape.target.clone(),
                 self.fields(&shape.target_fields()),
@@ -71,6 +75,29 @@ impl TableRegistry {
                 Vec::new(),
             ),
         ];
+        self.ensure_all(rest, wanted, &change_table).await
+    }
+
+    /// Makes sure the append-only table of `shape` exists with all its columns; returns them.
+    pub async fn ensure_appended(
+        &self,
+        rest: &RestClient,
+        shape: &TableShape,
+    ) -> Result<TableColumns> {
+        let wanted = vec![(
+            shape.target.clone(),
+            self.fields(&shape.append_fields()),
+            Vec::new(),
+        )];
+        self.ensure_all(rest, wanted, &shape.target).await
+    }
+
+    async fn ensure_all(
+        &self,
+        rest: &RestClient,
+        wanted: Vec<(BqTableName, Vec<FieldSpec>, Vec<String>)>,
+        written: &BqTableName,
+    ) -> Result<TableColumns> {
         for (table, fields, clustering) in wanted {
             if self.has_all(&table, &fields).await {
                 continue;
@@ -80,7 +107,7 @@ impl TableRegistry {
             self.known.lock().await.insert(table, Arc::new(columns));
         }
         let known = self.known.lock().await;
-        Ok(Arc::clone(known.get(&change_table).expect("ensured above")))
+        Ok(Arc::clone(known.get(written).expect("ensured above")))
     }
 
     async fn has_all(&self, table: &BqTableName, fields: &[FieldSpec]) -> bool {

@@ -30,8 +30,8 @@ mod error;
 mod keys;
 mod verifier;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
