@@ -83,12 +83,14 @@ impl fmt::Display for BqType {
 
 /// The BigQuery type a PostgreSQL column becomes.
 ///
-/// Arrays are carried as STRING in PostgreSQL's array literal form for now; every type without a
-/// BigQuery counterpart (geometric, range, composite, `interval`, `timetz`, network types) becomes
-/// STRING with PostgreSQL's text form, so no value is ever dropped.
+/// Arrays become JSON arrays: BigQuery's ARRAY can hold neither NULL elements, nor a NULL array
+/// (it turns into an empty one), nor nested arrays, and which of these occur is only known value
+/// by value, after the column's type is fixed; JSON keeps every array exactly. Every type without
+/// a BigQuery counterpart (geometric, range, composite, `interval`, `timetz`, network types)
+/// becomes STRING with PostgreSQL's text form, so no value is ever dropped.
 pub fn bq_type_for(pg_type: &str, type_modifier: i32) -> BqType {
     if pg_type.ends_with("[]") {
-        return BqType::String;
+        return BqType::Json;
     }
     match pg_type {
         "int2" | "int4" | "int8" | "oid" => BqType::Int64,
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(bq_type_for("timestamp", -1), BqType::Datetime);
         assert_eq!(bq_type_for("jsonb", -1), BqType::Json);
         assert_eq!(bq_type_for("uuid", -1), BqType::String);
-        assert_eq!(bq_type_for("int4[]", -1), BqType::String);
+        assert_eq!(bq_type_for("int4[]", -1), BqType::Json);
     }
 
     #[test]

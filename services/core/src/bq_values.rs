@@ -7,6 +7,7 @@ use crate::civil::{
     MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US, format_timestamp_us,
     parse_date, parse_time_of_day, parse_timestamp, parse_timestamptz,
 };
+use crate::pg_array::parse_array;
 
 /// A value ready to be written to a BigQuery column.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,12 @@ pub fn convert(pg_type: &str, bq_type: BqType, text: &str) -> Result<BqValue, Va
             BqValue::Text(datetime(text).ok_or_else(|| fail("not an ISO timestamp"))?)
         }
         BqType::Time => BqValue::Text(time(text).ok_or_else(|| fail("not a time of day"))?),
+        BqType::Json if pg_type.ends_with("[]") => {
+            let element_type = pg_type.trim_end_matches("[]");
+            let array =
+                parse_array(text, element_type).ok_or_else(|| fail("not an array literal"))?;
+            BqValue::Text(array.to_string())
+        }
         BqType::String | BqType::Json => BqValue::Text(text.to_owned()),
     };
     Ok(value)
@@ -225,6 +232,15 @@ mod tests {
             ok("time", BqType::Time, "24:00:00"),
             BqValue::Text("23:59:59.999999".into())
         );
+    }
+
+    #[test]
+    fn arrays_become_json() {
+        assert_eq!(
+            ok("int4[]", BqType::Json, "{1,NULL}"),
+            BqValue::Text("[1,null]".into())
+        );
+        assert!(convert("int4[]", BqType::Json, "{1").is_err());
     }
 
     #[test]

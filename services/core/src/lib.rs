@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod lsn;
+pub mod pg_array;
 pub mod pg_connect;
 pub mod pg_types;
 pub mod selection;

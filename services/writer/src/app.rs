@@ -11,6 +11,7 @@ use crate::endpoint_auth::EndpointAuth;
 use crate::envelope;
 use crate::error::{Result, WriterError};
 use crate::merge::{MergeTarget, Merger};
+use crate::metrics::{WriterMetrics, seconds_since};
 use crate::row_layout::RowLayout;
 use crate::shape::{TableShape, is_metadata};
 use crate::tables::TableRegistry;
@@ -42,6 +43,7 @@ pub struct Writer {
     merger: Arc<Merger>,
     write_mode: WriteMode,
     auth: EndpointAuth,
+    metrics: WriterMetrics,
     keyless_warned: Mutex<HashSet<BqTableName>>,
 }
 
@@ -73,6 +75,7 @@ impl Writer {
             merger,
             write_mode: args.write_mode,
             auth,
+            metrics: WriterMetrics::default(),
             keyless_warned: Mutex::new(HashSet::new()),
         }))
     }
@@ -83,6 +86,7 @@ impl Writer {
             .route("/push", post(push))
             .route("/merge", post(merge))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(MAX_PUSH_BYTES))
             .with_state(self)
     }
@@ -92,25 +96,41 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
-        let count = if self.write_mode == WriteMode::AppendOnly || !shape.has_key() {
+        let (count, bytes) = if self.write_mode == WriteMode::AppendOnly || !shape.has_key() {
             self.warn_if_keyless(&shape).await;
             self.append_only(&batch, &shape).await?
         } else {
             self.merged(&batch, &shape).await?
         };
+        let oldest_commit = batch
+            .changes
+            .iter()
+            .map(|c| c.commit_time_us)
+            .min()
+            .unwrap_or(0);
+        let freshness = if oldest_commit > 0 {
+            seconds_since(oldest_commit)
+        } else {
+            0.0
+        };
+        let table = batch.source.to_string();
+        self.metrics
+            .record_write(&table, count, bytes, started.elapsed(), freshness);
         tracing::info!(
             message_id = message.id(),
-            table = %batch.source,
+            table = %table,
             changes = batch.changes.len(),
             rows = count,
+            bytes,
             append_ms = started.elapsed().as_millis() as u64,
+            freshness_ms = (freshness * 1000.0) as u64,
             "wrote batch"
         );
         Ok(count)
     }
 
     /// Merge mode: rows go to the change table, and the mirror table is merged later.
-    async fn merged(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<usize> {
+    async fn merged(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<(usize, usize)> {
         let rows = change_rows(batch, shape)?;
         let table_columns = self.tables.ensure_merged(&self.rest, shape).await?;
         let count = self
@@ -136,7 +156,7 @@ impl Writer {
     }
 
     /// Append-only mode (and keyless tables): every change is a row of the target table.
-    async fn append_only(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<usize> {
+    async fn append_only(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<(usize, usize)> {
         let rows = append_rows(batch, shape)?;
         let table_columns = self.tables.ensure_appended(&self.rest, shape).await?;
         self.write(&shape.target, &table_columns, &shape.append_fields(), &rows)
@@ -149,14 +169,15 @@ impl Writer {
         columns: &[FieldSpec],
         row_fields: &[(String, BqType)],
         rows: &[Vec<BqValue>],
-    ) -> Result<usize> {
+    ) -> Result<(usize, usize)> {
         let layout = RowLayout::new(columns, row_fields)?;
         let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
         let count = encoded.len();
+        let bytes = encoded.iter().map(Vec::len).sum();
         self.storage
             .append(table, layout.descriptor(), encoded)
             .await?;
-        Ok(count)
+        Ok((count, bytes))
     }
 
     async fn warn_if_keyless(&self, shape: &TableShape) {
@@ -192,13 +213,28 @@ fn error_response(error: &WriterError) -> Response {
 }
 
 async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(e) = writer.auth.check_push(&headers).await {
-        return error_response(&e);
-    }
-    match writer.handle_push(&body).await {
+    let outcome = match writer.auth.check_push(&headers).await {
+        Ok(()) => writer.handle_push(&body).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            writer.metrics.record_error(e.kind());
+            error_response(&e)
+        }
     }
+}
+
+async fn metrics(State(writer): State<Arc<Writer>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        writer.metrics.prometheus(),
+    )
+        .into_response()
 }
 
 async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Response {

@@ -10,6 +10,7 @@ pub mod endpoint_auth;
 pub mod envelope;
 pub mod error;
 pub mod merge;
+pub mod metrics;
 pub mod oidc;
 pub mod row_layout;
 pub mod shape;
