@@ -486,3 +486,51 @@ async fn a_table_without_primary_key_is_written_append_only_with_a_warning() {
         "a clear warning:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_never_saw_a_table_merges_it_when_asked() {
+    let options = Options {
+        writer_env: vec![("PG2BQ_MERGE_INTERVAL_MS", "0")],
+        ..Options::default()
+    };
+    let schema = "CREATE SCHEMA cm; CREATE TABLE cm.t (a int, b text, v int, PRIMARY KEY (a, b));";
+    let mut pipeline = TestPipeline::start_with("coldmerge", &["cm"], schema, options).await;
+    pipeline
+        .sql
+        .batch_execute("INSERT INTO cm.t SELECT g, 'b' || g, g FROM generate_series(1, 40) g; DELETE FROM cm.t WHERE a <= 5;")
+        .await
+        .expect("rows");
+    let changes = format!(
+        "SELECT COUNT(*) FROM `{}.e2e_coldmerge_cm.t__changes`",
+        pipeline.stack.project
+    );
+    let rows = pipeline
+        .wait_for_query(&changes, &[row(&["45"])], Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        rows,
+        vec![row(&["45"])],
+        "the change table holds every change"
+    );
+    let mirror = format!(
+        "SELECT COUNT(*) FROM `{}.e2e_coldmerge_cm.t`",
+        pipeline.stack.project
+    );
+    assert_eq!(
+        pipeline
+            .stack
+            .bigquery()
+            .query(&mirror)
+            .await
+            .expect("mirror")
+            .rows,
+        vec![row(&["0"])],
+        "nothing merged yet"
+    );
+
+    let other = StandaloneWriter::start(&pipeline.stack, "coldmerge-other", "e2e_coldmerge_").await;
+    let (status, text) = other.post("merge", "", None).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"merged_tables\":1"), "{text}");
+    pipeline.wait_until_mirrored(Duration::from_secs(30)).await;
+}

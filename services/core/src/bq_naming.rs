@@ -14,6 +14,9 @@ pub const OP_COLUMN: &str = "_pg2bq_op";
 pub const CHANGE_TYPE_COLUMN: &str = "_pg2bq_change_type";
 /// Metadata column of append-only tables: the source transaction id.
 pub const XID_COLUMN: &str = "_pg2bq_xid";
+/// Description of the key columns of a change table: how a writer that never saw the table
+/// learns its key when it is asked to merge it.
+pub const KEY_COLUMN_DESCRIPTION: &str = "pg2bq: primary key column";
 /// Suffix of the change table that the staged merge strategy folds into the target table.
 pub const CHANGE_TABLE_SUFFIX: &str = "__changes";
 

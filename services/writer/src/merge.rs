@@ -6,9 +6,13 @@
 //! duplicate changes nothing. The MERGE runs on a timer (locally) or when `/merge` is called
 //! (Cloud Scheduler in GCP).
 
-use crate::bigquery::rest::RestClient;
+use crate::bigquery::rest::{FieldSpec, RestClient};
 use crate::error::Result;
-use pg2bq_core::bq_naming::{BqTableName, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, quote_column};
+use crate::shape::is_metadata;
+use pg2bq_core::bq_naming::{
+    BqTableName, CHANGE_TABLE_SUFFIX, COMMIT_TS_COLUMN, DatasetLayout, KEY_COLUMN_DESCRIPTION,
+    OP_COLUMN, SEQ_COLUMN, quote_column,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,16 +73,18 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
 /// Tables waiting for a MERGE, and the MERGE runner.
 pub struct Merger {
     rest: RestClient,
+    layout: DatasetLayout,
     pending: Mutex<HashMap<BqTableName, MergeTarget>>,
     seen: Mutex<HashMap<BqTableName, MergeTarget>>,
     running: Mutex<()>,
 }
 
 impl Merger {
-    /// A merger writing through `rest`.
-    pub fn new(rest: RestClient) -> Self {
+    /// A merger writing through `rest` into the datasets of `layout`.
+    pub fn new(rest: RestClient, layout: DatasetLayout) -> Self {
         Merger {
             rest,
+            layout,
             pending: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             running: Mutex::new(()),
@@ -105,12 +111,76 @@ impl Merger {
         self.merge(tables).await
     }
 
-    /// Merges every table this instance has written to.
+    /// Merges every mirror table of the layout's datasets, found in BigQuery (so that an
+    /// instance that never wrote a table, e.g. the one Cloud Scheduler reaches, merges it too),
+    /// and every table this instance wrote.
     pub async fn merge_all(&self) -> Result<usize> {
         let _one_at_a_time = self.running.lock().await;
         self.pending.lock().await.clear();
-        let tables: Vec<MergeTarget> = self.seen.lock().await.values().cloned().collect();
-        self.merge(tables).await
+        let mut targets: HashMap<BqTableName, MergeTarget> = self
+            .discover()
+            .await?
+            .into_iter()
+            .map(|t| (t.table.clone(), t))
+            .collect();
+        for (table, target) in self.seen.lock().await.iter() {
+            targets
+                .entry(table.clone())
+                .or_insert_with(|| target.clone());
+        }
+        self.merge(targets.into_values().collect()).await
+    }
+
+    /// Change tables of the layout's datasets whose key columns are marked.
+    async fn discover(&self) -> Result<Vec<MergeTarget>> {
+        let datasets = match &self.layout {
+            DatasetLayout::Single { dataset } => vec![dataset.clone()],
+            DatasetLayout::PerSchema { prefix } => {
+                let all = self.rest.list_datasets().await?;
+                all.into_iter()
+                    .filter(|d| d.starts_with(prefix.as_str()))
+                    .collect()
+            }
+        };
+        let mut targets = Vec::new();
+        for dataset in datasets {
+            for table in self.rest.list_tables(&dataset).await? {
+                let Some(mirror) = table.strip_suffix(CHANGE_TABLE_SUFFIX) else {
+                    continue;
+                };
+                let change_table = BqTableName {
+                    dataset: dataset.clone(),
+                    table: table.clone(),
+                };
+                let Some(fields) = self.rest.table_schema(&change_table).await? else {
+                    continue;
+                };
+                let marked =
+                    |f: &&FieldSpec| f.description.as_deref() == Some(KEY_COLUMN_DESCRIPTION);
+                let keys: Vec<String> = fields
+                    .iter()
+                    .filter(marked)
+                    .map(|f| f.name.clone())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let columns = fields
+                    .iter()
+                    .filter(|f| !is_metadata(&f.name))
+                    .map(|f| f.name.clone())
+                    .collect();
+                targets.push(MergeTarget {
+                    table: BqTableName {
+                        dataset: dataset.clone(),
+                        table: mirror.to_owned(),
+                    },
+                    keys,
+                    columns,
+                });
+            }
+        }
+        Ok(targets)
     }
 
     async fn merge(&self, tables: Vec<MergeTarget>) -> Result<usize> {

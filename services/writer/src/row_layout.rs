@@ -79,6 +79,7 @@ mod tests {
             name: name.into(),
             bq_type: t.into(),
             mode: "NULLABLE".into(),
+            description: None,
         }
     }
 

@@ -7,7 +7,7 @@
 use crate::bigquery::rest::{FieldSpec, RestClient};
 use crate::error::{Result, WriterError};
 use crate::shape::TableShape;
-use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
 use pg2bq_core::bq_types::BqType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,6 +45,7 @@ impl TableRegistry {
             name: name.to_owned(),
             bq_type: type_name.to_owned(),
             mode: "NULLABLE".to_owned(),
+            description: None,
         }
     }
 
@@ -57,23 +58,32 @@ impl TableRegistry {
 
     /// Makes sure the mirror table and the change table exist with every column of `shape`;
     /// returns the change table's columns. Creation races between instances are harmless.
+    /// The change table's key columns carry [`KEY_COLUMN_DESCRIPTION`], so that any writer can
+    /// merge it later; the mirror table declares its primary key (`NOT ENFORCED`).
     pub async fn ensure_merged(
         &self,
         rest: &RestClient,
         shape: &TableShape,
     ) -> Result<TableColumns> {
+        let keys = shape.key_names();
+        let mut change_fields = self.fields(&shape.change_fields());
+        for field in change_fields.iter_mut().filter(|f| keys.contains(&f.name)) {
+            field.description = Some(KEY_COLUMN_DESCRIPTION.to_owned());
+        }
         let change_table = shape.target.change_table();
         let wanted = vec![
-            (
-                shape.target.clone(),
-                self.fields(&shape.target_fields()),
-                shape.clustering(),
-            ),
-            (
-                change_table.clone(),
-                self.fields(&shape.change_fields()),
-                Vec::new(),
-            ),
+            TableSpec {
+                table: shape.target.clone(),
+                fields: self.fields(&shape.target_fields()),
+                clustering: shape.clustering(),
+                primary_key: keys,
+            },
+            TableSpec {
+                table: change_table.clone(),
+                fields: change_fields,
+                clustering: Vec::new(),
+                primary_key: Vec::new(),
+            },
         ];
         self.ensure_all(rest, wanted, &change_table).await
     }
@@ -84,27 +94,31 @@ impl TableRegistry {
         rest: &RestClient,
         shape: &TableShape,
     ) -> Result<TableColumns> {
-        let wanted = vec![(
-            shape.target.clone(),
-            self.fields(&shape.append_fields()),
-            Vec::new(),
-        )];
+        let wanted = vec![TableSpec {
+            table: shape.target.clone(),
+            fields: self.fields(&shape.append_fields()),
+            clustering: Vec::new(),
+            primary_key: Vec::new(),
+        }];
         self.ensure_all(rest, wanted, &shape.target).await
     }
 
     async fn ensure_all(
         &self,
         rest: &RestClient,
-        wanted: Vec<(BqTableName, Vec<FieldSpec>, Vec<String>)>,
+        wanted: Vec<TableSpec>,
         written: &BqTableName,
     ) -> Result<TableColumns> {
-        for (table, fields, clustering) in wanted {
-            if self.has_all(&table, &fields).await {
+        for spec in wanted {
+            if self.has_all(&spec.table, &spec.fields).await {
                 continue;
             }
-            self.ensure_dataset(rest, &table.dataset).await?;
-            let columns = ensure_table(rest, &table, &fields, &clustering, self.emulator).await?;
-            self.known.lock().await.insert(table, Arc::new(columns));
+            self.ensure_dataset(rest, &spec.table.dataset).await?;
+            let columns = ensure_table(rest, &spec, self.emulator).await?;
+            self.known
+                .lock()
+                .await
+                .insert(spec.table, Arc::new(columns));
         }
         let known = self.known.lock().await;
         Ok(Arc::clone(known.get(written).expect("ensured above")))
@@ -129,18 +143,28 @@ impl TableRegistry {
     }
 }
 
+/// A table as pg2bq wants it.
+struct TableSpec {
+    table: BqTableName,
+    fields: Vec<FieldSpec>,
+    clustering: Vec<String>,
+    primary_key: Vec<String>,
+}
+
 /// Creates the table or adds its missing columns; returns all its columns in table order.
 async fn ensure_table(
     rest: &RestClient,
-    table: &BqTableName,
-    fields: &[FieldSpec],
-    clustering: &[String],
+    spec: &TableSpec,
     emulator: bool,
 ) -> Result<Vec<FieldSpec>> {
+    let (table, fields) = (&spec.table, &spec.fields);
     let mut columns = match rest.table_schema(table).await? {
         Some(existing) => existing,
         None => {
-            if rest.create_table(table, fields, clustering).await? {
+            if rest
+                .create_table(table, fields, &spec.clustering, &spec.primary_key)
+                .await?
+            {
                 tracing::info!(dataset = %table.dataset, table = %table.table, "created table");
             }
             rest.table_schema(table)

@@ -16,11 +16,17 @@ pub struct FieldSpec {
     pub bq_type: String,
     /// `NULLABLE`, `REQUIRED` or `REPEATED`.
     pub mode: String,
+    /// Column description.
+    pub description: Option<String>,
 }
 
 impl FieldSpec {
     fn to_json(&self) -> Json {
-        json!({"name": self.name, "type": self.bq_type, "mode": self.mode})
+        let mut field = json!({"name": self.name, "type": self.bq_type, "mode": self.mode});
+        if let Some(description) = &self.description {
+            field["description"] = json!(description);
+        }
+        field
     }
 
     fn from_json(field: &Json) -> Option<Self> {
@@ -32,6 +38,10 @@ impl FieldSpec {
                 .and_then(Json::as_str)
                 .unwrap_or("NULLABLE")
                 .to_owned(),
+            description: field
+                .get("description")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -175,12 +185,62 @@ impl RestClient {
         Ok(Some(fields))
     }
 
-    /// Creates a table; returns false if it already existed.
+    /// The ids of the project's datasets.
+    pub async fn list_datasets(&self) -> Result<Vec<String>> {
+        self.list("/datasets", "datasets", "/datasetReference/datasetId")
+            .await
+    }
+
+    /// The ids of a dataset's tables.
+    pub async fn list_tables(&self, dataset: &str) -> Result<Vec<String>> {
+        self.list(
+            &format!("/datasets/{dataset}/tables"),
+            "tables",
+            "/tableReference/tableId",
+        )
+        .await
+    }
+
+    async fn list(&self, path: &str, items: &str, id_pointer: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let page = match &page_token {
+                Some(token) => format!("{path}?maxResults=1000&pageToken={token}"),
+                None => format!("{path}?maxResults=1000"),
+            };
+            let (status, answer) = self.call(Method::GET, &page, None).await?;
+            if !status.is_success() {
+                return Err(Self::failure(&format!("listing {path}"), status, &answer));
+            }
+            let listed = answer
+                .get(items)
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default();
+            ids.extend(
+                listed
+                    .iter()
+                    .filter_map(|i| i.pointer(id_pointer)?.as_str().map(str::to_owned)),
+            );
+            page_token = answer
+                .get("nextPageToken")
+                .and_then(Json::as_str)
+                .map(str::to_owned);
+            if page_token.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// Creates a table (with a `PRIMARY KEY ... NOT ENFORCED` when `primary_key` is not empty);
+    /// returns false if it already existed.
     pub async fn create_table(
         &self,
         table: &BqTableName,
         fields: &[FieldSpec],
         clustering: &[String],
+        primary_key: &[String],
     ) -> Result<bool> {
         let mut body = json!({
             "tableReference": {"projectId": self.project, "datasetId": table.dataset, "tableId": table.table},
@@ -188,6 +248,9 @@ impl RestClient {
         });
         if !clustering.is_empty() {
             body["clustering"] = json!({"fields": clustering});
+        }
+        if !primary_key.is_empty() {
+            body["tableConstraints"] = json!({"primaryKey": {"columns": primary_key}});
         }
         let path = format!("/datasets/{}/tables", table.dataset);
         let (status, answer) = self.call(Method::POST, &path, Some(body)).await?;
