@@ -534,3 +534,36 @@ async fn a_writer_that_never_saw_a_table_merges_it_when_asked() {
     assert!(text.contains("\"merged_tables\":1"), "{text}");
     pipeline.wait_until_mirrored(Duration::from_secs(30)).await;
 }
+
+/// The emulator ignores `_CHANGE_TYPE` and `_CHANGE_SEQUENCE_NUMBER` (it appends every row), so
+/// only inserts can be checked here; the rows, the pseudo-columns and the table definition are
+/// pinned by the writer's unit tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cdc_rows_reach_the_mirror_table_directly() {
+    let options = Options {
+        writer_env: vec![
+            ("PG2BQ_MERGE_STRATEGY", "native"),
+            ("PG2BQ_MERGE_INTERVAL_MS", "0"),
+        ],
+        ..Options::default()
+    };
+    let schema = "CREATE SCHEMA na; CREATE TABLE na.t (id bigint PRIMARY KEY, v text);";
+    let mut pipeline = TestPipeline::start_with("native", &["na"], schema, options).await;
+    pipeline
+        .sql
+        .batch_execute("INSERT INTO na.t SELECT g, 'v' || g FROM generate_series(1, 30) g")
+        .await
+        .expect("rows");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    let tables = pipeline
+        .stack
+        .bigquery()
+        .list_tables("e2e_native_na")
+        .await
+        .expect("tables");
+    assert_eq!(
+        tables,
+        vec!["t".to_owned()],
+        "no change table under the native strategy"
+    );
+}

@@ -1,7 +1,7 @@
 //! The writer service: state, routes and the handling of one push request.
 
 use crate::append_rows::append_rows;
-use crate::args::{WriteMode, WriterArgs};
+use crate::args::{MergeStrategy, WriteMode, WriterArgs};
 use crate::bigquery::auth::TokenSource;
 use crate::bigquery::rest::FieldSpec;
 use crate::bigquery::rest::RestClient;
@@ -12,6 +12,9 @@ use crate::envelope;
 use crate::error::{Result, WriterError};
 use crate::merge::{MergeTarget, Merger};
 use crate::metrics::{WriterMetrics, seconds_since};
+use crate::native::{
+    CHANGE_SEQUENCE_NUMBER, CHANGE_TYPE, max_staleness_literal, native_fields, native_rows,
+};
 use crate::row_layout::RowLayout;
 use crate::shape::{TableShape, is_metadata};
 use crate::tables::TableRegistry;
@@ -42,6 +45,8 @@ pub struct Writer {
     tables: TableRegistry,
     merger: Arc<Merger>,
     write_mode: WriteMode,
+    native: bool,
+    max_staleness: String,
     auth: EndpointAuth,
     metrics: WriterMetrics,
     keyless_warned: Mutex<HashSet<BqTableName>>,
@@ -74,6 +79,9 @@ impl Writer {
             tables: TableRegistry::new(target.is_emulator()),
             merger,
             write_mode: args.write_mode,
+            // `auto` is staged: only staged replicates TRUNCATE exactly.
+            native: args.merge_strategy == MergeStrategy::Native,
+            max_staleness: max_staleness_literal(args.max_staleness_secs),
             auth,
             metrics: WriterMetrics::default(),
             keyless_warned: Mutex::new(HashSet::new()),
@@ -99,6 +107,8 @@ impl Writer {
         let (count, bytes) = if self.write_mode == WriteMode::AppendOnly || !shape.has_key() {
             self.warn_if_keyless(&shape).await;
             self.append_only(&batch, &shape).await?
+        } else if self.native {
+            self.native(&batch, &shape).await?
         } else {
             self.merged(&batch, &shape).await?
         };
@@ -155,6 +165,21 @@ impl Writer {
         Ok(count)
     }
 
+    /// Merge mode, native strategy: rows go to the mirror table with BigQuery CDC pseudo-columns.
+    async fn native(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<(usize, usize)> {
+        let rows = native_rows(batch, shape)?;
+        let table_columns = self
+            .tables
+            .ensure_native(&self.rest, shape, &self.max_staleness)
+            .await?;
+        let layout = RowLayout::with_pseudo_columns(
+            &table_columns,
+            &native_fields(shape),
+            &[CHANGE_TYPE, CHANGE_SEQUENCE_NUMBER],
+        )?;
+        self.append_encoded(&shape.target, &layout, &rows).await
+    }
+
     /// Append-only mode (and keyless tables): every change is a row of the target table.
     async fn append_only(&self, batch: &ChangeBatch, shape: &TableShape) -> Result<(usize, usize)> {
         let rows = append_rows(batch, shape)?;
@@ -171,6 +196,15 @@ impl Writer {
         rows: &[Vec<BqValue>],
     ) -> Result<(usize, usize)> {
         let layout = RowLayout::new(columns, row_fields)?;
+        self.append_encoded(table, &layout, rows).await
+    }
+
+    async fn append_encoded(
+        &self,
+        table: &BqTableName,
+        layout: &RowLayout,
+        rows: &[Vec<BqValue>],
+    ) -> Result<(usize, usize)> {
         let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
         let count = encoded.len();
         let bytes = encoded.iter().map(Vec::len).sum();

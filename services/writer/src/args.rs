@@ -20,6 +20,18 @@ pub enum WriteMode {
     AppendOnly,
 }
 
+/// How `merge` mode brings mirror tables up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeStrategy {
+    /// `staged` for now: it alone replicates TRUNCATE exactly (see the README).
+    Auto,
+    /// BigQuery CDC: rows carry `_CHANGE_TYPE` and `_CHANGE_SEQUENCE_NUMBER`, BigQuery applies
+    /// them within `max_staleness`. TRUNCATE is refused (BigQuery CDC has no way to express it).
+    Native,
+    /// A change table per table, folded into the mirror by MERGE.
+    Staged,
+}
+
 /// pg2bq writer: receives change batches from a Pub/Sub push subscription and writes them to BigQuery.
 #[derive(Debug, clap::Parser)]
 #[command(name = "writer", version)]
@@ -56,6 +68,12 @@ pub struct WriterArgs {
     /// `merge` (tables mirror the source) or `append-only` (every change is a row).
     #[arg(long, env = "PG2BQ_WRITE_MODE", value_enum, default_value_t = WriteMode::Merge)]
     pub write_mode: WriteMode,
+    /// How `merge` mode updates mirror tables.
+    #[arg(long, env = "PG2BQ_MERGE_STRATEGY", value_enum, default_value_t = MergeStrategy::Auto)]
+    pub merge_strategy: MergeStrategy,
+    /// `max_staleness` of native CDC tables, in seconds: how stale a query may read the table.
+    #[arg(long, env = "PG2BQ_MAX_STALENESS_SECS", default_value_t = 900)]
+    pub max_staleness_secs: u64,
     /// Run the staged MERGE of written tables every this many milliseconds (0: only on `/merge`).
     #[arg(long, env = "PG2BQ_MERGE_INTERVAL_MS", default_value_t = 0)]
     pub merge_interval_ms: u64,

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod merge;
 pub mod metrics;
+pub mod native;
 pub mod oidc;
 pub mod row_layout;
 pub mod shape;

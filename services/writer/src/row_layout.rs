@@ -22,7 +22,17 @@ impl RowLayout {
     /// The layout of rows with `row_fields` (in change-row order) written to a table with `table`
     /// columns; every row field must be a column of the table.
     pub fn new(table: &[FieldSpec], row_fields: &[(String, BqType)]) -> Result<Self> {
-        let columns: Vec<(String, BqType)> = table
+        Self::with_pseudo_columns(table, row_fields, &[])
+    }
+
+    /// As [`RowLayout::new`], with STRING pseudo-columns (BigQuery CDC's `_CHANGE_TYPE`, ...)
+    /// described after the table's columns.
+    pub fn with_pseudo_columns(
+        table: &[FieldSpec],
+        row_fields: &[(String, BqType)],
+        pseudo: &[&str],
+    ) -> Result<Self> {
+        let mut columns: Vec<(String, BqType)> = table
             .iter()
             .map(|f| {
                 BqType::from_schema_name(&f.bq_type)
@@ -35,6 +45,7 @@ impl RowLayout {
                     })
             })
             .collect::<Result<_>>()?;
+        columns.extend(pseudo.iter().map(|name| (name.to_string(), BqType::String)));
         let field_numbers = row_fields
             .iter()
             .map(|(name, _)| {
@@ -105,5 +116,31 @@ mod tests {
             vec![0x1a, 1, b'x', 0x08, 7]
         );
         assert!(RowLayout::new(&table, &[("unknown".into(), BqType::Int64)]).is_err());
+    }
+
+    #[test]
+    fn pseudo_columns_follow_the_table_columns() {
+        let table = [field("id", "INT64")];
+        let row = [
+            ("id".into(), BqType::Int64),
+            ("_CHANGE_TYPE".into(), BqType::String),
+        ];
+        let layout = RowLayout::with_pseudo_columns(
+            &table,
+            &row,
+            &["_CHANGE_TYPE", "_CHANGE_SEQUENCE_NUMBER"],
+        )
+        .unwrap();
+        let names: Vec<_> = layout
+            .descriptor()
+            .field
+            .iter()
+            .map(|f| f.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["id", "_CHANGE_TYPE", "_CHANGE_SEQUENCE_NUMBER"]);
+        assert_eq!(
+            layout.encode(&[BqValue::Int64(1), BqValue::Text("U".into())]),
+            vec![0x08, 1, 0x12, 1, b'U']
+        );
     }
 }

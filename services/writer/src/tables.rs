@@ -4,7 +4,7 @@
 //! writers add the same column at once), never dropped; an incompatible type change is refused.
 //! Each instance remembers the columns it saw per table, in table order.
 
-use crate::bigquery::rest::{FieldSpec, RestClient};
+use crate::bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use crate::error::{Result, WriterError};
 use crate::shape::TableShape;
 use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
@@ -75,14 +75,16 @@ impl TableRegistry {
             TableSpec {
                 table: shape.target.clone(),
                 fields: self.fields(&shape.target_fields()),
-                clustering: shape.clustering(),
-                primary_key: keys,
+                options: TableOptions {
+                    clustering: shape.clustering(),
+                    primary_key: keys,
+                    max_staleness: None,
+                },
             },
             TableSpec {
                 table: change_table.clone(),
                 fields: change_fields,
-                clustering: Vec::new(),
-                primary_key: Vec::new(),
+                options: TableOptions::default(),
             },
         ];
         self.ensure_all(rest, wanted, &change_table).await
@@ -97,8 +99,27 @@ impl TableRegistry {
         let wanted = vec![TableSpec {
             table: shape.target.clone(),
             fields: self.fields(&shape.append_fields()),
-            clustering: Vec::new(),
-            primary_key: Vec::new(),
+            options: TableOptions::default(),
+        }];
+        self.ensure_all(rest, wanted, &shape.target).await
+    }
+
+    /// Makes sure the native CDC mirror table of `shape` exists: primary key, clustering on it,
+    /// and `max_staleness`; returns its columns.
+    pub async fn ensure_native(
+        &self,
+        rest: &RestClient,
+        shape: &TableShape,
+        max_staleness: &str,
+    ) -> Result<TableColumns> {
+        let wanted = vec![TableSpec {
+            table: shape.target.clone(),
+            fields: self.fields(&shape.target_fields()),
+            options: TableOptions {
+                clustering: shape.clustering(),
+                primary_key: shape.key_names(),
+                max_staleness: Some(max_staleness.to_owned()),
+            },
         }];
         self.ensure_all(rest, wanted, &shape.target).await
     }
@@ -147,8 +168,7 @@ impl TableRegistry {
 struct TableSpec {
     table: BqTableName,
     fields: Vec<FieldSpec>,
-    clustering: Vec<String>,
-    primary_key: Vec<String>,
+    options: TableOptions,
 }
 
 /// Creates the table or adds its missing columns; returns all its columns in table order.
@@ -161,10 +181,7 @@ async fn ensure_table(
     let mut columns = match rest.table_schema(table).await? {
         Some(existing) => existing,
         None => {
-            if rest
-                .create_table(table, fields, &spec.clustering, &spec.primary_key)
-                .await?
-            {
+            if rest.create_table(table, fields, &spec.options).await? {
                 tracing::info!(dataset = %table.dataset, table = %table.table, "created table");
             }
             rest.table_schema(table)

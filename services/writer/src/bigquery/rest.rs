@@ -46,6 +46,40 @@ impl FieldSpec {
     }
 }
 
+/// Table settings beyond the columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Clustering columns (at most four).
+    pub clustering: Vec<String>,
+    /// `PRIMARY KEY (...) NOT ENFORCED` columns.
+    pub primary_key: Vec<String>,
+    /// `max_staleness` as an INTERVAL literal, e.g. `0-0 0 0:15:0` (native CDC tables).
+    pub max_staleness: Option<String>,
+}
+
+/// The REST table resource that creates `table`.
+pub fn table_resource(
+    project: &str,
+    table: &BqTableName,
+    fields: &[FieldSpec],
+    options: &TableOptions,
+) -> Json {
+    let mut body = json!({
+        "tableReference": {"projectId": project, "datasetId": table.dataset, "tableId": table.table},
+        "schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()},
+    });
+    if !options.clustering.is_empty() {
+        body["clustering"] = json!({"fields": options.clustering});
+    }
+    if !options.primary_key.is_empty() {
+        body["tableConstraints"] = json!({"primaryKey": {"columns": options.primary_key}});
+    }
+    if let Some(max_staleness) = &options.max_staleness {
+        body["maxStaleness"] = json!(max_staleness);
+    }
+    body
+}
+
 /// Rows of a query result: one `Option<String>` per column (BigQuery's REST text form).
 #[derive(Debug, Clone, Default)]
 pub struct QueryRows {
@@ -233,25 +267,14 @@ impl RestClient {
         }
     }
 
-    /// Creates a table (with a `PRIMARY KEY ... NOT ENFORCED` when `primary_key` is not empty);
-    /// returns false if it already existed.
+    /// Creates a table; returns false if it already existed.
     pub async fn create_table(
         &self,
         table: &BqTableName,
         fields: &[FieldSpec],
-        clustering: &[String],
-        primary_key: &[String],
+        options: &TableOptions,
     ) -> Result<bool> {
-        let mut body = json!({
-            "tableReference": {"projectId": self.project, "datasetId": table.dataset, "tableId": table.table},
-            "schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()},
-        });
-        if !clustering.is_empty() {
-            body["clustering"] = json!({"fields": clustering});
-        }
-        if !primary_key.is_empty() {
-            body["tableConstraints"] = json!({"primaryKey": {"columns": primary_key}});
-        }
+        let body = table_resource(&self.project, table, fields, options);
         let path = format!("/datasets/{}/tables", table.dataset);
         let (status, answer) = self.call(Method::POST, &path, Some(body)).await?;
         match status {

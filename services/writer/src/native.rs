@@ -1,0 +1,167 @@
+//! The native merge strategy: BigQuery change data capture.
+//!
+//! Rows go straight to the mirror table's default stream with the pseudo-columns `_CHANGE_TYPE`
+//! (`UPSERT` or `DELETE`) and `_CHANGE_SEQUENCE_NUMBER` (the change's `seq`, whose
+//! `16 hex/16 hex` form BigQuery compares section by section); BigQuery applies the newest change
+//! per primary key within the table's `max_staleness`. No MERGE is run.
+//!
+//! BigQuery CDC has no way to say "every row older than S is gone", so a TRUNCATE cannot be
+//! applied exactly (changes from before it that arrive late would come back); it is refused with
+//! a clear error and the message is dead-lettered. Tables that are truncated use `staged`.
+
+use crate::changes::change_rows;
+use crate::error::{Result, WriterError};
+use crate::shape::TableShape;
+use pg2bq_core::bq_types::BqType;
+use pg2bq_core::bq_values::BqValue;
+use pg2bq_core::wire::{ChangeBatch, Op};
+
+/// BigQuery's pseudo-column with the kind of change.
+pub const CHANGE_TYPE: &str = "_CHANGE_TYPE";
+/// BigQuery's pseudo-column with the change's order.
+pub const CHANGE_SEQUENCE_NUMBER: &str = "_CHANGE_SEQUENCE_NUMBER";
+
+/// Fields of a native row: the mirror table's (data, seq, commit time), then the pseudo-columns.
+pub fn native_fields(shape: &TableShape) -> Vec<(String, BqType)> {
+    let mut fields = shape.target_fields();
+    fields.push((CHANGE_TYPE.to_owned(), BqType::String));
+    fields.push((CHANGE_SEQUENCE_NUMBER.to_owned(), BqType::String));
+    fields
+}
+
+/// Converts the batch into native CDC rows, in the order of [`native_fields`].
+pub fn native_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<Vec<BqValue>>> {
+    if batch.changes.iter().any(|c| c.op == Op::Truncate) {
+        return Err(WriterError::Unwritable(format!(
+            "TRUNCATE of {} cannot be applied with BigQuery native CDC (it has no way to remove every \
+             older row, and late older changes would come back); run the writer with \
+             PG2BQ_MERGE_STRATEGY=staged for tables that are truncated",
+            batch.source
+        )));
+    }
+    let width = shape.columns.len();
+    change_rows(batch, shape)?
+        .into_iter()
+        .map(|mut row| {
+            // Change rows are data, op, seq, commit time.
+            let commit = row.pop().expect("commit time");
+            let seq = row.pop().expect("seq");
+            let op = row.pop().expect("op");
+            debug_assert_eq!(row.len(), width);
+            row.extend([seq.clone(), commit, op, seq]);
+            Ok(row)
+        })
+        .collect()
+}
+
+/// `max_staleness` as BigQuery's INTERVAL literal (`Y-M D H:M:S`).
+pub fn max_staleness_literal(seconds: u64) -> String {
+    format!(
+        "0-0 0 {}:{}:{}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg2bq_core::bq_naming::BqTableName;
+    use pg2bq_core::lsn::Lsn;
+    use pg2bq_core::seq::Seq;
+    use pg2bq_core::wire::{Change, ColumnSpec, TableId, Value, WIRE_VERSION};
+
+    fn batch(changes: Vec<Change>) -> (ChangeBatch, TableShape) {
+        let columns = vec![ColumnSpec {
+            name: "id".into(),
+            pg_type: "int8".into(),
+            type_modifier: -1,
+            key: true,
+        }];
+        let shape = TableShape::new(
+            BqTableName {
+                dataset: "d".into(),
+                table: "t".into(),
+            },
+            &columns,
+        );
+        let batch = ChangeBatch {
+            version: WIRE_VERSION,
+            source: TableId {
+                schema: "s".into(),
+                table: "t".into(),
+            },
+            columns,
+            changes,
+        };
+        (batch, shape)
+    }
+
+    fn change(op: Op, old: Option<&str>, new: Option<&str>) -> Change {
+        Change {
+            op,
+            seq: Seq::new(Lsn(0xA), 2),
+            commit_time_us: 3,
+            xid: 1,
+            new: new.map(|v| vec![Value::Text(v.into())]),
+            old: old.map(|v| vec![Value::Text(v.into())]),
+        }
+    }
+
+    #[test]
+    fn rows_carry_change_type_and_sequence_number() {
+        let (b, shape) = batch(vec![
+            change(Op::Update, Some("1"), Some("2")),
+            change(Op::Delete, Some("2"), None),
+        ]);
+        let rows = native_rows(&b, &shape).unwrap();
+        let seq = BqValue::Text("000000000000000A/0000000000000002".into());
+        let text = |s: &str| BqValue::Text(s.into());
+        assert_eq!(
+            rows[0],
+            vec![
+                BqValue::Int64(1),
+                seq.clone(),
+                BqValue::Timestamp(3),
+                text("DELETE"),
+                seq.clone()
+            ]
+        );
+        assert_eq!(
+            rows[1],
+            vec![
+                BqValue::Int64(2),
+                seq.clone(),
+                BqValue::Timestamp(3),
+                text("UPSERT"),
+                seq.clone()
+            ]
+        );
+        assert_eq!(rows.len(), 3);
+        let names: Vec<String> = native_fields(&shape).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "_pg2bq_seq",
+                "_pg2bq_commit_ts",
+                "_CHANGE_TYPE",
+                "_CHANGE_SEQUENCE_NUMBER"
+            ]
+        );
+    }
+
+    #[test]
+    fn truncate_is_refused_with_the_fix() {
+        let (b, shape) = batch(vec![change(Op::Truncate, None, None)]);
+        let err = native_rows(&b, &shape).unwrap_err().to_string();
+        assert!(err.contains("PG2BQ_MERGE_STRATEGY=staged"), "{err}");
+    }
+
+    #[test]
+    fn staleness_literal() {
+        assert_eq!(max_staleness_literal(900), "0-0 0 0:15:0");
+        assert_eq!(max_staleness_literal(3_725), "0-0 0 1:2:5");
+    }
+}
