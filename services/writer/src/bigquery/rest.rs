@@ -400,3 +400,38 @@ fn cell_text(value: Option<&Json>) -> Option<String> {
         other => Some(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_resource_carries_key_clustering_and_staleness() {
+        let table = BqTableName {
+            dataset: "d".into(),
+            table: "t".into(),
+        };
+        let fields = [FieldSpec {
+            name: "id".into(),
+            bq_type: "INT64".into(),
+            mode: "NULLABLE".into(),
+            description: Some("pg2bq: primary key column".into()),
+        }];
+        let options = TableOptions {
+            clustering: vec!["id".into()],
+            primary_key: vec!["id".into()],
+            max_staleness: Some("0-0 0 0:15:0".into()),
+        };
+        let body = table_resource("p", &table, &fields, &options);
+        assert_eq!(body["tableReference"]["tableId"], "t");
+        assert_eq!(body["tableConstraints"]["primaryKey"]["columns"][0], "id");
+        assert_eq!(body["clustering"]["fields"][0], "id");
+        assert_eq!(body["maxStaleness"], "0-0 0 0:15:0");
+        assert_eq!(
+            body["schema"]["fields"][0]["description"],
+            "pg2bq: primary key column"
+        );
+        let plain = table_resource("p", &table, &fields, &TableOptions::default());
+        assert!(plain.get("tableConstraints").is_none() && plain.get("maxStaleness").is_none());
+    }
+}
