@@ -28,12 +28,12 @@ psql_quiet -d postgres -c "CREATE DATABASE $PG2BQ_PG_DATABASE"
 psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/schema.sql"
 curl -sf -o /dev/null -X DELETE "$PG2BQ_BQ_REST_ENDPOINT/bigquery/v2/projects/$PG2BQ_PROJECT/datasets/$DATASET?deleteContents=true" || true
 
-step "Starting the pipeline (capture -> Pub/Sub emulator -> writer -> bqemulator)"
-"$PIPELINE" start
-
-step "Loading the sample data"
+step "Loading the sample data (before capture starts: it reaches BigQuery by backfill)"
 psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/seed.sql"
 psql_quiet -d "$PG2BQ_PG_DATABASE" -c "SELECT 'customers' AS table, count(*) FROM shop.customers UNION ALL SELECT 'products', count(*) FROM shop.products UNION ALL SELECT 'orders', count(*) FROM shop.orders UNION ALL SELECT 'order_lines', count(*) FROM shop.order_lines"
+
+step "Starting the pipeline (capture -> Pub/Sub emulator -> writer -> bqemulator)"
+"$PIPELINE" start
 
 step "Making live changes: inserts, updates (two primary key changes), deletes"
 psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/live-changes.sql"

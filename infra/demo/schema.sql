@@ -1,4 +1,4 @@
--- pg2bq demo: a small shop. Tables only; rows arrive through seed.sql once capture streams.
+-- pg2bq demo: a small shop. Tables only; seed.sql loads the rows.
 CREATE SCHEMA shop;
 
 CREATE TYPE shop.order_status AS ENUM ('new', 'paid', 'shipped', 'cancelled');

@@ -1,5 +1,6 @@
 //! Capture's settings: flags or environment variables.
 
+use crate::backfill::BackfillMode;
 use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
 use crate::publisher::{Compression, PublisherSettings};
@@ -59,6 +60,23 @@ pub struct CaptureArgs {
     /// How long a message is retried before capture stops (and restarts from the slot).
     #[arg(long, env = "PG2BQ_PUBLISH_RETRY_SECS", default_value_t = 120)]
     pub publish_retry_secs: u64,
+    /// Backfill of existing rows: `all` tables of the publication (but the excluded ones) or `none`.
+    #[arg(long, env = "PG2BQ_BACKFILL", value_enum, default_value_t = BackfillMode::All)]
+    pub backfill: BackfillMode,
+    /// Tables whose existing rows are not backfilled (patterns as for `--include`).
+    #[arg(
+        long,
+        env = "PG2BQ_BACKFILL_EXCLUDE",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    pub backfill_exclude: Vec<String>,
+    /// Ranges copied at once, each over its own connection.
+    #[arg(long, env = "PG2BQ_BACKFILL_CONCURRENCY", default_value_t = 2)]
+    pub backfill_concurrency: usize,
+    /// Blocks (8 KiB pages) per backfill range.
+    #[arg(long, env = "PG2BQ_BACKFILL_RANGE_BLOCKS", default_value_t = 4096)]
+    pub backfill_range_blocks: i64,
     /// Compression of message bodies: `none` or `gzip`.
     #[arg(long, env = "PG2BQ_COMPRESSION", value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
@@ -101,6 +119,16 @@ impl CaptureArgs {
             retry_for: Duration::from_secs(self.publish_retry_secs),
             compression: self.compression,
         }
+    }
+
+    /// The tables excluded from backfill, if any.
+    pub fn backfill_exclusions(&self) -> Result<Option<TableSelection>> {
+        if self.backfill_exclude.iter().all(|p| p.trim().is_empty()) {
+            return Ok(None);
+        }
+        TableSelection::new(&self.backfill_exclude, Vec::<String>::new())
+            .map(Some)
+            .map_err(|e| CaptureError::Config(e.to_string()))
     }
 
     /// The table selection from the include and exclude patterns.

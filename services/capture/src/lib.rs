@@ -4,6 +4,7 @@
 
 pub mod acks;
 pub mod args;
+pub mod backfill;
 pub mod batcher;
 pub mod error;
 pub mod http;

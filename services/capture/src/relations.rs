@@ -2,6 +2,7 @@
 
 use crate::error::{CaptureError, Result};
 use crate::pgoutput::RelationColumn;
+use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::pg_types::builtin_type_name;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 use std::collections::HashMap;
@@ -95,6 +96,43 @@ impl Relations {
         });
         self.by_id.insert(relation_id, Arc::clone(&info));
         Ok(info)
+    }
+
+    /// Describes a table from the catalogue, with columns as pgoutput sends them: in attribute
+    /// order, without dropped or generated columns; key columns are the primary key's.
+    pub async fn describe(&mut self, table: &TableId) -> Result<Arc<RelationInfo>> {
+        let name = format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.table)
+        );
+        let rows = self
+            .catalog
+            .query(
+                "SELECT a.attname::text, a.atttypid, a.atttypmod,                         COALESCE(a.attnum = ANY(i.indkey), false)                  FROM pg_catalog.pg_attribute a                  LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND i.indisprimary                  WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped                    AND a.attgenerated = '' ORDER BY a.attnum",
+                &[&name],
+            )
+            .await
+            .map_err(CaptureError::postgres(format!("describing {table}")))?;
+        let mut columns = Vec::with_capacity(rows.len());
+        for row in rows {
+            let resolved = self.resolve(row.get(1)).await?;
+            let type_modifier: i32 = row.get(2);
+            columns.push(ColumnSpec {
+                name: row.get(0),
+                pg_type: resolved.name,
+                type_modifier: if type_modifier >= 0 {
+                    type_modifier
+                } else {
+                    resolved.type_modifier
+                },
+                key: row.get(3),
+            });
+        }
+        Ok(Arc::new(RelationInfo {
+            table: table.clone(),
+            columns,
+        }))
     }
 
     async fn resolve(&mut self, type_oid: u32) -> Result<ResolvedType> {

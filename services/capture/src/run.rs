@@ -6,6 +6,7 @@
 //! replays whatever was not confirmed (duplicates are harmless downstream).
 
 use crate::args::CaptureArgs;
+use crate::backfill::Backfill;
 use crate::batcher::Batcher;
 use crate::error::{CaptureError, Result};
 use crate::http;
@@ -52,7 +53,21 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         publication_refresh: Duration::from_secs(args.publication_refresh_secs.max(1)),
     };
-    let mut maintenance = Some(maintenance);
+    let backfill = Backfill {
+        source: args.source.clone(),
+        slot: args.slot.clone(),
+        publication: args.publication.clone(),
+        state_schema: args.state_schema.clone(),
+        mode: args.backfill,
+        exclude: args.backfill_exclusions()?,
+        concurrency: args.backfill_concurrency,
+        range_blocks: args.backfill_range_blocks,
+        poll: Duration::from_secs(args.publication_refresh_secs.max(1)),
+        limits: args.batch_limits(),
+        publisher: publisher.clone(),
+    };
+    // Started once the main slot exists: a backfill snapshot must be newer than the slot.
+    let mut background = Some((maintenance, backfill));
     let max_delay = Duration::from_secs(args.reconnect_max_secs.max(1));
     let mut delay = Duration::from_millis(500);
     loop {
@@ -61,7 +76,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             &args,
             &publisher,
             &metrics,
-            &mut maintenance,
+            &mut background,
             stop_rx.clone(),
         )
         .await;
@@ -99,7 +114,7 @@ async fn session(
     args: &CaptureArgs,
     publisher: &BatchPublisher,
     metrics: &Arc<CaptureMetrics>,
-    maintenance: &mut Option<Maintenance>,
+    background: &mut Option<(Maintenance, Backfill)>,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let catalog = connect_sql(&args.source, "pg2bq-capture-catalog")
@@ -118,8 +133,9 @@ async fn session(
         &args.state_schema,
     )
     .await?;
-    if let Some(maintenance) = maintenance.take() {
+    if let Some((maintenance, backfill)) = background.take() {
         maintenance.spawn(Arc::clone(metrics));
+        backfill.spawn();
     }
     let client = start_replication(args).await?;
     tracing::info!(

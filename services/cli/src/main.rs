@@ -25,6 +25,23 @@ struct Cli {
 enum Command {
     /// Compare every table of the publication with its BigQuery mirror (rows and all columns).
     Validate(ValidateArgs),
+    /// Copy a table's existing rows again: capture re-reads it from a new snapshot within its
+    /// refresh period (PG2BQ_PUBLICATION_REFRESH_SECS), while changes keep streaming.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackfillArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The table, as `schema.table`.
+    table: String,
+    /// The slot of the stream.
+    #[arg(long, env = "PG2BQ_SLOT", default_value = "pg2bq")]
+    slot: String,
+    /// pg2bq's state schema.
+    #[arg(long, env = "PG2BQ_STATE_SCHEMA", default_value = "pg2bq")]
+    state_schema: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +67,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Validate(args) => run_validate(args).await,
+        Command::Backfill(args) => run_backfill(args).await,
     };
     match outcome {
         Ok(code) => code,
@@ -98,4 +116,41 @@ async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
+    let (schema, table) = args.table.split_once('.').ok_or_else(|| {
+        CliError::Config(format!(
+            "'{}' is not schema.table, e.g. public.orders",
+            args.table
+        ))
+    })?;
+    let source = connect_sql(&args.source, "pg2bq-backfill-request")
+        .await
+        .map_err(CliError::postgres(format!(
+            "connecting to {}",
+            args.source.describe()
+        )))?;
+    let state = pg2bq_core::pg_connect::quote_ident(&args.state_schema);
+    let mut deleted = 0;
+    for relation in ["backfill_ranges", "backfill_tables"] {
+        deleted += source
+            .execute(
+                &format!("DELETE FROM {state}.{relation} WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3"),
+                &[&args.slot, &schema, &table],
+            )
+            .await
+            .map_err(CliError::postgres(format!("resetting the backfill of {}", args.table)))?;
+    }
+    if deleted == 0 {
+        return Err(CliError::Config(format!(
+            "{} has no backfill record for slot '{}': is it in the stream's publication, and has capture started?",
+            args.table, args.slot
+        )));
+    }
+    println!(
+        "{}: backfill scheduled; capture copies it again from a new snapshot at its next refresh",
+        args.table
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,179 @@
+//! Copying one range of a table from an exported snapshot and publishing it as `read` changes.
+
+use super::copy_text::CopyRows;
+use super::state::Range;
+use crate::batcher::{BatchLimits, ReadyBatch};
+use crate::error::{CaptureError, Result};
+use crate::publisher::{BatchPublisher, Published};
+use crate::relations::RelationInfo;
+use futures::stream::{FuturesUnordered, StreamExt};
+use pg2bq_core::lsn::Lsn;
+use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::seq::Seq;
+use pg2bq_core::wire::{Change, ChangeBatch, Op, Value, WIRE_VERSION};
+use std::future::Future;
+use std::pin::Pin;
+use tokio_postgres::{Client, IsolationLevel};
+
+/// Most batches of one range waiting for Pub/Sub at once.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// What a range copy needs besides its connection.
+pub struct RangeCopy<'a> {
+    /// The table's columns.
+    pub info: &'a RelationInfo,
+    /// The range.
+    pub range: &'a Range,
+    /// `SET TRANSACTION SNAPSHOT` name.
+    pub snapshot: &'a str,
+    /// The snapshot's consistent point (the rows' sequence number).
+    pub consistent_point: Lsn,
+    /// Where batches go.
+    pub publisher: &'a BatchPublisher,
+    /// Batch size limits.
+    pub limits: BatchLimits,
+}
+
+type PublishFuture = Pin<Box<dyn Future<Output = Published> + Send>>;
+
+impl RangeCopy<'_> {
+    /// Copies the range and returns once Pub/Sub acknowledged every row; returns the row count.
+    pub async fn run(&self, sql: &mut Client) -> Result<i64> {
+        let tx = sql
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(CaptureError::postgres("starting a backfill transaction"))?;
+        tx.batch_execute(&format!(
+            "SET TRANSACTION SNAPSHOT '{}'",
+            self.snapshot.replace('\'', "")
+        ))
+        .await
+        .map_err(CaptureError::postgres(
+            "importing the backfill snapshot (it ends with its exporting session)",
+        ))?;
+        let stream =
+            tx.copy_out(self.copy_sql().as_str())
+                .await
+                .map_err(CaptureError::postgres(format!(
+                    "copying {}",
+                    self.info.table
+                )))?;
+        futures::pin_mut!(stream);
+        let commit_time_us = now_us();
+        let mut parser = CopyRows::default();
+        let mut open: Vec<Change> = Vec::new();
+        let mut open_bytes = 0;
+        let mut in_flight: FuturesUnordered<PublishFuture> = FuturesUnordered::new();
+        let mut rows = 0i64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(CaptureError::postgres(format!(
+                "reading {}",
+                self.info.table
+            )))?;
+            for values in parser
+                .push(&chunk)
+                .map_err(|e| CaptureError::Decode(format!("COPY of {}: {e}", self.info.table)))?
+            {
+                rows += 1;
+                open_bytes += values
+                    .iter()
+                    .map(|v| {
+                        if let Value::Text(t) = v {
+                            t.len() + 3
+                        } else {
+                            5
+                        }
+                    })
+                    .sum::<usize>()
+                    + 80;
+                open.push(Change {
+                    op: Op::Read,
+                    seq: Seq::new(self.consistent_point, 0),
+                    commit_time_us,
+                    xid: 0,
+                    new: Some(values),
+                    old: None,
+                });
+                if open.len() >= self.limits.max_rows || open_bytes >= self.limits.max_bytes {
+                    in_flight.push(self.publish(std::mem::take(&mut open)));
+                    open_bytes = 0;
+                    while in_flight.len() >= MAX_IN_FLIGHT {
+                        acknowledged(in_flight.next().await)?;
+                    }
+                }
+            }
+        }
+        if parser.has_partial_row() {
+            return Err(CaptureError::Decode(format!(
+                "COPY of {} ended in the middle of a row",
+                self.info.table
+            )));
+        }
+        if !open.is_empty() {
+            in_flight.push(self.publish(open));
+        }
+        while let Some(published) = in_flight.next().await {
+            acknowledged(Some(published))?;
+        }
+        tx.commit()
+            .await
+            .map_err(CaptureError::postgres("ending a backfill transaction"))?;
+        Ok(rows)
+    }
+
+    fn copy_sql(&self) -> String {
+        let columns: Vec<String> = self
+            .info
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let table = format!(
+            "{}.{}",
+            quote_ident(&self.info.table.schema),
+            quote_ident(&self.info.table.table)
+        );
+        let filter = if self.range.whole {
+            String::new()
+        } else {
+            let mut filter = format!(" WHERE ctid >= '({},0)'::tid", self.range.first_block);
+            if let Some(end) = self.range.end_block {
+                filter.push_str(&format!(" AND ctid < '({end},0)'::tid"));
+            }
+            filter
+        };
+        format!(
+            "COPY (SELECT {} FROM {table}{filter}) TO STDOUT",
+            columns.join(", ")
+        )
+    }
+
+    fn publish(&self, changes: Vec<Change>) -> PublishFuture {
+        let ready = ReadyBatch {
+            batch: ChangeBatch {
+                version: WIRE_VERSION,
+                source: self.info.table.clone(),
+                columns: self.info.columns.clone(),
+                changes,
+            },
+            min_commit_lsn: self.consistent_point,
+        };
+        Box::pin(self.publisher.publish(ready).1)
+    }
+}
+
+fn acknowledged(published: Option<Published>) -> Result<()> {
+    match published {
+        Some(published) => published.result.map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,186 @@
+//! Backfill: existing rows of the replicated tables, copied from a consistent snapshot while
+//! changes keep streaming.
+//!
+//! Each round plans the publication's tables that have no plan yet (ranges of blocks), exports a
+//! snapshot from a temporary slot if any range is pending, and copies the pending ranges in
+//! parallel over connections that import that snapshot. Rows carry the snapshot's consistent
+//! point as sequence number, so the newest version of every row wins downstream whatever arrives
+//! first. A range is marked done only after Pub/Sub acknowledged it; after a restart the pending
+//! ranges are copied from a new snapshot, whose later consistent point keeps the result correct.
+//! Tables added to the publication later are planned by the next round; `pg2bq backfill <table>`
+//! deletes a table's plan so that the next round copies it again.
+
+pub mod copy_range;
+pub mod copy_text;
+pub mod snapshot;
+pub mod state;
+
+use crate::batcher::BatchLimits;
+use crate::error::Result;
+use crate::publisher::BatchPublisher;
+use crate::relations::Relations;
+use copy_range::RangeCopy;
+use pg2bq_core::config::SourceArgs;
+use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::selection::TableSelection;
+use state::{BackfillState, Range};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Which tables are backfilled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackfillMode {
+    /// Every table of the publication, except the excluded ones.
+    All,
+    /// None: only changes from now on are replicated.
+    None,
+}
+
+/// Backfill settings.
+#[derive(Clone)]
+pub struct Backfill {
+    /// The source.
+    pub source: SourceArgs,
+    /// The main slot (backfill state is kept per slot).
+    pub slot: String,
+    /// The publication whose tables are backfilled.
+    pub publication: String,
+    /// pg2bq's state schema.
+    pub state_schema: String,
+    /// `all` or `none`.
+    pub mode: BackfillMode,
+    /// Tables not to backfill (their changes still stream).
+    pub exclude: Option<TableSelection>,
+    /// Ranges copied at once.
+    pub concurrency: usize,
+    /// Blocks per range.
+    pub range_blocks: i64,
+    /// Period of the check for tables to backfill.
+    pub poll: Duration,
+    /// Batch limits.
+    pub limits: BatchLimits,
+    /// Where batches go.
+    pub publisher: BatchPublisher,
+}
+
+impl Backfill {
+    /// Runs rounds forever in the background; a failed round is retried at the next period.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.round().await {
+                    tracing::warn!(error = %e, "backfill round failed; pending ranges are retried");
+                }
+                tokio::time::sleep(self.poll).await;
+            }
+        });
+    }
+
+    async fn round(&self) -> Result<()> {
+        let mut sql = connect_sql(&self.source, "pg2bq-backfill").await.map_err(
+            crate::error::CaptureError::postgres("connecting for backfill"),
+        )?;
+        let state = BackfillState::new(&self.state_schema, &self.slot);
+        state.ensure(&sql).await?;
+        for table in state.unplanned(&sql, &self.publication).await? {
+            let excluded = self.exclude.as_ref().is_some_and(|e| e.matches(&table));
+            let copy = self.mode == BackfillMode::All && !excluded;
+            state
+                .plan(&mut sql, &table, self.range_blocks, copy)
+                .await?;
+            tracing::info!(table = %table, copy, "planned backfill");
+        }
+        let pending = state.pending(&sql).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let snapshot = snapshot::export(&self.source, &self.slot, &self.publication).await?;
+        let mut relations = Relations::new(
+            connect_sql(&self.source, "pg2bq-backfill-catalog")
+                .await
+                .map_err(crate::error::CaptureError::postgres(
+                    "connecting for backfill",
+                ))?,
+        );
+        let mut infos = HashMap::new();
+        for range in &pending {
+            if !infos.contains_key(&range.table) {
+                infos.insert(range.table.clone(), relations.describe(&range.table).await?);
+            }
+        }
+        let infos = Arc::new(infos);
+        let queue = Arc::new(Mutex::new(pending.into_iter().collect::<VecDeque<Range>>()));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..self.concurrency.max(1) {
+            let (queue, infos, this) = (Arc::clone(&queue), Arc::clone(&infos), self.clone());
+            let (name, lsn) = (snapshot.name.clone(), snapshot.consistent_point);
+            workers.push(tokio::spawn(async move {
+                this.work(queue, infos, name, lsn, started).await
+            }));
+        }
+        let mut outcome = Ok(());
+        for worker in workers {
+            match worker.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => outcome = Err(e),
+                Err(e) => {
+                    outcome = Err(crate::error::CaptureError::Decode(format!(
+                        "backfill worker failed: {e}"
+                    )))
+                }
+            }
+        }
+        drop(snapshot);
+        outcome
+    }
+
+    async fn work(
+        &self,
+        queue: Arc<Mutex<VecDeque<Range>>>,
+        infos: Arc<HashMap<pg2bq_core::wire::TableId, Arc<crate::relations::RelationInfo>>>,
+        snapshot: String,
+        consistent_point: pg2bq_core::lsn::Lsn,
+        started: Instant,
+    ) -> Result<()> {
+        let mut sql = connect_sql(&self.source, "pg2bq-backfill-copy")
+            .await
+            .map_err(crate::error::CaptureError::postgres(
+                "connecting for backfill",
+            ))?;
+        let state = BackfillState::new(&self.state_schema, &self.slot);
+        loop {
+            let Some(range) = queue.lock().await.pop_front() else {
+                return Ok(());
+            };
+            let copy = RangeCopy {
+                info: &infos[&range.table],
+                range: &range,
+                snapshot: &snapshot,
+                consistent_point,
+                publisher: &self.publisher,
+                limits: self.limits,
+            };
+            let rows = copy.run(&mut sql).await?;
+            state
+                .finish(&sql, &range, rows, &consistent_point.to_string())
+                .await?;
+            let progress = state.progress(&sql, &range.table).await?;
+            let seconds = started.elapsed().as_secs_f64().max(1e-3);
+            let rate = progress.copied_rows as f64 / seconds;
+            let remaining = (progress.estimated_rows - progress.copied_rows).max(0) as f64;
+            tracing::info!(
+                table = %range.table,
+                rows_copied = progress.copied_rows,
+                rows_estimated = progress.estimated_rows,
+                ranges_done = progress.done_ranges,
+                ranges = progress.ranges,
+                rows_per_s = rate.round() as u64,
+                eta_s = if progress.done_ranges == progress.ranges { 0 } else { (remaining / rate.max(1.0)).round() as u64 },
+                "backfill progress"
+            );
+        }
+    }
+}
