@@ -152,6 +152,12 @@ impl TestPipeline {
         Service::start(name, &Stack::bin_dir().join("capture"), &env, &self.log_dir)
     }
 
+    /// Changes one of capture's settings for its next start.
+    pub fn capture_env_set(&mut self, name: &str, value: &str) {
+        self.capture_env.retain(|(k, _)| k != name);
+        self.capture_env.push((name.to_owned(), value.to_owned()));
+    }
+
     /// Stops capture with SIGTERM; returns whether it exited cleanly.
     pub fn stop_capture(&mut self) -> bool {
         self.capture.take().is_some_and(|mut c| c.terminate())

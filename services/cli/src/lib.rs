@@ -1,5 +1,6 @@
 //! pg2bq operator CLI: checks and validation of a pipeline.
 
+pub mod backfill_status;
 pub mod canonical;
 pub mod catalog;
 pub mod error;

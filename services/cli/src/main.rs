@@ -4,8 +4,8 @@
 
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
-use pg2bq_cli::report;
 use pg2bq_cli::validate::{TableReport, validate};
+use pg2bq_cli::{backfill_status, report};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -25,8 +25,9 @@ struct Cli {
 enum Command {
     /// Compare every table of the publication with its BigQuery mirror (rows and all columns).
     Validate(ValidateArgs),
-    /// Copy a table's existing rows again: capture re-reads it from a new snapshot within its
-    /// refresh period (PG2BQ_PUBLICATION_REFRESH_SECS), while changes keep streaming.
+    /// Show backfill progress per table; with a table, copy its existing rows again (capture
+    /// re-reads it from a new snapshot within PG2BQ_PUBLICATION_REFRESH_SECS, while changes keep
+    /// streaming).
     Backfill(BackfillArgs),
 }
 
@@ -34,8 +35,14 @@ enum Command {
 struct BackfillArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The table, as `schema.table`.
-    table: String,
+    /// The table to copy again, as `schema.table`; without it, progress is shown.
+    table: Option<String>,
+    /// Keep showing progress until every table is done.
+    #[arg(long)]
+    watch: bool,
+    /// Print progress as JSON.
+    #[arg(long)]
+    json: bool,
     /// The slot of the stream.
     #[arg(long, env = "PG2BQ_SLOT", default_value = "pg2bq")]
     slot: String,
@@ -119,18 +126,18 @@ async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
 }
 
 async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
-    let (schema, table) = args.table.split_once('.').ok_or_else(|| {
-        CliError::Config(format!(
-            "'{}' is not schema.table, e.g. public.orders",
-            args.table
-        ))
-    })?;
-    let source = connect_sql(&args.source, "pg2bq-backfill-request")
+    let source = connect_sql(&args.source, "pg2bq-backfill")
         .await
         .map_err(CliError::postgres(format!(
             "connecting to {}",
             args.source.describe()
         )))?;
+    let Some(name) = args.table.clone() else {
+        return show_backfill(&source, &args).await;
+    };
+    let (schema, table) = name.split_once('.').ok_or_else(|| {
+        CliError::Config(format!("'{name}' is not schema.table, e.g. public.orders"))
+    })?;
     let state = pg2bq_core::pg_connect::quote_ident(&args.state_schema);
     let mut deleted = 0;
     for relation in ["backfill_ranges", "backfill_tables"] {
@@ -140,17 +147,38 @@ async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
                 &[&args.slot, &schema, &table],
             )
             .await
-            .map_err(CliError::postgres(format!("resetting the backfill of {}", args.table)))?;
+            .map_err(CliError::postgres(format!("resetting the backfill of {name}")))?;
     }
     if deleted == 0 {
         return Err(CliError::Config(format!(
-            "{} has no backfill record for slot '{}': is it in the stream's publication, and has capture started?",
-            args.table, args.slot
+            "{name} has no backfill record for slot '{}': is it in the stream's publication, and has capture started?",
+            args.slot
         )));
     }
     println!(
-        "{}: backfill scheduled; capture copies it again from a new snapshot at its next refresh",
-        args.table
+        "{name}: backfill scheduled; capture copies it again from a new snapshot at its next refresh"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn show_backfill(source: &tokio_postgres::Client, args: &BackfillArgs) -> Result<ExitCode> {
+    loop {
+        let progress = backfill_status::read(source, &args.state_schema, &args.slot).await?;
+        let done = progress.iter().all(|p| p.finished);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&progress).expect("progress serialises")
+            );
+        } else {
+            if args.watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", backfill_status::render(&progress));
+        }
+        if !args.watch || done {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -8,7 +8,7 @@
 //! first. A range is marked done only after Pub/Sub acknowledged it; after a restart the pending
 //! ranges are copied from a new snapshot, whose later consistent point keeps the result correct.
 //! Tables added to the publication later are planned by the next round; `pg2bq backfill <table>`
-//! deletes a table's plan so that the next round copies it again.
+//! deletes a table's plan so that the next round copies it again. See `services/capture/docs/backfill.md`.
 
 pub mod copy_range;
 pub mod copy_text;
@@ -70,8 +70,16 @@ impl Backfill {
     pub fn spawn(self) {
         tokio::spawn(async move {
             loop {
-                if let Err(e) = self.round().await {
-                    tracing::warn!(error = %e, "backfill round failed; pending ranges are retried");
+                // Each round in its own task: even a panic only costs the round.
+                let this = self.clone();
+                match tokio::spawn(async move { this.round().await }).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "backfill round failed; pending ranges are retried")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "backfill round crashed; pending ranges are retried")
+                    }
                 }
                 tokio::time::sleep(self.poll).await;
             }

@@ -36,6 +36,18 @@ pub struct TableProgress {
     pub done_ranges: i64,
 }
 
+/// The planner's row estimate for a whole-table scan.
+async fn planner_estimate(sql: &Client, table: &str) -> Option<i64> {
+    let row = sql
+        .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}"), &[])
+        .await
+        .ok()?;
+    let plan: serde_json::Value = row.try_get(0).ok()?;
+    plan.pointer("/0/Plan/Plan Rows")?
+        .as_f64()
+        .map(|rows| rows as i64)
+}
+
 /// Access to the backfill tables of one slot.
 pub struct BackfillState {
     schema: String,
@@ -117,7 +129,12 @@ impl BackfillState {
             )
             .await
             .map_err(CaptureError::postgres(format!("sizing {table}")))?;
-        let (kind, estimated, blocks): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let (kind, mut estimated, blocks): (String, i64, i64) =
+            (row.get(0), row.get(1), row.get(2));
+        if estimated == 0 {
+            // Never analysed: the planner's size-based estimate.
+            estimated = planner_estimate(sql, &name).await.unwrap_or(0);
+        }
         let tx = sql
             .transaction()
             .await

@@ -1,0 +1,79 @@
+//! Backfill of a 2,000,000-row table next to `COPY ... TO STDOUT` of the same table, measured in
+//! the same run (its own test binary, so nothing else runs beside it). It reports the figures and
+//! checks every row was copied; the speed targets belong to `make bench`. Needs the local stack.
+
+use futures::StreamExt;
+use pg2bq_e2e::pipeline::{Options, TestPipeline};
+use std::time::{Duration, Instant};
+
+const ROWS: i64 = 2_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_million_row_backfill_reports_its_speed_next_to_copy() {
+    let schema = format!(
+        "CREATE SCHEMA speed; CREATE TABLE speed.t (id bigint PRIMARY KEY, v text, n integer, at timestamptz);
+         INSERT INTO speed.t SELECT g, md5(g::text), g % 1000, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+           FROM generate_series(1, {ROWS}) g;
+         ANALYZE speed.t;"
+    );
+    let options = Options {
+        writer: false,
+        capture_env: vec![("PG2BQ_BACKFILL".to_owned(), "none".to_owned())],
+        ..Options::default()
+    };
+    // First the reference: COPY of the same table, before capture runs.
+    let mut pipeline = TestPipeline::start_with("speed", &["speed"], &schema, options).await;
+    let started = Instant::now();
+    let stream = pipeline
+        .sql
+        .copy_out("COPY speed.t TO STDOUT")
+        .await
+        .expect("copy");
+    futures::pin_mut!(stream);
+    let mut bytes = 0usize;
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk.expect("chunk").len();
+    }
+    let copy_seconds = started.elapsed().as_secs_f64();
+
+    // Then the backfill: schedule the table (capture runs with backfill none) and time it.
+    pipeline
+        .sql
+        .batch_execute("DELETE FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'; DELETE FROM pg2bq.backfill_tables WHERE slot_name = 'e2e_speed';")
+        .await
+        .expect("reset");
+    pipeline.stop_capture();
+    let started = Instant::now();
+    pipeline.capture_env_set("PG2BQ_BACKFILL", "all");
+    pipeline.start_capture().await;
+    let done = "SELECT count(*) FILTER (WHERE NOT done), COALESCE(sum(rows), 0)::bigint FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'";
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let copied = loop {
+        let row = pipeline.sql.query_one(done, &[]).await.expect("progress");
+        let (pending, rows): (i64, i64) = (row.get(0), row.get(1));
+        let planned: i64 = pipeline
+            .sql
+            .query_one(
+                "SELECT count(*) FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'",
+                &[],
+            )
+            .await
+            .expect("planned")
+            .get(0);
+        if planned > 0 && pending == 0 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the backfill did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let backfill_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(copied, ROWS, "every row copied once");
+    let copy_rate = ROWS as f64 / copy_seconds;
+    let backfill_rate = ROWS as f64 / backfill_seconds;
+    eprintln!(
+        "2,000,000 rows ({:.0} MB as COPY text): COPY TO STDOUT {copy_rate:.0} rows/s ({copy_seconds:.1} s); \
+         backfill to Pub/Sub {backfill_rate:.0} rows/s ({backfill_seconds:.1} s, from capture start); ratio {:.2}",
+        bytes as f64 / 1e6,
+        backfill_rate / copy_rate
+    );
+}
