@@ -9,6 +9,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
+/// `(schema.table, source rows)` of each report, for compact assertions.
+pub fn row_counts(reports: &[TableReport]) -> Vec<(String, usize)> {
+    reports
+        .iter()
+        .map(|r| (r.table.clone(), r.source_rows))
+        .collect()
+}
+
 /// What a test's pipeline runs.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -44,10 +44,7 @@ async fn backfill_and_concurrent_changes_end_equal_to_the_source() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(180)).await;
-    let rows: Vec<(String, usize)> = reports
-        .iter()
-        .map(|r| (r.table.clone(), r.source_rows))
-        .collect();
+    let rows = pg2bq_e2e::pipeline::row_counts(&reports);
     assert_eq!(rows[1], ("bf.small".to_owned(), 500));
     assert!(rows[0].1 > 29_000, "{rows:?}");
     let ranges: i64 = pipeline

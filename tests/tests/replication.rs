@@ -108,10 +108,7 @@ async fn bigquery_mirrors_inserts_updates_key_changes_and_deletes_of_every_type(
 
     pipeline.sql.batch_execute(CHANGES).await.expect("changes");
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(120)).await;
-    let rows: Vec<(String, usize)> = reports
-        .iter()
-        .map(|r| (r.table.clone(), r.source_rows))
-        .collect();
+    let rows = pg2bq_e2e::pipeline::row_counts(&reports);
     assert_eq!(
         rows,
         // 2503 - 200 deleted + 1 (5003); 500 - 9 with a = 7 (the 'b9' one moved to a = 1007 first).
@@ -216,10 +213,7 @@ async fn truncate_empties_the_mirror_and_later_rows_stay() {
         .await
         .expect("truncate");
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
-    let rows: Vec<(String, usize)> = reports
-        .iter()
-        .map(|r| (r.table.clone(), r.source_rows))
-        .collect();
+    let rows = pg2bq_e2e::pipeline::row_counts(&reports);
     assert_eq!(
         rows,
         vec![("tr.other".to_owned(), 50), ("tr.t".to_owned(), 12)]

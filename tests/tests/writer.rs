@@ -114,10 +114,7 @@ async fn duplicated_and_shuffled_deliveries_give_the_same_tables() {
         }
     }
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(90)).await;
-    let rows: Vec<(String, usize)> = reports
-        .iter()
-        .map(|r| (r.table.clone(), r.source_rows))
-        .collect();
+    let rows = pg2bq_e2e::pipeline::row_counts(&reports);
     assert_eq!(
         rows,
         vec![("sh.a".to_owned(), 300 - 50 + 51), ("sh.b".to_owned(), 2)]

@@ -11,6 +11,14 @@ use pg2bq_core::wire::TableId;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
+/// A table named by the first two columns (schema, table) of a row.
+pub fn table_id(row: &tokio_postgres::Row) -> TableId {
+    TableId {
+        schema: row.get(0),
+        table: row.get(1),
+    }
+}
+
 /// Ordinary and partitioned tables (not partitions) outside the system schemas and pg2bq's state.
 async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<TableId>> {
     let rows = client
@@ -25,13 +33,7 @@ async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<Tab
         )
         .await
         .map_err(CaptureError::postgres("listing tables"))?;
-    Ok(rows
-        .iter()
-        .map(|r| TableId {
-            schema: r.get(0),
-            table: r.get(1),
-        })
-        .collect())
+    Ok(rows.iter().map(table_id).collect())
 }
 
 /// Tables currently listed in the publication, or `None` if it does not exist. Also says whether
@@ -77,13 +79,7 @@ async fn published_tables(
         )
         .await
         .map_err(CaptureError::postgres("listing the publication's tables"))?;
-    let tables = rows
-        .iter()
-        .map(|r| TableId {
-            schema: r.get(0),
-            table: r.get(1),
-        })
-        .collect();
+    let tables = rows.iter().map(table_id).collect();
     Ok(Some((tables, all_tables || by_schema)))
 }
 

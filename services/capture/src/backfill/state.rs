@@ -96,13 +96,7 @@ impl BackfillState {
             )
             .await
             .map_err(CaptureError::postgres("listing tables to backfill"))?;
-        Ok(rows
-            .iter()
-            .map(|r| TableId {
-                schema: r.get(0),
-                table: r.get(1),
-            })
-            .collect())
+        Ok(rows.iter().map(crate::publication::table_id).collect())
     }
 
     /// Plans a table: ranges of `range_blocks` blocks (the last one open-ended), or one whole
