@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
+pub mod pause;
 pub mod pgoutput;
 pub mod publication;
 pub mod publisher;

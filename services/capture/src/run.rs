@@ -68,6 +68,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
+    let paused = crate::pause::follow(args.source.clone(), &args.state_schema, &args.slot);
     let max_delay = Duration::from_secs(args.reconnect_max_secs.max(1));
     let mut delay = Duration::from_millis(500);
     loop {
@@ -77,6 +78,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             &publisher,
             &metrics,
             &mut background,
+            &paused,
             stop_rx.clone(),
         )
         .await;
@@ -115,6 +117,7 @@ async fn session(
     publisher: &BatchPublisher,
     metrics: &Arc<CaptureMetrics>,
     background: &mut Option<(Maintenance, Backfill)>,
+    paused: &watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let catalog = connect_sql(&args.source, "pg2bq-capture-catalog")
@@ -154,6 +157,7 @@ async fn session(
         args.max_unacked_bytes,
         Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
         Arc::clone(metrics),
+        paused.clone(),
     );
     capture.run(stop).await
 }

@@ -17,7 +17,8 @@ pub async fn ensure_state_schema(client: &Client, state_schema: &str) -> Result<
          CREATE TABLE IF NOT EXISTS {schema}.slots ( \
              slot_name text PRIMARY KEY, \
              created_at timestamptz NOT NULL DEFAULT now(), \
-             created_lsn pg_lsn NOT NULL)"
+             created_lsn pg_lsn NOT NULL); \
+         ALTER TABLE {schema}.slots ADD COLUMN IF NOT EXISTS desired_state text NOT NULL DEFAULT 'running'"
     );
     client
         .batch_execute(&sql)

@@ -42,6 +42,7 @@ pub struct CaptureLoop {
     pub(crate) flush_interval: Duration,
     pub(crate) tracker: AckTracker,
     metrics: Arc<CaptureMetrics>,
+    paused: watch::Receiver<bool>,
     in_flight: FuturesUnordered<PublishFuture>,
     transaction: Option<OpenTransaction>,
 }
@@ -56,6 +57,7 @@ impl CaptureLoop {
         max_unacked_bytes: usize,
         flush_interval: Duration,
         metrics: Arc<CaptureMetrics>,
+        paused: watch::Receiver<bool>,
     ) -> Self {
         CaptureLoop {
             client,
@@ -66,6 +68,7 @@ impl CaptureLoop {
             flush_interval,
             tracker: AckTracker::default(),
             metrics,
+            paused,
             in_flight: FuturesUnordered::new(),
             transaction: None,
         }
@@ -77,10 +80,13 @@ impl CaptureLoop {
         let mut flush_tick = tokio::time::interval(self.flush_interval);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let can_read = self.tracker.unacked_bytes() < self.max_unacked_bytes;
+            // While paused nothing is read, so nothing is confirmed and the slot stays put.
+            let paused = *self.paused.borrow();
+            let can_read = !paused && self.tracker.unacked_bytes() < self.max_unacked_bytes;
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                _ = self.paused.changed() => {}
                 Some(published) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.on_published(published)?;
                 }

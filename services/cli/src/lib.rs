@@ -5,4 +5,5 @@ pub mod canonical;
 pub mod catalog;
 pub mod error;
 pub mod report;
+pub mod stream;
 pub mod validate;

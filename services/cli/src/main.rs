@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, report};
+use pg2bq_cli::{backfill_status, report, stream};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -29,6 +29,40 @@ enum Command {
     /// re-reads it from a new snapshot within PG2BQ_PUBLICATION_REFRESH_SECS, while changes keep
     /// streaming).
     Backfill(BackfillArgs),
+    /// The stream's lifecycle and status.
+    Stream(StreamArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StreamArgs {
+    #[command(subcommand)]
+    action: StreamAction,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The slot of the stream.
+    #[arg(long, env = "PG2BQ_SLOT", default_value = "pg2bq", global = true)]
+    slot: String,
+    /// pg2bq's state schema.
+    #[arg(
+        long,
+        env = "PG2BQ_STATE_SCHEMA",
+        default_value = "pg2bq",
+        global = true
+    )]
+    state_schema: String,
+    /// Print JSON instead of text (status).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum StreamAction {
+    /// Stop reading changes: the slot keeps them (and its WAL) until `resume`.
+    Pause,
+    /// Continue reading changes from where the stream paused.
+    Resume,
+    /// The stream's state, slot lag and each table's phase (backfilling, streaming, paused).
+    Status,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +109,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate(args) => run_validate(args).await,
         Command::Backfill(args) => run_backfill(args).await,
+        Command::Stream(args) => run_stream(args).await,
     };
     match outcome {
         Ok(code) => code,
@@ -181,4 +216,39 @@ async fn show_backfill(source: &tokio_postgres::Client, args: &BackfillArgs) -> 
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
+    let source = connect_sql(&args.source, "pg2bq-stream")
+        .await
+        .map_err(CliError::postgres(format!(
+            "connecting to {}",
+            args.source.describe()
+        )))?;
+    match args.action {
+        StreamAction::Pause | StreamAction::Resume => {
+            let state = if matches!(args.action, StreamAction::Pause) {
+                "paused"
+            } else {
+                "running"
+            };
+            stream::set_state(&source, &args.state_schema, &args.slot, state).await?;
+            println!(
+                "stream on slot {}: {state} (capture follows within a second)",
+                args.slot
+            );
+        }
+        StreamAction::Status => {
+            let status = stream::status(&source, &args.state_schema, &args.slot).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serialises")
+                );
+            } else {
+                print!("{}", stream::render(&status));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
