@@ -16,7 +16,7 @@ use crate::publication;
 use crate::publisher::BatchPublisher;
 use crate::relations::Relations;
 use crate::slot::{ensure_slot, ensure_state_schema};
-use crate::stream::CaptureLoop;
+use crate::stream::{CaptureLoop, LoopSettings};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::pg_types::session_options;
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
@@ -154,10 +154,12 @@ async fn session(
         Relations::new(catalog),
         Batcher::new(args.batch_limits()),
         publisher.clone(),
-        args.max_unacked_bytes,
-        Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
-        Arc::clone(metrics),
-        paused.clone(),
+        LoopSettings {
+            max_unacked_bytes: args.max_unacked_bytes,
+            flush_interval: Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
+            metrics: Arc::clone(metrics),
+            paused: paused.clone(),
+        },
     );
     capture.run(stop).await
 }

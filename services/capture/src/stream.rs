@@ -47,6 +47,18 @@ pub struct CaptureLoop {
     transaction: Option<OpenTransaction>,
 }
 
+/// How the loop paces itself and what it reports to.
+pub struct LoopSettings {
+    /// Bytes published and unacknowledged before reading pauses.
+    pub max_unacked_bytes: usize,
+    /// How often open batches are checked for age.
+    pub flush_interval: Duration,
+    /// Where acknowledgements and confirmations are counted.
+    pub metrics: Arc<CaptureMetrics>,
+    /// `true` while the stream is paused.
+    pub paused: watch::Receiver<bool>,
+}
+
 impl CaptureLoop {
     /// A loop over a started replication client.
     pub fn new(
@@ -54,21 +66,18 @@ impl CaptureLoop {
         relations: Relations,
         batcher: Batcher,
         publisher: BatchPublisher,
-        max_unacked_bytes: usize,
-        flush_interval: Duration,
-        metrics: Arc<CaptureMetrics>,
-        paused: watch::Receiver<bool>,
+        settings: LoopSettings,
     ) -> Self {
         CaptureLoop {
             client,
             relations,
             batcher,
             publisher,
-            max_unacked_bytes,
-            flush_interval,
+            max_unacked_bytes: settings.max_unacked_bytes,
+            flush_interval: settings.flush_interval,
             tracker: AckTracker::default(),
-            metrics,
-            paused,
+            metrics: settings.metrics,
+            paused: settings.paused,
             in_flight: FuturesUnordered::new(),
             transaction: None,
         }
