@@ -4,6 +4,7 @@ pub mod backfill_status;
 pub mod canonical;
 pub mod catalog;
 pub mod error;
+pub mod profile;
 pub mod report;
 pub mod stream;
 pub mod validate;

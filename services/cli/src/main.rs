@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, report, stream};
+use pg2bq_cli::{backfill_status, profile, report, stream};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -31,6 +31,55 @@ enum Command {
     Backfill(BackfillArgs),
     /// The stream's lifecycle and status.
     Stream(StreamArgs),
+    /// Connection profiles.
+    Profile(ProfileArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProfileArgs {
+    #[command(subcommand)]
+    action: ProfileAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileAction {
+    /// Check a profile: connectivity and prerequisites, one line per check with the fix for each
+    /// failure. Exits 1 if a check fails.
+    Test {
+        #[command(subcommand)]
+        which: ProfileWhich,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileWhich {
+    /// The source PostgreSQL: wal_level, REPLICATION, privileges, slots and senders, keys.
+    Source {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Tables to replicate (as for capture).
+        #[arg(
+            long,
+            env = "PG2BQ_INCLUDE",
+            default_value = "public.*",
+            value_delimiter = ','
+        )]
+        include: Vec<String>,
+        /// Tables not to replicate.
+        #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
+        exclude: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The BigQuery target: access to the project's datasets.
+    Target {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +159,9 @@ async fn main() -> ExitCode {
         Command::Validate(args) => run_validate(args).await,
         Command::Backfill(args) => run_backfill(args).await,
         Command::Stream(args) => run_stream(args).await,
+        Command::Profile(ProfileArgs {
+            action: ProfileAction::Test { which },
+        }) => run_profile_test(which).await,
     };
     match outcome {
         Ok(code) => code,
@@ -251,4 +303,90 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_profile_test(which: ProfileWhich) -> Result<ExitCode> {
+    let (checks, json) = match which {
+        ProfileWhich::Source {
+            source,
+            include,
+            exclude,
+            json,
+        } => (source_checks(&source, &include, &exclude).await?, json),
+        ProfileWhich::Target { target, json } => (target_checks(&target).await, json),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).expect("checks serialise")
+        );
+    } else {
+        print!("{}", profile::render(&checks));
+    }
+    let failed = checks.iter().any(|c| c.outcome == profile::Outcome::Fail);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn source_checks(
+    source: &SourceArgs,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Vec<profile::Check>> {
+    let selection = pg2bq_core::selection::TableSelection::new(include, exclude)
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    let sql = match connect_sql(source, "pg2bq-profile-test").await {
+        Ok(sql) => sql,
+        Err(e) => {
+            return Ok(vec![profile::Check {
+                name: "connection".into(),
+                outcome: profile::Outcome::Fail,
+                detail: format!("cannot connect to {}: {e}", source.describe()),
+                fix: Some("check PG2BQ_PG_HOST, PG2BQ_PG_PORT, PG2BQ_PG_USER, PG2BQ_PG_DATABASE and PG2BQ_PG_PASSWORD, and that the server accepts this client (pg_hba.conf, firewall)".into()),
+            }]);
+        }
+    };
+    let mut checks = vec![profile::Check {
+        name: "connection".into(),
+        outcome: profile::Outcome::Pass,
+        detail: source.describe(),
+        fix: None,
+    }];
+    checks.extend(profile::server_checks(&profile::server_facts(&sql).await?));
+    checks.extend(profile::table_checks(
+        &profile::table_facts(&sql, &selection).await?,
+    ));
+    Ok(checks)
+}
+
+async fn target_checks(target: &TargetArgs) -> Vec<profile::Check> {
+    let listed = match TokenSource::for_target(target) {
+        Ok(tokens) => match RestClient::new(
+            &target.rest_endpoint,
+            &target.project,
+            &target.location,
+            tokens,
+        ) {
+            Ok(bigquery) => bigquery.list_datasets().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    vec![match listed {
+        Ok(datasets) => profile::Check {
+            name: "BigQuery access".into(),
+            outcome: profile::Outcome::Pass,
+            detail: format!("project {}: {} datasets visible", target.project, datasets.len()),
+            fix: None,
+        },
+        Err(e) => profile::Check {
+            name: "BigQuery access".into(),
+            outcome: profile::Outcome::Fail,
+            detail: e,
+            fix: Some("grant the writer's service account roles/bigquery.dataEditor and roles/bigquery.jobUser on the project".into()),
+        },
+    }]
 }

@@ -1,0 +1,64 @@
+//! `pg2bq profile test` against the real server. Needs the local stack.
+
+use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_e2e::stack::Stack;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_test_fails_clearly_for_a_user_without_replication() {
+    let stack = Stack::from_env();
+    let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e")
+        .await
+        .expect("admin");
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'e2e_norepl') THEN CREATE ROLE e2e_norepl LOGIN; END IF;
+             END $$; ALTER ROLE e2e_norepl NOREPLICATION;
+             CREATE TABLE IF NOT EXISTS public.e2e_profile_probe (id int PRIMARY KEY);
+             GRANT SELECT ON public.e2e_profile_probe TO e2e_norepl;",
+        )
+        .await
+        .expect("role");
+    let run = |user: &str| {
+        Command::new(Stack::bin_dir().join("pg2bq"))
+            .args([
+                "profile",
+                "test",
+                "source",
+                "--include",
+                "public.e2e_profile_probe",
+            ])
+            .env("PG2BQ_PG_HOST", &stack.pg_host)
+            .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
+            .env("PG2BQ_PG_USER", user)
+            .env("PG2BQ_PG_DATABASE", "postgres")
+            .output()
+            .expect("pg2bq profile test")
+    };
+    let output = run("e2e_norepl");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed check exits 1:\n{text}"
+    );
+    assert!(text.contains("FAIL  REPLICATION attribute"), "{text}");
+    assert!(
+        text.contains("fix: ALTER ROLE \"e2e_norepl\" WITH REPLICATION"),
+        "{text}"
+    );
+    assert!(text.contains("PASS  wal_level"), "{text}");
+
+    let output = run(&stack.pg_user);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "every check passes for the stack's superuser:\n{text}"
+    );
+    assert!(
+        text.contains("PASS  REPLICATION attribute") && text.contains("PASS  tables"),
+        "{text}"
+    );
+}
