@@ -62,3 +62,53 @@ async fn profile_test_fails_clearly_for_a_user_without_replication() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_shows_columns_keys_and_their_bigquery_types() {
+    let stack = Stack::from_env();
+    let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e")
+        .await
+        .expect("admin");
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.e2e_discover; \
+             CREATE TABLE public.e2e_discover (a int, b text, amount numeric(40, 12), tags int[], at timestamptz NOT NULL, PRIMARY KEY (a, b));",
+        )
+        .await
+        .expect("table");
+    let output = Command::new(Stack::bin_dir().join("pg2bq"))
+        .args(["discover", "--json", "--include", "public.e2e_discover"])
+        .env("PG2BQ_PG_HOST", &stack.pg_host)
+        .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
+        .env("PG2BQ_PG_USER", &stack.pg_user)
+        .env("PG2BQ_PG_DATABASE", "postgres")
+        .output()
+        .expect("pg2bq discover");
+    assert!(output.status.success());
+    let tables: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let table = &tables[0];
+    assert_eq!(table["table"], "public.e2e_discover");
+    assert_eq!(table["primary_key"], serde_json::json!(["a", "b"]));
+    let types: Vec<(&str, &str)> = table["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["pg_type"].as_str().unwrap(),
+                c["bigquery_type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("integer", "INT64"),
+            ("text", "STRING"),
+            ("numeric(40,12)", "BIGNUMERIC"),
+            ("integer[]", "JSON"),
+            ("timestamp with time zone", "TIMESTAMP")
+        ]
+    );
+    assert_eq!(table["columns"][4]["nullable"], false);
+}

@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, profile, report, stream};
+use pg2bq_cli::{backfill_status, discover, profile, report, stream};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -33,6 +33,26 @@ enum Command {
     Stream(StreamArgs),
     /// Connection profiles.
     Profile(ProfileArgs),
+    /// Schemas, tables, columns, types, keys and row estimates, with the BigQuery type of each
+    /// column.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DiscoverArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Tables to show: `schema.table` patterns (as for capture).
+    #[arg(
+        long,
+        env = "PG2BQ_INCLUDE",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    include: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,6 +179,7 @@ async fn main() -> ExitCode {
         Command::Validate(args) => run_validate(args).await,
         Command::Backfill(args) => run_backfill(args).await,
         Command::Stream(args) => run_stream(args).await,
+        Command::Discover(args) => run_discover(args).await,
         Command::Profile(ProfileArgs {
             action: ProfileAction::Test { which },
         }) => run_profile_test(which).await,
@@ -389,4 +410,25 @@ async fn target_checks(target: &TargetArgs) -> Vec<profile::Check> {
             fix: Some("grant the writer's service account roles/bigquery.dataEditor and roles/bigquery.jobUser on the project".into()),
         },
     }]
+}
+
+async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
+    let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    let sql = connect_sql(&args.source, "pg2bq-discover")
+        .await
+        .map_err(CliError::postgres(format!(
+            "connecting to {}",
+            args.source.describe()
+        )))?;
+    let tables = discover::discover(&sql, &selection).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&tables).expect("tables serialise")
+        );
+    } else {
+        print!("{}", discover::render(&tables));
+    }
+    Ok(ExitCode::SUCCESS)
 }
