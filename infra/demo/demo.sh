@@ -57,7 +57,9 @@ The pipeline keeps running: change rows in PostgreSQL and watch them arrive.
   psql -d $PG2BQ_PG_DATABASE -c "UPDATE shop.customers SET full_name = 'Grace Hopper' WHERE customer_id = 1"
   bq query --nouse_legacy_sql 'SELECT customer_id, full_name, _pg2bq_seq FROM \`$PG2BQ_PROJECT.$DATASET.customers\` ORDER BY customer_id LIMIT 5'
   bq ls $DATASET
-  target/debug/pg2bq validate          # with PG2BQ_PG_DATABASE=$PG2BQ_PG_DATABASE PG2BQ_PUBLICATION=$PG2BQ_PUBLICATION PG2BQ_BQ_DATASET_PREFIX=demo_
+  export PG2BQ_PG_DATABASE=$PG2BQ_PG_DATABASE PG2BQ_SLOT=$PG2BQ_SLOT PG2BQ_PUBLICATION=$PG2BQ_PUBLICATION PG2BQ_BQ_DATASET_PREFIX=demo_
+  target/debug/pg2bq validate
+  target/debug/pg2bq stream status
 Logs: $(rel "$LOG_DIR")/{capture,writer,postgres,pubsub,bigquery}.log
 Stop everything: make down
 EOF2
