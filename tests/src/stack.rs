@@ -78,6 +78,20 @@ impl Stack {
             .expect("BigQuery client")
     }
 
+    /// A `pg2bq` command set up for `database` on this stack (PostgreSQL and BigQuery settings).
+    pub fn pg2bq(&self, database: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(Self::bin_dir().join("pg2bq"));
+        command
+            .env("PG2BQ_PG_HOST", &self.pg_host)
+            .env("PG2BQ_PG_PORT", self.pg_port.to_string())
+            .env("PG2BQ_PG_USER", &self.pg_user)
+            .env("PG2BQ_PG_DATABASE", database)
+            .env("PG2BQ_PROJECT", &self.project)
+            .env("PG2BQ_BQ_REST_ENDPOINT", &self.bq_rest)
+            .env("PG2BQ_BQ_GRPC_ENDPOINT", &self.bq_grpc);
+        command
+    }
+
     /// Where the built binaries are: `PG2BQ_BIN_DIR`, else the workspace's `target/debug`.
     pub fn bin_dir() -> PathBuf {
         std::env::var_os("PG2BQ_BIN_DIR")

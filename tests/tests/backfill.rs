@@ -177,12 +177,10 @@ async fn new_tables_are_backfilled_and_a_table_can_be_backfilled_again_on_demand
         ))
         .await
         .expect("tamper");
-    let status = std::process::Command::new(pg2bq_e2e::stack::Stack::bin_dir().join("pg2bq"))
+    let status = pipeline
+        .stack
+        .pg2bq("e2e_ondemand")
         .args(["backfill", "od.later", "--slot", "e2e_ondemand"])
-        .env("PG2BQ_PG_HOST", &pipeline.stack.pg_host)
-        .env("PG2BQ_PG_PORT", pipeline.stack.pg_port.to_string())
-        .env("PG2BQ_PG_USER", &pipeline.stack.pg_user)
-        .env("PG2BQ_PG_DATABASE", "e2e_ondemand")
         .status()
         .expect("pg2bq backfill");
     assert!(status.success(), "pg2bq backfill succeeds");

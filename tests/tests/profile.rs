@@ -2,7 +2,6 @@
 
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_e2e::stack::Stack;
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_test_fails_clearly_for_a_user_without_replication() {
@@ -21,7 +20,8 @@ async fn profile_test_fails_clearly_for_a_user_without_replication() {
         .await
         .expect("role");
     let run = |user: &str| {
-        Command::new(Stack::bin_dir().join("pg2bq"))
+        stack
+            .pg2bq("postgres")
             .args([
                 "profile",
                 "test",
@@ -29,10 +29,7 @@ async fn profile_test_fails_clearly_for_a_user_without_replication() {
                 "--include",
                 "public.e2e_profile_probe",
             ])
-            .env("PG2BQ_PG_HOST", &stack.pg_host)
-            .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
             .env("PG2BQ_PG_USER", user)
-            .env("PG2BQ_PG_DATABASE", "postgres")
             .output()
             .expect("pg2bq profile test")
     };
@@ -76,12 +73,9 @@ async fn discover_shows_columns_keys_and_their_bigquery_types() {
         )
         .await
         .expect("table");
-    let output = Command::new(Stack::bin_dir().join("pg2bq"))
+    let output = stack
+        .pg2bq("postgres")
         .args(["discover", "--json", "--include", "public.e2e_discover"])
-        .env("PG2BQ_PG_HOST", &stack.pg_host)
-        .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
-        .env("PG2BQ_PG_USER", &stack.pg_user)
-        .env("PG2BQ_PG_DATABASE", "postgres")
         .output()
         .expect("pg2bq discover");
     assert!(output.status.success());

@@ -1,18 +1,13 @@
 //! `pg2bq stream pause|resume|status` end to end. Needs the local stack.
 
 use pg2bq_e2e::pipeline::TestPipeline;
-use pg2bq_e2e::stack::Stack;
-use std::process::Command;
 use std::time::Duration;
 
 fn pg2bq(pipeline: &TestPipeline, args: &[&str]) -> String {
-    let stack = &pipeline.stack;
-    let output = Command::new(Stack::bin_dir().join("pg2bq"))
+    let output = pipeline
+        .stack
+        .pg2bq("e2e_pause")
         .args(args)
-        .env("PG2BQ_PG_HOST", &stack.pg_host)
-        .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
-        .env("PG2BQ_PG_USER", &stack.pg_user)
-        .env("PG2BQ_PG_DATABASE", "e2e_pause")
         .env("PG2BQ_SLOT", "e2e_pause")
         .output()
         .expect("pg2bq");

@@ -2,21 +2,13 @@
 //! changed, a deleted and an extra row otherwise, with exit code 1. Needs the local stack.
 
 use pg2bq_e2e::pipeline::TestPipeline;
-use pg2bq_e2e::stack::Stack;
-use std::process::Command;
 use std::time::Duration;
 
 fn validate(pipeline: &TestPipeline) -> (i32, String) {
-    let stack = &pipeline.stack;
-    let output = Command::new(Stack::bin_dir().join("pg2bq"))
+    let output = pipeline
+        .stack
+        .pg2bq("e2e_validate")
         .args(["validate", "--json", "--publication", "e2e_validate"])
-        .env("PG2BQ_PG_HOST", &stack.pg_host)
-        .env("PG2BQ_PG_PORT", stack.pg_port.to_string())
-        .env("PG2BQ_PG_USER", &stack.pg_user)
-        .env("PG2BQ_PG_DATABASE", "e2e_validate")
-        .env("PG2BQ_PROJECT", &stack.project)
-        .env("PG2BQ_BQ_REST_ENDPOINT", &stack.bq_rest)
-        .env("PG2BQ_BQ_GRPC_ENDPOINT", &stack.bq_grpc)
         .env("PG2BQ_BQ_DATASET_PREFIX", "e2e_validate_")
         .output()
         .expect("pg2bq validate");
