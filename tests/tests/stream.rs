@@ -77,3 +77,70 @@ async fn pause_holds_the_slot_and_resume_catches_up_with_nothing_lost() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_refuses_while_capture_streams_and_drops_the_slot_only_when_asked() {
+    let options = pg2bq_e2e::pipeline::Options {
+        writer: false,
+        ..Default::default()
+    };
+    let schema = "CREATE SCHEMA del; CREATE TABLE del.t (id int PRIMARY KEY);";
+    let mut pipeline = TestPipeline::start_with("delstream", &["del"], schema, options).await;
+    let delete = |pipeline: &TestPipeline, flags: &[&str]| {
+        let mut args = vec![
+            "stream",
+            "delete",
+            "--slot",
+            "e2e_delstream",
+            "--publication",
+            "e2e_delstream",
+        ];
+        args.extend_from_slice(flags);
+        pipeline
+            .stack
+            .pg2bq("e2e_delstream")
+            .args(args)
+            .output()
+            .expect("pg2bq stream delete")
+    };
+    let refused = delete(&pipeline, &["--drop-slot"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("capture still streams from slot 'e2e_delstream'")
+    );
+
+    assert!(pipeline.stop_capture());
+    let kept = delete(&pipeline, &[]);
+    assert!(kept.status.success());
+    assert!(String::from_utf8_lossy(&kept.stdout).contains("still exists and holds WAL"));
+    let count = |sql: &'static str| {
+        let client = &pipeline.sql;
+        async move {
+            client
+                .query_one(sql, &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    let slots = "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'e2e_delstream'";
+    let publications = "SELECT count(*) FROM pg_publication WHERE pubname = 'e2e_delstream'";
+    assert_eq!(
+        (count(slots).await, count(publications).await),
+        (1, 1),
+        "kept unless asked"
+    );
+
+    let dropped = delete(&pipeline, &["--drop-slot", "--drop-publication"]);
+    assert!(
+        dropped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dropped.stderr)
+    );
+    assert_eq!(
+        (count(slots).await, count(publications).await),
+        (0, 0),
+        "dropped when asked"
+    );
+}

@@ -132,6 +132,19 @@ enum StreamAction {
     Resume,
     /// The stream's state, slot lag and each table's phase (backfilling, streaming, paused).
     Status,
+    /// Forget the stream (stop capture first). The slot and the publication stay unless asked:
+    /// a kept slot goes on holding WAL.
+    Delete {
+        /// Also drop the replication slot (its position is lost for good).
+        #[arg(long)]
+        drop_slot: bool,
+        /// Also drop the publication.
+        #[arg(long)]
+        drop_publication: bool,
+        /// The stream's publication.
+        #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
+        publication: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -309,6 +322,41 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
             println!(
                 "stream on slot {}: {state} (capture follows within a second)",
                 args.slot
+            );
+        }
+        StreamAction::Delete {
+            drop_slot,
+            drop_publication,
+            ref publication,
+        } => {
+            let deleted = stream::delete(
+                &source,
+                &args.state_schema,
+                &args.slot,
+                publication,
+                drop_slot,
+                drop_publication,
+            )
+            .await?;
+            if deleted.slot_kept {
+                println!(
+                    "warning: slot {} still exists and holds WAL: drop it with --drop-slot, or start capture again",
+                    args.slot
+                );
+            }
+            println!(
+                "stream on slot {} deleted (slot {}, publication {})",
+                args.slot,
+                if deleted.slot_dropped {
+                    "dropped"
+                } else {
+                    "kept"
+                },
+                if deleted.publication_dropped {
+                    "dropped"
+                } else {
+                    "kept"
+                }
             );
         }
         StreamAction::Status => {

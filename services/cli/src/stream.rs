@@ -136,3 +136,73 @@ pub fn render(status: &StreamStatus) -> String {
     }
     out
 }
+
+/// What `stream delete` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deleted {
+    /// The slot was dropped.
+    pub slot_dropped: bool,
+    /// The publication was dropped.
+    pub publication_dropped: bool,
+    /// The slot still exists (and holds WAL) because it was not asked to be dropped.
+    pub slot_kept: bool,
+}
+
+/// Deletes the stream's state; drops the slot and the publication only when asked. Refuses while
+/// a capture holds the slot.
+pub async fn delete(
+    sql: &Client,
+    state_schema: &str,
+    slot: &str,
+    publication: &str,
+    drop_slot: bool,
+    drop_publication: bool,
+) -> Result<Deleted> {
+    let active: Option<Option<i32>> = sql
+        .query_opt(
+            "SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(CliError::postgres("looking up the slot"))?
+        .map(|row| row.get(0));
+    if let Some(Some(pid)) = active {
+        return Err(CliError::Config(format!(
+            "capture still streams from slot '{slot}' (pid {pid}): stop it first, then delete the stream"
+        )));
+    }
+    let mut deleted = Deleted::default();
+    if active.is_some() {
+        if drop_slot {
+            sql.execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&slot])
+                .await
+                .map_err(CliError::postgres(format!("dropping slot {slot}")))?;
+            deleted.slot_dropped = true;
+        } else {
+            deleted.slot_kept = true;
+        }
+    }
+    if drop_publication {
+        sql.batch_execute(&format!(
+            "DROP PUBLICATION IF EXISTS {}",
+            quote_ident(publication)
+        ))
+        .await
+        .map_err(CliError::postgres(format!(
+            "dropping publication {publication}"
+        )))?;
+        deleted.publication_dropped = true;
+    }
+    let schema = quote_ident(state_schema);
+    for table in ["backfill_ranges", "backfill_tables", "slots"] {
+        sql.execute(
+            &format!("DELETE FROM {schema}.{table} WHERE slot_name = $1"),
+            &[&slot],
+        )
+        .await
+        .map_err(CliError::postgres(format!(
+            "deleting the stream's state in {state_schema}"
+        )))?;
+    }
+    Ok(deleted)
+}
