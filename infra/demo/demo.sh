@@ -25,18 +25,18 @@ step "Creating database $PG2BQ_PG_DATABASE with the shop schema"
 psql_quiet -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$PG2BQ_PG_DATABASE'" >/dev/null
 psql_quiet -d postgres -c "DROP DATABASE IF EXISTS $PG2BQ_PG_DATABASE WITH (FORCE)" 2>/dev/null
 psql_quiet -d postgres -c "CREATE DATABASE $PG2BQ_PG_DATABASE"
-psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/schema.sql"
+"$BIN_DIR/pg2bq" seed --schema
 curl -sf -o /dev/null -X DELETE "$PG2BQ_BQ_REST_ENDPOINT/bigquery/v2/projects/$PG2BQ_PROJECT/datasets/$DATASET?deleteContents=true" || true
 
 step "Loading the sample data (before capture starts: it reaches BigQuery by backfill)"
-psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/seed.sql"
+"$BIN_DIR/pg2bq" seed --rows
 psql_quiet -d "$PG2BQ_PG_DATABASE" -c "SELECT 'customers' AS table, count(*) FROM shop.customers UNION ALL SELECT 'products', count(*) FROM shop.products UNION ALL SELECT 'orders', count(*) FROM shop.orders UNION ALL SELECT 'order_lines', count(*) FROM shop.order_lines"
 
 step "Starting the pipeline (capture -> Pub/Sub emulator -> writer -> bqemulator)"
 "$PIPELINE" start
 
 step "Making live changes: inserts, updates (two primary key changes), deletes"
-psql_quiet -d "$PG2BQ_PG_DATABASE" -f "$DEMO_DIR/live-changes.sql"
+"$BIN_DIR/pg2bq" seed --live-changes
 
 step "Waiting for BigQuery to catch up, then comparing every table (all rows, all columns)"
 started=$SECONDS

@@ -26,6 +26,9 @@ pub struct Options {
     pub capture_env: Vec<(String, String)>,
     /// Extra writer settings, e.g. `PG2BQ_WRITE_MODE=append-only`.
     pub writer_env: Vec<(&'static str, &'static str)>,
+    /// Return from `start` only once the initial backfill of every published table is done, so
+    /// that the test's own changes come after its snapshot (off for tests of the backfill).
+    pub wait_for_backfill: bool,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             writer: true,
             capture_env: Vec::new(),
             writer_env: Vec::new(),
+            wait_for_backfill: true,
         }
     }
 }
@@ -137,7 +141,35 @@ impl TestPipeline {
             log_dir,
         };
         pipeline.start_capture().await;
+        if options.wait_for_backfill {
+            pipeline.wait_for_initial_backfill().await;
+        }
         pipeline
+    }
+
+    /// Waits until every table of the publication has finished its backfill.
+    async fn wait_for_initial_backfill(&self) {
+        let sql = "SELECT count(*) FROM pg_publication_tables p WHERE p.pubname = $1 AND NOT EXISTS \
+                   (SELECT 1 FROM pg2bq.backfill_tables b WHERE b.slot_name = $1 AND b.schema_name = p.schemaname \
+                    AND b.table_name = p.tablename AND b.finished_at IS NOT NULL)";
+        let name = format!("e2e_{}", self.name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending: i64 = self
+                .sql
+                .query_one(sql, &[&name])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(1);
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the initial backfill did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Starts capture and waits until it streams.

@@ -26,6 +26,7 @@ async fn backfill_and_concurrent_changes_end_equal_to_the_source() {
             ("PG2BQ_BACKFILL_RANGE_BLOCKS", "16"),
             ("PG2BQ_BACKFILL_CONCURRENCY", "2"),
         ]),
+        wait_for_backfill: false,
         ..Options::default()
     };
     let mut pipeline = TestPipeline::start_with("backfill", &["bf"], PRELOADED, options).await;
@@ -74,6 +75,7 @@ INSERT INTO kb.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000
             ("PG2BQ_BACKFILL_CONCURRENCY", "1"),
             ("PG2BQ_BATCH_MAX_ROWS", "200"),
         ]),
+        wait_for_backfill: false,
         ..Options::default()
     };
     let mut pipeline = TestPipeline::start_with("killbf", &["kb"], schema, options).await;
@@ -135,6 +137,7 @@ INSERT INTO kb.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000
 async fn new_tables_are_backfilled_and_a_table_can_be_backfilled_again_on_demand() {
     let options = Options {
         capture_env: env(&[("PG2BQ_PUBLICATION_REFRESH_SECS", "1")]),
+        wait_for_backfill: false,
         ..Options::default()
     };
     let schema = "CREATE SCHEMA od; CREATE TABLE od.first (id int PRIMARY KEY, v text);";

@@ -19,6 +19,7 @@ async fn a_two_million_row_backfill_reports_its_speed_next_to_copy() {
     let options = Options {
         writer: false,
         capture_env: vec![("PG2BQ_BACKFILL".to_owned(), "none".to_owned())],
+        wait_for_backfill: false,
         ..Options::default()
     };
     // First the reference: COPY of the same table, before capture runs.

@@ -7,6 +7,7 @@
 
 use crate::args::CaptureArgs;
 use crate::backfill::Backfill;
+use crate::backfill::state::BackfillState;
 use crate::batcher::Batcher;
 use crate::error::{CaptureError, Result};
 use crate::http;
@@ -127,6 +128,10 @@ async fn session(
             args.source.describe()
         )))?;
     ensure_state_schema(&catalog, &args.state_schema).await?;
+    // Every state table exists before streaming starts (and so before /healthz is green).
+    BackfillState::new(&args.state_schema, &args.slot)
+        .ensure(&catalog)
+        .await?;
     let selection = args.selection()?;
     publication::reconcile(&catalog, &args.publication, &selection, &args.state_schema).await?;
     ensure_slot(

@@ -7,5 +7,6 @@ pub mod discover;
 pub mod error;
 pub mod profile;
 pub mod report;
+pub mod seed;
 pub mod stream;
 pub mod validate;

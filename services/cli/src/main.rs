@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, discover, profile, report, stream};
+use pg2bq_cli::{backfill_status, discover, profile, report, seed, stream};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -36,6 +36,29 @@ enum Command {
     /// Schemas, tables, columns, types, keys and row estimates, with the BigQuery type of each
     /// column.
     Discover(DiscoverArgs),
+    /// The sample shop of `make demo` (schema `shop`), its live changes, a steady workload.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Create the `shop` schema and its tables.
+    #[arg(long)]
+    schema: bool,
+    /// Load the sample rows.
+    #[arg(long)]
+    rows: bool,
+    /// Make the demo's scripted changes (inserts, updates, key changes, deletes).
+    #[arg(long)]
+    live_changes: bool,
+    /// Then run a steady workload for this many seconds.
+    #[arg(long, default_value_t = 0)]
+    workload_secs: u64,
+    /// Transactions a second of the workload.
+    #[arg(long, default_value_t = 10)]
+    workload_rate: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +216,7 @@ async fn main() -> ExitCode {
         Command::Backfill(args) => run_backfill(args).await,
         Command::Stream(args) => run_stream(args).await,
         Command::Discover(args) => run_discover(args).await,
+        Command::Seed(args) => run_seed(args).await,
         Command::Profile(ProfileArgs {
             action: ProfileAction::Test { which },
         }) => run_profile_test(which).await,
@@ -477,6 +501,41 @@ async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
         );
     } else {
         print!("{}", discover::render(&tables));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_seed(args: SeedArgs) -> Result<ExitCode> {
+    let sql = connect_sql(&args.source, "pg2bq-seed")
+        .await
+        .map_err(CliError::postgres(format!(
+            "connecting to {}",
+            args.source.describe()
+        )))?;
+    let nothing_asked = !(args.schema || args.rows || args.live_changes) && args.workload_secs == 0;
+    if args.schema || nothing_asked {
+        seed::run_script(&sql, "schema", seed::SCHEMA).await?;
+        println!("created schema shop");
+    }
+    if args.rows || nothing_asked {
+        seed::run_script(&sql, "rows", seed::ROWS).await?;
+        println!("loaded the sample rows");
+    }
+    if args.live_changes {
+        seed::run_script(&sql, "live changes", seed::LIVE_CHANGES).await?;
+        println!("made the live changes");
+    }
+    if args.workload_secs > 0 {
+        let counts = seed::workload(
+            &sql,
+            args.workload_rate,
+            Duration::from_secs(args.workload_secs),
+        )
+        .await?;
+        println!(
+            "workload: {} transactions ({} orders inserted, {} updated, {} deleted)",
+            counts.transactions, counts.inserted, counts.updated, counts.deleted
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
