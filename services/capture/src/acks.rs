@@ -49,11 +49,6 @@ impl AckTracker {
         self.unacked_bytes
     }
 
-    /// Whether nothing waits for an acknowledgement.
-    pub fn is_idle(&self) -> bool {
-        self.unacked.is_empty()
-    }
-
     /// Advances over every durable transaction; returns the new confirmable position if it moved.
     /// `min_open` is the smallest commit LSN still in an open (unpublished) batch.
     pub fn advance(&mut self, min_open: Option<Lsn>) -> Option<Lsn> {
