@@ -22,12 +22,6 @@ pub struct CaptureMetrics {
     sessions: AtomicU64,
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 impl CaptureMetrics {
     /// Whether capture is streaming (readiness).
     pub fn is_streaming(&self) -> bool {
@@ -61,7 +55,7 @@ impl CaptureMetrics {
         self.publish_latency_us_max
             .fetch_max(latency_us, Ordering::Relaxed);
         if oldest_commit_us > 0 {
-            let freshness_ms = (now_us() - oldest_commit_us) / 1000;
+            let freshness_ms = (pg2bq_core::civil::now_us() - oldest_commit_us) / 1000;
             self.freshness_ms
                 .store(freshness_ms.max(0), Ordering::Relaxed);
         }

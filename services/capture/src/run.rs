@@ -40,7 +40,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
     }
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        pg2bq_core::shutdown::requested().await;
         tracing::info!("stop requested");
         let _ = stop_tx.send(true);
     });
@@ -198,19 +198,4 @@ async fn start_replication(args: &CaptureArgs) -> Result<ReplicationClient> {
             args.slot
         )))?;
     Ok(client)
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

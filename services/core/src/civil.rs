@@ -9,6 +9,13 @@ pub const MAX_DATE_DAYS: i32 = 2_932_896;
 /// Days since the Unix epoch of 0001-01-01.
 pub const MIN_DATE_DAYS: i32 = -719_162;
 
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (any year).
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };

@@ -18,6 +18,7 @@ pub mod pg_connect;
 pub mod pg_types;
 pub mod selection;
 pub mod seq;
+pub mod shutdown;
 pub mod wire;
 
 pub use error::{CoreError, Result};

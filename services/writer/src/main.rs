@@ -25,20 +25,8 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(address, project = %args.target.project, "writer listening");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = shutdown => {}
-            _ = term.recv() => {}
-        }
-    };
     match axum::serve(listener, writer.router())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(pg2bq_core::shutdown::requested())
         .await
     {
         Ok(()) => ExitCode::SUCCESS,

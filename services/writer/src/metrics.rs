@@ -31,10 +31,7 @@ pub struct WriterMetrics {
 
 /// Seconds from `commit_time_us` (microseconds since the Unix epoch) to now.
 pub fn seconds_since(commit_time_us: i64) -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    ((now - commit_time_us) as f64 / 1e6).max(0.0)
+    ((pg2bq_core::civil::now_us() - commit_time_us) as f64 / 1e6).max(0.0)
 }
 
 impl WriterMetrics {

@@ -62,7 +62,7 @@ impl RangeCopy<'_> {
                     self.info.table
                 )))?;
         futures::pin_mut!(stream);
-        let commit_time_us = now_us();
+        let commit_time_us = pg2bq_core::civil::now_us();
         let mut parser = CopyRows::default();
         let mut open: Vec<Change> = Vec::new();
         let mut open_bytes = 0;
@@ -170,10 +170,4 @@ fn acknowledged(published: Option<Published>) -> Result<()> {
         Some(published) => published.result.map(|_| ()),
         None => Ok(()),
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

@@ -86,10 +86,14 @@ impl Backfill {
         });
     }
 
-    async fn round(&self) -> Result<()> {
-        let mut sql = connect_sql(&self.source, "pg2bq-backfill").await.map_err(
+    async fn connect(&self, application_name: &str) -> Result<tokio_postgres::Client> {
+        connect_sql(&self.source, application_name).await.map_err(
             crate::error::CaptureError::postgres("connecting for backfill"),
-        )?;
+        )
+    }
+
+    async fn round(&self) -> Result<()> {
+        let mut sql = self.connect("pg2bq-backfill").await?;
         let state = BackfillState::new(&self.state_schema, &self.slot);
         state.ensure(&sql).await?;
         for table in state.unplanned(&sql, &self.publication).await? {
@@ -105,13 +109,7 @@ impl Backfill {
             return Ok(());
         }
         let snapshot = snapshot::export(&self.source, &self.slot, &self.publication).await?;
-        let mut relations = Relations::new(
-            connect_sql(&self.source, "pg2bq-backfill-catalog")
-                .await
-                .map_err(crate::error::CaptureError::postgres(
-                    "connecting for backfill",
-                ))?,
-        );
+        let mut relations = Relations::new(self.connect("pg2bq-backfill-catalog").await?);
         let mut infos = HashMap::new();
         for range in &pending {
             if !infos.contains_key(&range.table) {
@@ -153,11 +151,7 @@ impl Backfill {
         consistent_point: pg2bq_core::lsn::Lsn,
         started: Instant,
     ) -> Result<()> {
-        let mut sql = connect_sql(&self.source, "pg2bq-backfill-copy")
-            .await
-            .map_err(crate::error::CaptureError::postgres(
-                "connecting for backfill",
-            ))?;
+        let mut sql = self.connect("pg2bq-backfill-copy").await?;
         let state = BackfillState::new(&self.state_schema, &self.slot);
         loop {
             let Some(range) = queue.lock().await.pop_front() else {
