@@ -301,6 +301,18 @@ impl TestPipeline {
         }
     }
 
+    /// The confirmed position of the test's slot.
+    pub async fn slot_confirmed_lsn(&self) -> pg2bq_core::lsn::Lsn {
+        let sql = "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1";
+        let text: String = self
+            .sql
+            .query_one(sql, &[&format!("e2e_{}", self.name)])
+            .await
+            .expect("slot")
+            .get(0);
+        pg2bq_core::lsn::Lsn::parse(&text).expect("an LSN")
+    }
+
     /// Whether the writer process is still running.
     pub fn writer_running(&mut self) -> bool {
         self.writer.as_mut().is_some_and(Service::is_running)
@@ -431,9 +443,7 @@ async fn spawn_writer_with(
 
 /// Drops the database (and its slots) if it exists, and creates it empty.
 pub async fn recreate_database(stack: &Stack, database: &str) {
-    let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e-admin")
-        .await
-        .expect("admin connection");
+    let admin = stack.admin().await;
     admin
         .execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1",

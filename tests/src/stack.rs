@@ -72,6 +72,13 @@ impl Stack {
         }
     }
 
+    /// A SQL connection to the `postgres` database as the stack's superuser.
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        pg2bq_core::pg_connect::connect_sql(&self.source("postgres"), "pg2bq-e2e-admin")
+            .await
+            .expect("admin connection to the local stack")
+    }
+
     /// A REST client of the BigQuery emulator.
     pub fn bigquery(&self) -> RestClient {
         RestClient::new(&self.bq_rest, &self.project, "US", TokenSource::None)

@@ -1,14 +1,11 @@
 //! `pg2bq profile test` against the real server. Needs the local stack.
 
-use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_e2e::stack::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_test_fails_clearly_for_a_user_without_replication() {
     let stack = Stack::from_env();
-    let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e")
-        .await
-        .expect("admin");
+    let admin = stack.admin().await;
     admin
         .batch_execute(
             "DO $$ BEGIN
@@ -63,9 +60,7 @@ async fn profile_test_fails_clearly_for_a_user_without_replication() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_shows_columns_keys_and_their_bigquery_types() {
     let stack = Stack::from_env();
-    let admin = connect_sql(&stack.source("postgres"), "pg2bq-e2e")
-        .await
-        .expect("admin");
+    let admin = stack.admin().await;
     admin
         .batch_execute(
             "DROP TABLE IF EXISTS public.e2e_discover; \

@@ -144,13 +144,7 @@ async fn bigquery_mirrors_inserts_updates_key_changes_and_deletes_of_every_type(
 async fn capture_confirms_its_position_on_stop_and_resumes_from_the_slot() {
     let schema = "CREATE SCHEMA app; CREATE TABLE app.events (id bigint PRIMARY KEY, payload text, at timestamptz);";
     let mut pipeline = TestPipeline::start("restart", &["app"], schema).await;
-    let slot_position = "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'e2e_restart'";
-    let before: String = pipeline
-        .sql
-        .query_one(slot_position, &[])
-        .await
-        .expect("slot")
-        .get(0);
+    let before = pipeline.slot_confirmed_lsn().await;
 
     pipeline
         .sql
@@ -164,15 +158,9 @@ async fn capture_confirms_its_position_on_stop_and_resumes_from_the_slot() {
         pipeline.stop_capture(),
         "capture must exit cleanly on SIGTERM"
     );
-    let after: String = pipeline
-        .sql
-        .query_one(slot_position, &[])
-        .await
-        .expect("slot")
-        .get(0);
+    let after = pipeline.slot_confirmed_lsn().await;
     assert!(
-        pg2bq_core::lsn::Lsn::parse(&after).unwrap()
-            > pg2bq_core::lsn::Lsn::parse(&before).unwrap(),
+        after > before,
         "the slot must have advanced past the published changes ({before} -> {after})"
     );
 

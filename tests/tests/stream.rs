@@ -32,14 +32,7 @@ async fn pause_holds_the_slot_and_resume_catches_up_with_nothing_lost() {
 
     assert!(pg2bq(&pipeline, &["stream", "pause"]).contains("paused"));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let confirmed =
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'e2e_pause'";
-    let before: String = pipeline
-        .sql
-        .query_one(confirmed, &[])
-        .await
-        .expect("slot")
-        .get(0);
+    let before = pipeline.slot_confirmed_lsn().await;
     pipeline
         .sql
         .batch_execute(
@@ -50,12 +43,7 @@ async fn pause_holds_the_slot_and_resume_catches_up_with_nothing_lost() {
         .await
         .expect("changes while paused");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let during: String = pipeline
-        .sql
-        .query_one(confirmed, &[])
-        .await
-        .expect("slot")
-        .get(0);
+    let during = pipeline.slot_confirmed_lsn().await;
     assert_eq!(before, during, "a paused stream does not advance its slot");
     let status: serde_json::Value =
         serde_json::from_str(&pg2bq(&pipeline, &["stream", "status", "--json"])).expect("status");
