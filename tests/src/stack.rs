@@ -56,6 +56,7 @@ impl Stack {
             port: self.pg_port,
             user: self.pg_user.clone(),
             password: Secret::default(),
+            password_secret: None,
             database: database.to_owned(),
         }
     }

@@ -1,13 +1,16 @@
 //! The `capture` binary.
 
-use clap::Parser;
 use pg2bq_capture::args::CaptureArgs;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     pg2bq_core::logging::init();
-    let args = CaptureArgs::parse();
+    let mut args: CaptureArgs = pg2bq_core::config_file::parse_with_config();
+    if let Err(e) = args.source.resolve_password().await {
+        tracing::error!(error = %e, "capture cannot start");
+        return ExitCode::FAILURE;
+    }
     match pg2bq_capture::run::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

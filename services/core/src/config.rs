@@ -63,6 +63,10 @@ pub struct SourceArgs {
         default_value = ""
     )]
     pub password: Secret,
+    /// A Secret Manager reference (`projects/<p>/secrets/<s>/versions/<v>`) to read the password
+    /// from when `PG2BQ_PG_PASSWORD` is not set.
+    #[arg(long = "pg-password-secret", env = "PG2BQ_PG_PASSWORD_SECRET")]
+    pub password_secret: Option<String>,
     /// Database to replicate.
     #[arg(
         long = "pg-database",
@@ -73,6 +77,19 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// Reads the password from Secret Manager if a reference is set and no password is. Call it
+    /// once after parsing, before connecting.
+    pub async fn resolve_password(&mut self) -> Result<()> {
+        match self.password_secret.as_deref().filter(|r| !r.is_empty()) {
+            Some(reference) if self.password.expose().is_empty() => {
+                let reference = crate::secret_manager::SecretReference::parse(reference)?;
+                self.password = crate::secret_manager::access(&reference).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `user@host:port/database`, safe to log.
     pub fn describe(&self) -> String {
         format!(
@@ -85,8 +102,9 @@ impl SourceArgs {
 /// Where and how to write to BigQuery.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// Google Cloud project of the BigQuery datasets.
-    #[arg(long = "bq-project", env = "PG2BQ_PROJECT")]
+    /// Google Cloud project of the BigQuery datasets (needed by every command that reaches
+    /// BigQuery; `stream status` shows freshness only with it).
+    #[arg(long = "bq-project", env = "PG2BQ_PROJECT", default_value = "")]
     pub project: String,
     /// BigQuery location for new datasets.
     #[arg(long = "bq-location", env = "PG2BQ_BQ_LOCATION", default_value = "US")]
@@ -118,6 +136,11 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// Whether a project is configured.
+    pub fn has_project(&self) -> bool {
+        !self.project.trim().is_empty()
+    }
+
     /// The dataset layout these settings describe.
     pub fn layout(&self) -> Result<DatasetLayout> {
         DatasetLayout::from_settings(self.dataset.as_deref(), &self.dataset_prefix)

@@ -1,6 +1,5 @@
 //! The `writer` binary.
 
-use clap::Parser;
 use pg2bq_writer::app::Writer;
 use pg2bq_writer::args::WriterArgs;
 use std::process::ExitCode;
@@ -8,7 +7,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     pg2bq_core::logging::init();
-    let args = WriterArgs::parse();
+    let args: WriterArgs = pg2bq_core::config_file::parse_with_config();
     let writer = match Writer::new(&args) {
         Ok(writer) => writer,
         Err(e) => {

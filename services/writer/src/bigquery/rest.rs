@@ -102,6 +102,13 @@ pub struct RestClient {
 impl RestClient {
     /// A client of `endpoint` (e.g. `https://bigquery.googleapis.com`).
     pub fn new(endpoint: &str, project: &str, location: &str, tokens: TokenSource) -> Result<Self> {
+        if project.trim().is_empty() {
+            return Err(WriterError::Config(
+                "no Google Cloud project: set PG2BQ_PROJECT (or `project` in the [target] section \
+                 of the configuration file)"
+                    .into(),
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(60))

@@ -1,0 +1,311 @@
+//! The configuration file: one TOML file with the source profile, the target profile and the
+//! stream, read by `capture`, `writer` and `pg2bq` alike.
+//!
+//! Every key of the file stands for one environment variable (see [`SETTINGS`]). Precedence,
+//! highest first: a command-line flag, the environment variable, the file, the built-in default.
+//! The file only supplies defaults to the flags that read that variable, so a binary simply
+//! ignores the keys it has no use for.
+//!
+//! Secrets are never read from the file: a `password` key is refused with the fix (the
+//! `PG2BQ_PG_PASSWORD` environment variable, or a Secret Manager reference in `password_secret`).
+//!
+//! The file is the one named by `--config` or `PG2BQ_CONFIG`, else `pg2bq.toml` in the working
+//! directory if there is one.
+
+use crate::error::{CoreError, Result};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "PG2BQ_CONFIG";
+
+/// The file read when neither `--config` nor `PG2BQ_CONFIG` names one.
+pub const DEFAULT_FILE: &str = "pg2bq.toml";
+
+/// A setting of the file: its section, its key and the environment variable it stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// `[section]` of the file.
+    pub section: &'static str,
+    /// Key within the section.
+    pub key: &'static str,
+    /// The environment variable the key stands for.
+    pub env: &'static str,
+}
+
+const fn setting(section: &'static str, key: &'static str, env: &'static str) -> Setting {
+    Setting { section, key, env }
+}
+
+/// Every key the file may hold.
+pub const SETTINGS: &[Setting] = &[
+    setting("source", "host", "PG2BQ_PG_HOST"),
+    setting("source", "port", "PG2BQ_PG_PORT"),
+    setting("source", "user", "PG2BQ_PG_USER"),
+    setting("source", "database", "PG2BQ_PG_DATABASE"),
+    setting("source", "password_secret", "PG2BQ_PG_PASSWORD_SECRET"),
+    setting("source", "sslmode", "PG2BQ_PG_SSLMODE"),
+    setting("source", "sslrootcert", "PG2BQ_PG_SSLROOTCERT"),
+    setting("source", "sslcert", "PG2BQ_PG_SSLCERT"),
+    setting("source", "sslkey", "PG2BQ_PG_SSLKEY"),
+    setting("target", "project", "PG2BQ_PROJECT"),
+    setting("target", "location", "PG2BQ_BQ_LOCATION"),
+    setting("target", "dataset", "PG2BQ_BQ_DATASET"),
+    setting("target", "dataset_prefix", "PG2BQ_BQ_DATASET_PREFIX"),
+    setting("target", "rest_endpoint", "PG2BQ_BQ_REST_ENDPOINT"),
+    setting("target", "grpc_endpoint", "PG2BQ_BQ_GRPC_ENDPOINT"),
+    setting("stream", "slot", "PG2BQ_SLOT"),
+    setting("stream", "publication", "PG2BQ_PUBLICATION"),
+    setting("stream", "state_schema", "PG2BQ_STATE_SCHEMA"),
+    setting("stream", "include", "PG2BQ_INCLUDE"),
+    setting("stream", "exclude", "PG2BQ_EXCLUDE"),
+    setting("stream", "backfill", "PG2BQ_BACKFILL"),
+    setting("stream", "backfill_exclude", "PG2BQ_BACKFILL_EXCLUDE"),
+    setting("stream", "write_mode", "PG2BQ_WRITE_MODE"),
+    setting("stream", "merge_strategy", "PG2BQ_MERGE_STRATEGY"),
+    setting("stream", "max_staleness_secs", "PG2BQ_MAX_STALENESS_SECS"),
+    setting("stream", "merge_interval_ms", "PG2BQ_MERGE_INTERVAL_MS"),
+    setting("stream", "topic", "PG2BQ_TOPIC"),
+    setting("capture", "batch_max_rows", "PG2BQ_BATCH_MAX_ROWS"),
+    setting("capture", "batch_max_bytes", "PG2BQ_BATCH_MAX_BYTES"),
+    setting("capture", "batch_max_delay_ms", "PG2BQ_BATCH_MAX_DELAY_MS"),
+    setting("capture", "max_unacked_bytes", "PG2BQ_MAX_UNACKED_BYTES"),
+    setting("capture", "compression", "PG2BQ_COMPRESSION"),
+    setting("capture", "heartbeat_secs", "PG2BQ_HEARTBEAT_SECS"),
+    setting(
+        "capture",
+        "publication_refresh_secs",
+        "PG2BQ_PUBLICATION_REFRESH_SECS",
+    ),
+    setting("capture", "reconnect_max_secs", "PG2BQ_RECONNECT_MAX_SECS"),
+    setting("capture", "publish_retry_secs", "PG2BQ_PUBLISH_RETRY_SECS"),
+    setting("capture", "metrics_log_secs", "PG2BQ_METRICS_LOG_SECS"),
+    setting(
+        "capture",
+        "backfill_concurrency",
+        "PG2BQ_BACKFILL_CONCURRENCY",
+    ),
+    setting(
+        "capture",
+        "backfill_range_blocks",
+        "PG2BQ_BACKFILL_RANGE_BLOCKS",
+    ),
+    setting("capture", "health_port", "PG2BQ_HEALTH_PORT"),
+    setting("capture", "pubsub_emulator_host", "PUBSUB_EMULATOR_HOST"),
+    setting("writer", "port", "PORT"),
+    setting("writer", "listen_address", "PG2BQ_LISTEN_ADDRESS"),
+    setting("writer", "push_auth", "PG2BQ_PUSH_AUTH"),
+    setting("writer", "push_audience", "PG2BQ_PUSH_AUDIENCE"),
+    setting(
+        "writer",
+        "push_service_account",
+        "PG2BQ_PUSH_SERVICE_ACCOUNT",
+    ),
+    setting("writer", "merge_audience", "PG2BQ_MERGE_AUDIENCE"),
+    setting(
+        "writer",
+        "merge_service_account",
+        "PG2BQ_MERGE_SERVICE_ACCOUNT",
+    ),
+    setting("writer", "oidc_jwks_url", "PG2BQ_OIDC_JWKS_URL"),
+];
+
+/// Keys refused anywhere in the file, because their values would be secrets.
+const SECRET_KEYS: &[&str] = &["password", "pg_password", "secret", "private_key"];
+
+/// A loaded configuration file: environment variable name to value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    values: BTreeMap<&'static str, String>,
+}
+
+impl ConfigFile {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CoreError::Config(format!(
+                "cannot read the configuration file {} ({e}); `pg2bq init` writes an example",
+                path.display()
+            ))
+        })?;
+        let mut file = Self::parse(&text).map_err(|e| match e {
+            CoreError::Config(message) => {
+                CoreError::Config(format!("{}: {message}", path.display()))
+            }
+            other => other,
+        })?;
+        file.path = path.to_owned();
+        Ok(file)
+    }
+
+    /// Parses the text of a file.
+    pub fn parse(text: &str) -> Result<Self> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| CoreError::Config(format!("not valid TOML: {e}")))?;
+        let mut values = BTreeMap::new();
+        for (section, body) in &table {
+            let toml::Value::Table(body) = body else {
+                return Err(unknown_section(section));
+            };
+            if !SETTINGS.iter().any(|s| s.section == section) {
+                return Err(unknown_section(section));
+            }
+            for (key, value) in body {
+                let setting = find_setting(section, key)?;
+                values.insert(setting.env, value_text(setting, value)?);
+            }
+        }
+        Ok(ConfigFile {
+            path: PathBuf::new(),
+            values,
+        })
+    }
+
+    /// The value the file gives the environment variable `env`.
+    pub fn get(&self, env: &str) -> Option<&str> {
+        self.values.get(env).map(String::as_str)
+    }
+
+    /// Makes the file's values the defaults of every argument (in `command` and its
+    /// subcommands) that reads one of its variables, unless that variable is set.
+    pub fn apply(&self, command: clap::Command) -> clap::Command {
+        self.apply_with(command, &|name| std::env::var_os(name).is_some())
+    }
+
+    fn apply_with(
+        &self,
+        command: clap::Command,
+        env_is_set: &dyn Fn(&str) -> bool,
+    ) -> clap::Command {
+        let mut command = command;
+        let ids: Vec<(clap::Id, &'static str)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let env = arg.get_env()?.to_str()?;
+                let (name, _) = self.values.get_key_value(env)?;
+                (!env_is_set(name)).then(|| (arg.get_id().clone(), *name))
+            })
+            .collect();
+        for (id, env) in ids {
+            let value = self.values[env].clone();
+            // A default satisfies a required argument.
+            command = command.mut_arg(id, |arg| arg.default_value(value).required(false));
+        }
+        let subcommands: Vec<String> = command
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        for name in subcommands {
+            command = command.mut_subcommand(name, |sub| self.apply_with(sub, env_is_set));
+        }
+        command
+    }
+}
+
+fn unknown_section(section: &str) -> CoreError {
+    CoreError::Config(format!(
+        "unknown section [{section}]; the sections are [source], [target], [stream], [capture] and [writer]"
+    ))
+}
+
+fn find_setting(section: &str, key: &str) -> Result<&'static Setting> {
+    if SECRET_KEYS.contains(&key) {
+        return Err(CoreError::Config(format!(
+            "[{section}] {key}: secrets are never read from the configuration file; set \
+             PG2BQ_PG_PASSWORD in the environment, or name a Secret Manager secret with \
+             password_secret = \"projects/<project>/secrets/<name>/versions/latest\""
+        )));
+    }
+    SETTINGS
+        .iter()
+        .find(|s| s.section == section && s.key == key)
+        .ok_or_else(|| {
+            let known: Vec<&str> = SETTINGS
+                .iter()
+                .filter(|s| s.section == section)
+                .map(|s| s.key)
+                .collect();
+            CoreError::Config(format!(
+                "unknown key '{key}' in [{section}]; the keys of [{section}] are: {}",
+                known.join(", ")
+            ))
+        })
+}
+
+fn value_text(setting: &Setting, value: &toml::Value) -> Result<String> {
+    let scalar = |value: &toml::Value| match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let text = match value {
+        toml::Value::Array(items) => items
+            .iter()
+            .map(scalar)
+            .collect::<Option<Vec<String>>>()
+            .map(|items| items.join(",")),
+        other => scalar(other),
+    };
+    text.ok_or_else(|| {
+        CoreError::Config(format!(
+            "[{}] {}: expected a string, a number, a boolean or a list of them",
+            setting.section, setting.key
+        ))
+    })
+}
+
+/// The configuration file named by `--config <path>` (or `--config=<path>`) in `args`, else by
+/// `PG2BQ_CONFIG`, else `pg2bq.toml` if it exists in the working directory.
+pub fn locate(args: &[OsString]) -> Option<PathBuf> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    Path::new(DEFAULT_FILE)
+        .is_file()
+        .then(|| PathBuf::from(DEFAULT_FILE))
+}
+
+/// Parses the command line of a binary with the configuration file's values as defaults. A
+/// `--config` flag is added to the command. A file that cannot be read or is wrong ends the
+/// process with exit code 2 and a message naming the problem.
+pub fn parse_with_config<T: clap::Parser>() -> T {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let command = T::command().arg(
+        clap::Arg::new("config")
+            .long("config")
+            .env(CONFIG_ENV)
+            .global(true)
+            .value_name("FILE")
+            .help("Configuration file (default: ./pg2bq.toml if present); `pg2bq init` writes one"),
+    );
+    let command = match locate(&args) {
+        None => command,
+        Some(path) => match ConfigFile::load(&path) {
+            Ok(file) => file.apply(command),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let matches = command.get_matches_from(args);
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests;

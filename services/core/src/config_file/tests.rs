@@ -1,0 +1,144 @@
+use super::*;
+use clap::{Arg, Command};
+
+const FILE: &str = r#"
+[source]
+host = "10.1.2.3"
+port = 6543
+
+[target]
+project = "analytics"
+
+[stream]
+include = ["shop.*", "public.orders"]
+"#;
+
+fn command() -> Command {
+    Command::new("t")
+        .arg(
+            Arg::new("host")
+                .long("host")
+                .env("PG2BQ_PG_HOST")
+                .default_value("127.0.0.1"),
+        )
+        .arg(
+            Arg::new("port")
+                .long("port")
+                .env("PG2BQ_PG_PORT")
+                .default_value("5432"),
+        )
+        .subcommand(
+            Command::new("sub").arg(
+                Arg::new("project")
+                    .long("project")
+                    .env("PG2BQ_PROJECT")
+                    .required(true),
+            ),
+        )
+}
+
+fn value(matches: &clap::ArgMatches, id: &str) -> String {
+    matches.get_one::<String>(id).cloned().unwrap_or_default()
+}
+
+#[test]
+fn keys_stand_for_environment_variables() {
+    let file = ConfigFile::parse(FILE).unwrap();
+    assert_eq!(file.get("PG2BQ_PG_HOST"), Some("10.1.2.3"));
+    assert_eq!(file.get("PG2BQ_PG_PORT"), Some("6543"));
+    assert_eq!(file.get("PG2BQ_PROJECT"), Some("analytics"));
+    assert_eq!(file.get("PG2BQ_INCLUDE"), Some("shop.*,public.orders"));
+    assert_eq!(file.get("PG2BQ_PG_USER"), None);
+}
+
+#[test]
+fn the_file_fills_defaults_and_required_values_of_subcommands() {
+    let file = ConfigFile::parse(FILE).unwrap();
+    let matches = file
+        .apply_with(command(), &|_| false)
+        .try_get_matches_from(["t", "sub"])
+        .unwrap();
+    assert_eq!(value(&matches, "host"), "10.1.2.3");
+    assert_eq!(value(&matches, "port"), "6543");
+    let (_, sub) = matches.subcommand().unwrap();
+    assert_eq!(value(sub, "project"), "analytics");
+}
+
+#[test]
+fn flags_and_set_variables_win_over_the_file() {
+    let file = ConfigFile::parse(FILE).unwrap();
+    let matches = file
+        .apply_with(command(), &|name| name == "PG2BQ_PG_PORT")
+        .try_get_matches_from(["t", "--host", "db.internal", "sub"])
+        .unwrap();
+    assert_eq!(value(&matches, "host"), "db.internal");
+    // The variable is "set", so the file does not replace the built-in default (clap then reads
+    // the variable itself).
+    assert_eq!(value(&matches, "port"), "5432");
+}
+
+#[test]
+fn passwords_are_refused_with_the_fix() {
+    let error = ConfigFile::parse("[source]\npassword = \"hunter2\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("PG2BQ_PG_PASSWORD"), "{message}");
+    assert!(message.contains("password_secret"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn unknown_keys_and_sections_name_the_valid_ones() {
+    let message = ConfigFile::parse("[source]\nhots = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("'hots'") && message.contains("host, port"),
+        "{message}"
+    );
+    let message = ConfigFile::parse("[sink]\nx = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("[sink]") && message.contains("[stream]"),
+        "{message}"
+    );
+    let message = ConfigFile::parse("host = \"x\"\n").unwrap_err().to_string();
+    assert!(message.contains("[host]"), "{message}");
+}
+
+#[test]
+fn nested_values_are_refused() {
+    let message = ConfigFile::parse("[stream]\ninclude = [[\"a\"]]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("[stream] include"), "{message}");
+}
+
+#[test]
+fn every_key_and_variable_appears_once() {
+    for (i, a) in SETTINGS.iter().enumerate() {
+        for b in &SETTINGS[i + 1..] {
+            assert!(a.env != b.env, "{} twice", a.env);
+            assert!(
+                (a.section, a.key) != (b.section, b.key),
+                "{}.{} twice",
+                a.section,
+                a.key
+            );
+        }
+    }
+}
+
+#[test]
+fn locate_prefers_the_flag() {
+    let args: Vec<OsString> = ["pg2bq", "validate", "--config", "a.toml"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    assert_eq!(locate(&args), Some(PathBuf::from("a.toml")));
+    let args: Vec<OsString> = ["pg2bq", "--config=b.toml"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    assert_eq!(locate(&args), Some(PathBuf::from("b.toml")));
+}
