@@ -18,3 +18,4 @@ pub mod relations;
 pub mod run;
 pub mod slot;
 pub mod stream;
+pub mod table_activity;

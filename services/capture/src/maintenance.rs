@@ -64,6 +64,13 @@ impl Maintenance {
                 {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
+                if let Err(e) = metrics
+                    .tables
+                    .flush(sql, &self.state_schema, &self.slot)
+                    .await
+                {
+                    tracing::warn!(error = %e, "recording table activity failed");
+                }
                 if since_refresh >= self.publication_refresh {
                     since_refresh = Duration::ZERO;
                     if let Err(e) = publication::reconcile(

@@ -20,6 +20,8 @@ pub struct CaptureMetrics {
     slot_lag_bytes: AtomicI64,
     confirmed_lsn: AtomicU64,
     sessions: AtomicU64,
+    /// Per-table activity, flushed to the state schema by the maintenance task.
+    pub tables: crate::table_activity::TableActivity,
 }
 
 impl CaptureMetrics {

@@ -6,7 +6,7 @@ use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use pg2bq_core::lsn::Lsn;
-use pg2bq_core::wire::attributes;
+use pg2bq_core::wire::{TableId, attributes};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -67,6 +67,10 @@ pub struct Published {
     pub changes: usize,
     /// Commit time of the oldest change, microseconds since the Unix epoch.
     pub oldest_commit_us: i64,
+    /// Commit time of the newest change, microseconds since the Unix epoch.
+    pub newest_commit_us: i64,
+    /// The table of the batch.
+    pub table: TableId,
     /// Time from publish to acknowledgement.
     pub latency: Duration,
     /// Message id, or why it failed.
@@ -119,6 +123,13 @@ impl BatchPublisher {
             .map(|c| c.commit_time_us)
             .min()
             .unwrap_or(0);
+        let newest_commit_us = batch
+            .changes
+            .iter()
+            .map(|c| c.commit_time_us)
+            .max()
+            .unwrap_or(0);
+        let table_id = batch.source.clone();
         let bytes = data.len();
         let changes = batch.changes.len();
         let first = batch
@@ -152,6 +163,8 @@ impl BatchPublisher {
                 bytes,
                 changes,
                 oldest_commit_us,
+                newest_commit_us,
+                table: table_id,
                 latency: started.elapsed(),
                 result,
             }

@@ -16,7 +16,7 @@ use crate::metrics::CaptureMetrics;
 use crate::publication;
 use crate::publisher::BatchPublisher;
 use crate::relations::Relations;
-use crate::slot::{ensure_slot, ensure_state_schema};
+use crate::slot::{ensure_slot, ensure_state_schema, wait_until_started};
 use crate::stream::{CaptureLoop, LoopSettings};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::pg_types::session_options;
@@ -132,6 +132,10 @@ async fn session(
     BackfillState::new(&args.state_schema, &args.slot)
         .ensure(&catalog)
         .await?;
+    let mut stop_waiting = stop.clone();
+    if !wait_until_started(&catalog, &args.state_schema, &args.slot, &mut stop_waiting).await? {
+        return Ok(());
+    }
     let selection = args.selection()?;
     publication::reconcile(&catalog, &args.publication, &selection, &args.state_schema).await?;
     ensure_slot(

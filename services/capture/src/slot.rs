@@ -18,7 +18,10 @@ pub async fn ensure_state_schema(client: &Client, state_schema: &str) -> Result<
              slot_name text PRIMARY KEY, \
              created_at timestamptz NOT NULL DEFAULT now(), \
              created_lsn pg_lsn NOT NULL); \
-         ALTER TABLE {schema}.slots ADD COLUMN IF NOT EXISTS desired_state text NOT NULL DEFAULT 'running'"
+         ALTER TABLE {schema}.slots ADD COLUMN IF NOT EXISTS desired_state text NOT NULL DEFAULT 'running'; \
+         ALTER TABLE {schema}.slots ALTER COLUMN created_lsn DROP NOT NULL; \
+         {activity}",
+        activity = crate::table_activity::create_table_sql(&schema)
     );
     client
         .batch_execute(&sql)
@@ -79,7 +82,7 @@ async fn check_slot(
         .map_err(CaptureError::postgres("looking up the replication slot"))?;
     let Some(row) = row else {
         let sql = format!(
-            "SELECT created_at::text, created_lsn::text FROM {}.slots WHERE slot_name = $1",
+            "SELECT created_at::text, created_lsn IS NULL FROM {}.slots WHERE slot_name = $1",
             quote_ident(state_schema)
         );
         let record = client
@@ -87,7 +90,9 @@ async fn check_slot(
             .await
             .map_err(CaptureError::postgres("reading the slot record"))?;
         return match record {
+            // Never created, or recorded by `pg2bq stream create` before its first start.
             None => Ok(SlotState::Missing),
+            Some(record) if record.get::<_, bool>(1) => Ok(SlotState::Missing),
             Some(record) => {
                 let created_at: String = record.get(0);
                 Err(CaptureError::Slot(format!(
@@ -121,6 +126,45 @@ async fn check_slot(
         None => SlotState::Ready,
     })
 }
+
+/// Waits while the stream of `slot` is created but not started (`pg2bq stream create` without
+/// `start`); returns `false` if a stop was requested meanwhile.
+pub async fn wait_until_started(
+    client: &Client,
+    state_schema: &str,
+    slot: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<bool> {
+    let sql = format!(
+        "SELECT desired_state FROM {}.slots WHERE slot_name = $1",
+        quote_ident(state_schema)
+    );
+    let mut logged = false;
+    loop {
+        let state: Option<String> = client
+            .query_opt(sql.as_str(), &[&slot])
+            .await
+            .map_err(CaptureError::postgres("reading the stream's desired state"))?
+            .map(|row| row.get(0));
+        if state.as_deref() != Some(CREATED) {
+            return Ok(true);
+        }
+        if !logged {
+            tracing::info!(
+                slot,
+                "the stream is created but not started; waiting for `pg2bq stream start`"
+            );
+            logged = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return Ok(false),
+        }
+    }
+}
+
+/// The desired state of a stream that `pg2bq stream create` recorded and nobody started yet.
+pub const CREATED: &str = "created";
 
 async fn create_slot(client: &Client, slot: &str, state_schema: &str) -> Result<()> {
     let row = client

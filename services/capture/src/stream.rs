@@ -167,7 +167,18 @@ impl CaptureLoop {
     }
 
     fn on_published(&mut self, published: Published) -> Result<()> {
-        let id = published.result?;
+        let id = match published.result {
+            Ok(id) => id,
+            Err(e) => {
+                self.metrics.tables.failed(&published.table, &e.to_string());
+                return Err(e);
+            }
+        };
+        self.metrics.tables.published(
+            &published.table,
+            published.changes,
+            published.newest_commit_us,
+        );
         self.tracker
             .acked(published.min_commit_lsn, published.bytes);
         self.metrics.record_ack(
