@@ -29,6 +29,8 @@ pub struct Options {
     /// Return from `start` only once the initial backfill of every published table is done, so
     /// that the test's own changes come after its snapshot (off for tests of the backfill).
     pub wait_for_backfill: bool,
+    /// Start capture (and wait until it streams) before returning from `start`.
+    pub start_capture: bool,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             capture_env: Vec::new(),
             writer_env: Vec::new(),
             wait_for_backfill: true,
+            start_capture: true,
         }
     }
 }
@@ -140,6 +143,9 @@ impl TestPipeline {
             health_port,
             log_dir,
         };
+        if !options.start_capture {
+            return pipeline;
+        }
         pipeline.start_capture().await;
         if options.wait_for_backfill {
             pipeline.wait_for_initial_backfill().await;
@@ -181,6 +187,11 @@ impl TestPipeline {
             capture.log_tail(30)
         );
         self.capture = Some(capture);
+    }
+
+    /// Starts capture without waiting for it to stream (it may wait for `pg2bq stream start`).
+    pub fn launch_capture(&mut self) {
+        self.capture = Some(self.spawn_capture("capture", self.health_port));
     }
 
     /// Starts another capture process with the same settings but its own health port and log
@@ -311,6 +322,13 @@ impl TestPipeline {
             .expect("slot")
             .get(0);
         pg2bq_core::lsn::Lsn::parse(&text).expect("an LSN")
+    }
+
+    /// Stops the writer with SIGTERM (pushes then fail and Pub/Sub retries them).
+    pub fn stop_writer(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            writer.terminate();
+        }
     }
 
     /// Whether the writer process is still running.

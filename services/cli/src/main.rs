@@ -38,6 +38,39 @@ enum Command {
     Discover(DiscoverArgs),
     /// The sample shop of `make demo` (schema `shop`), its live changes, a steady workload.
     Seed(SeedArgs),
+    /// Write a commented example configuration file (every setting, its environment variable
+    /// and its default).
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    /// Where to write it.
+    #[arg(default_value = pg2bq_core::config_file::DEFAULT_FILE)]
+    path: std::path::PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Command {
+    /// The source connection settings of the command, if it has any.
+    fn source_mut(&mut self) -> Option<&mut SourceArgs> {
+        match self {
+            Command::Validate(a) => Some(&mut a.source),
+            Command::Backfill(a) => Some(&mut a.source),
+            Command::Stream(a) => Some(&mut a.source),
+            Command::Discover(a) => Some(&mut a.source),
+            Command::Seed(a) => Some(&mut a.source),
+            Command::Profile(ProfileArgs {
+                action:
+                    ProfileAction::Test {
+                        which: ProfileWhich::Source { source, .. },
+                    },
+            }) => Some(source),
+            Command::Profile(_) | Command::Init(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +175,14 @@ struct StreamArgs {
         global = true
     )]
     state_schema: String,
+    /// The stream's publication.
+    #[arg(
+        long,
+        env = "PG2BQ_PUBLICATION",
+        default_value = "pg2bq",
+        global = true
+    )]
+    publication: String,
     /// Print JSON instead of text (status).
     #[arg(long, global = true)]
     json: bool,
@@ -149,12 +190,37 @@ struct StreamArgs {
 
 #[derive(Debug, Subcommand)]
 enum StreamAction {
+    /// Record a new stream, not started: checks the source, creates the state schema and the
+    /// publication of the selected tables. Capture waits until `start`; the slot is created then.
+    Create {
+        /// Tables to replicate: `schema.table` patterns.
+        #[arg(
+            long,
+            env = "PG2BQ_INCLUDE",
+            default_value = "public.*",
+            value_delimiter = ','
+        )]
+        include: Vec<String>,
+        /// Tables not to replicate.
+        #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
+        exclude: Vec<String>,
+        /// Create it even if a source check fails.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start a created stream: capture creates the slot, backfills and streams within seconds.
+    Start,
     /// Stop reading changes: the slot keeps them (and its WAL) until `resume`.
     Pause,
     /// Continue reading changes from where the stream paused.
     Resume,
-    /// The stream's state, slot lag and each table's phase (backfilling, streaming, paused).
-    Status,
+    /// The stream's state and slot lag, and per table: phase (created, backfilling, streaming,
+    /// paused, failed), rows, changes, freshness and last error. Freshness needs the target
+    /// (PG2BQ_PROJECT and the BigQuery settings); without it, it shows `-`.
+    Status {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Forget the stream (stop capture first). The slot and the publication stay unless asked:
     /// a kept slot goes on holding WAL.
     Delete {
@@ -164,9 +230,6 @@ enum StreamAction {
         /// Also drop the publication.
         #[arg(long)]
         drop_publication: bool,
-        /// The stream's publication.
-        #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
-        publication: String,
     },
 }
 
@@ -210,8 +273,21 @@ struct ValidateArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     pg2bq_core::logging::init();
-    let cli = Cli::parse();
+    let mut cli: Cli = pg2bq_core::config_file::parse_with_config();
+    if let Some(source) = cli.command.source_mut()
+        && let Err(e) = source.resolve_password().await
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
+        Command::Init(args) => pg2bq_cli::init::write_example(&args.path, args.force).map(|()| {
+            println!(
+                "wrote {}: edit it, then `pg2bq profile test source` and `pg2bq stream create`",
+                args.path.display()
+            );
+            ExitCode::SUCCESS
+        }),
         Command::Validate(args) => run_validate(args).await,
         Command::Backfill(args) => run_backfill(args).await,
         Command::Stream(args) => run_stream(args).await,
@@ -237,19 +313,8 @@ async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
             "connecting to {}",
             args.source.describe()
         )))?;
-    let tokens = TokenSource::for_target(&args.target)
-        .map_err(CliError::bigquery("BigQuery credentials"))?;
-    let bigquery = RestClient::new(
-        &args.target.rest_endpoint,
-        &args.target.project,
-        &args.target.location,
-        tokens,
-    )
-    .map_err(CliError::bigquery("BigQuery client"))?;
-    let layout = args
-        .target
-        .layout()
-        .map_err(|e| CliError::Config(e.to_string()))?;
+    let bigquery = bigquery_client(&args.target)?;
+    let layout = layout(&args.target)?;
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let reports = loop {
         let reports = validate(&source, &args.publication, &bigquery, &layout).await?;
@@ -268,6 +333,22 @@ async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn bigquery_client(target: &TargetArgs) -> Result<RestClient> {
+    let tokens =
+        TokenSource::for_target(target).map_err(CliError::bigquery("BigQuery credentials"))?;
+    RestClient::new(
+        &target.rest_endpoint,
+        &target.project,
+        &target.location,
+        tokens,
+    )
+    .map_err(CliError::bigquery("BigQuery client"))
+}
+
+fn layout(target: &TargetArgs) -> Result<pg2bq_core::bq_naming::DatasetLayout> {
+    target.layout().map_err(|e| CliError::Config(e.to_string()))
 }
 
 async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
@@ -336,7 +417,12 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
             args.source.describe()
         )))?;
     match args.action {
-        StreamAction::Pause | StreamAction::Resume => {
+        StreamAction::Create {
+            ref include,
+            ref exclude,
+            force,
+        } => return create_stream(&source, &args, include, exclude, force).await,
+        StreamAction::Pause | StreamAction::Resume | StreamAction::Start => {
             let state = if matches!(args.action, StreamAction::Pause) {
                 "paused"
             } else {
@@ -351,13 +437,12 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
         StreamAction::Delete {
             drop_slot,
             drop_publication,
-            ref publication,
         } => {
             let deleted = stream::delete(
                 &source,
                 &args.state_schema,
                 &args.slot,
-                publication,
+                &args.publication,
                 drop_slot,
                 drop_publication,
             )
@@ -383,17 +468,75 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
                 }
             );
         }
-        StreamAction::Status => {
-            let status = stream::status(&source, &args.state_schema, &args.slot).await?;
+        StreamAction::Status { ref target } => {
+            let bigquery = if target.has_project() {
+                Some((bigquery_client(target)?, layout(target)?))
+            } else {
+                None
+            };
+            let status = pg2bq_cli::stream_status::status(
+                &source,
+                &args.state_schema,
+                &args.slot,
+                &args.publication,
+                bigquery.as_ref().map(|(client, layout)| (client, layout)),
+            )
+            .await?;
             if args.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&status).expect("status serialises")
                 );
             } else {
-                print!("{}", stream::render(&status));
+                print!("{}", pg2bq_cli::stream_status::render(&status));
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_stream(
+    source: &tokio_postgres::Client,
+    args: &StreamArgs,
+    include: &[String],
+    exclude: &[String],
+    force: bool,
+) -> Result<ExitCode> {
+    let selection = pg2bq_core::selection::TableSelection::new(include, exclude)
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    let mut checks = profile::server_checks(&profile::server_facts(source).await?);
+    checks.extend(profile::table_checks(
+        &profile::table_facts(source, &selection).await?,
+    ));
+    let failed = checks.iter().any(|c| c.outcome == profile::Outcome::Fail);
+    if failed && !force {
+        eprint!("{}", profile::render(&checks));
+        return Err(CliError::Config(
+            "the source is not ready for a stream (see the failed checks and their fixes above);              fix them, or create the stream anyway with --force"
+                .to_owned(),
+        ));
+    }
+    let created = stream::create(
+        source,
+        &args.state_schema,
+        &args.slot,
+        &args.publication,
+        &selection,
+    )
+    .await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&created).expect("stream serialises")
+        );
+    } else {
+        println!(
+            "stream created on slot {} with publication {} ({} tables: {}); start it with `pg2bq stream start`",
+            created.slot,
+            created.publication,
+            created.tables.len(),
+            created.tables.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
-//! `pg2bq stream pause|resume|status`: the stream's desired state, kept in the state schema and
-//! followed by capture within a second, and what the stream is doing per table.
+//! `pg2bq stream create|start|pause|resume|delete`: the stream's desired state, kept in the state
+//! schema and followed by capture within a second. `status` is in [`crate::stream_status`].
 
-use crate::backfill_status;
 use crate::error::{CliError, Result};
 use pg2bq_core::pg_connect::quote_ident;
 use serde::Serialize;
@@ -27,114 +26,6 @@ pub async fn set_state(sql: &Client, state_schema: &str, slot: &str, state: &str
         )));
     }
     Ok(())
-}
-
-/// What the stream of a slot is doing.
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamStatus {
-    /// The slot.
-    pub slot: String,
-    /// `running` or `paused`, as set.
-    pub desired_state: String,
-    /// Whether a capture holds the slot now.
-    pub capture_connected: bool,
-    /// The slot's confirmed position.
-    pub confirmed_lsn: Option<String>,
-    /// WAL bytes the slot holds back.
-    pub slot_lag_bytes: Option<i64>,
-    /// Per table: phase and backfill progress.
-    pub tables: Vec<TableStatus>,
-}
-
-/// One table of the stream.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableStatus {
-    /// `schema.table`.
-    pub table: String,
-    /// `backfilling`, `streaming` or `paused`.
-    pub phase: String,
-    /// Rows copied by backfill.
-    pub rows_backfilled: i64,
-}
-
-/// Reads the status of the stream of `slot`.
-pub async fn status(sql: &Client, state_schema: &str, slot: &str) -> Result<StreamStatus> {
-    let row = sql
-        .query_opt(
-            &format!(
-                "SELECT s.desired_state, r.active, r.confirmed_flush_lsn::text, \
-                        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.confirmed_flush_lsn)::bigint \
-                 FROM {}.slots s LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name \
-                 WHERE s.slot_name = $1",
-                quote_ident(state_schema)
-            ),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres("reading the stream status (has capture started?)"))?
-        .ok_or_else(|| CliError::Config(format!("no stream uses slot '{slot}': start capture once, or name the slot with --slot")))?;
-    let desired_state: String = row.get(0);
-    let paused = desired_state == "paused";
-    let tables = backfill_status::read(sql, state_schema, slot)
-        .await?
-        .into_iter()
-        .map(|p| TableStatus {
-            phase: if paused {
-                "paused"
-            } else if p.finished {
-                "streaming"
-            } else {
-                "backfilling"
-            }
-            .to_owned(),
-            table: p.table,
-            rows_backfilled: p.rows_copied,
-        })
-        .collect();
-    Ok(StreamStatus {
-        slot: slot.to_owned(),
-        desired_state,
-        capture_connected: row.get::<_, Option<bool>>(1).unwrap_or(false),
-        confirmed_lsn: row.get(2),
-        slot_lag_bytes: row.get(3),
-        tables,
-    })
-}
-
-/// The status as readable text.
-pub fn render(status: &StreamStatus) -> String {
-    let mut out = format!(
-        "stream on slot {}: {} (capture {}), confirmed {}, slot lag {} bytes\n",
-        status.slot,
-        status.desired_state,
-        if status.capture_connected {
-            "connected"
-        } else {
-            "not connected"
-        },
-        status.confirmed_lsn.as_deref().unwrap_or("-"),
-        status
-            .slot_lag_bytes
-            .map_or("-".to_owned(), |b| b.to_string()),
-    );
-    let width = status
-        .tables
-        .iter()
-        .map(|t| t.table.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    out.push_str(&format!(
-        "{:<width$}  {:<11}  {:>15}\n",
-        "TABLE", "PHASE", "ROWS BACKFILLED"
-    ));
-    for t in &status.tables {
-        out.push_str(&format!(
-            "{:<width$}  {:<11}  {:>15}\n",
-            t.table, t.phase, t.rows_backfilled
-        ));
-    }
-    out
 }
 
 /// What `stream delete` did.
@@ -194,7 +85,12 @@ pub async fn delete(
         deleted.publication_dropped = true;
     }
     let schema = quote_ident(state_schema);
-    for table in ["backfill_ranges", "backfill_tables", "slots"] {
+    for table in [
+        "backfill_ranges",
+        "backfill_tables",
+        "table_activity",
+        "slots",
+    ] {
         sql.execute(
             &format!("DELETE FROM {schema}.{table} WHERE slot_name = $1"),
             &[&slot],
@@ -205,4 +101,70 @@ pub async fn delete(
         )))?;
     }
     Ok(deleted)
+}
+
+/// What `stream create` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    /// The slot the stream will use (created by capture at `start`).
+    pub slot: String,
+    /// The publication, with the selected tables.
+    pub publication: String,
+    /// Tables of the publication, `schema.table`.
+    pub tables: Vec<String>,
+}
+
+/// Records a new stream, not started: the state schema, the publication of the selected tables
+/// and the stream's row with desired state `created`. The slot is made by capture at `start`, so
+/// a stream that is never started holds no WAL.
+pub async fn create(
+    sql: &Client,
+    state_schema: &str,
+    slot: &str,
+    publication: &str,
+    selection: &pg2bq_core::selection::TableSelection,
+) -> Result<Created> {
+    let capture_error = |e: pg2bq_capture::error::CaptureError| CliError::Config(e.to_string());
+    pg2bq_capture::slot::ensure_state_schema(sql, state_schema)
+        .await
+        .map_err(capture_error)?;
+    let existing: Option<String> = sql
+        .query_opt(
+            &format!(
+                "SELECT desired_state FROM {}.slots WHERE slot_name = $1",
+                quote_ident(state_schema)
+            ),
+            &[&slot],
+        )
+        .await
+        .map_err(CliError::postgres("looking up the stream"))?
+        .map(|row| row.get(0));
+    if let Some(state) = existing {
+        return Err(CliError::Config(format!(
+            "a stream on slot '{slot}' exists already ({state}); see `pg2bq stream status`, or name \
+             another slot with --slot"
+        )));
+    }
+    pg2bq_capture::publication::reconcile(sql, publication, selection, state_schema)
+        .await
+        .map_err(capture_error)?;
+    sql.execute(
+        &format!(
+            "INSERT INTO {}.slots (slot_name, created_lsn, desired_state) VALUES ($1, NULL, $2)",
+            quote_ident(state_schema)
+        ),
+        &[&slot, &pg2bq_capture::slot::CREATED],
+    )
+    .await
+    .map_err(CliError::postgres("recording the stream"))?;
+    let tables = crate::catalog::publication_tables(sql, publication)
+        .await?
+        .into_iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    Ok(Created {
+        slot: slot.to_owned(),
+        publication: publication.to_owned(),
+        tables,
+    })
 }
