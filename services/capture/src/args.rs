@@ -4,7 +4,7 @@ use crate::backfill::BackfillMode;
 use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
 use crate::publisher::{Compression, PublisherSettings};
-use pg2bq_core::config::SourceArgs;
+use pg2bq_core::config::{SelectionArgs, SourceArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
@@ -21,18 +21,9 @@ pub struct CaptureArgs {
     /// Publication (created when absent; its tables follow the include/exclude patterns).
     #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
     pub publication: String,
-    /// Tables to replicate: comma-separated `schema.table` patterns with `*` and `?` wildcards
-    /// (a bare `schema` means `schema.*`).
-    #[arg(
-        long,
-        env = "PG2BQ_INCLUDE",
-        default_value = "public.*",
-        value_delimiter = ','
-    )]
-    pub include: Vec<String>,
-    /// Tables not to replicate, even if included: patterns as for `--include`.
-    #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
-    pub exclude: Vec<String>,
+    /// The replicated tables.
+    #[command(flatten)]
+    pub tables: SelectionArgs,
     /// Schema of pg2bq's own state in the source database (never replicated).
     #[arg(long, env = "PG2BQ_STATE_SCHEMA", default_value = "pg2bq")]
     pub state_schema: String,
@@ -133,7 +124,8 @@ impl CaptureArgs {
 
     /// The table selection from the include and exclude patterns.
     pub fn selection(&self) -> Result<TableSelection> {
-        TableSelection::new(&self.include, &self.exclude)
+        self.tables
+            .selection()
             .map_err(|e| CaptureError::Config(e.to_string()))
     }
 }

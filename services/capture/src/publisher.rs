@@ -117,18 +117,9 @@ impl BatchPublisher {
     ) -> (usize, impl Future<Output = Published> + Send + 'static) {
         let batch = &ready.batch;
         let data = self.compression.apply(batch.to_json());
-        let oldest_commit_us = batch
-            .changes
-            .iter()
-            .map(|c| c.commit_time_us)
-            .min()
-            .unwrap_or(0);
-        let newest_commit_us = batch
-            .changes
-            .iter()
-            .map(|c| c.commit_time_us)
-            .max()
-            .unwrap_or(0);
+        let commit_times = batch.changes.iter().map(|c| c.commit_time_us);
+        let oldest_commit_us = commit_times.clone().min().unwrap_or(0);
+        let newest_commit_us = commit_times.max().unwrap_or(0);
         let table_id = batch.source.clone();
         let bytes = data.len();
         let changes = batch.changes.len();

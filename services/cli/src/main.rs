@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
 use pg2bq_cli::{backfill_status, discover, profile, report, seed, stream};
-use pg2bq_core::config::{SourceArgs, TargetArgs};
+use pg2bq_core::config::{SelectionArgs, SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
 use pg2bq_writer::bigquery::rest::RestClient;
@@ -133,17 +133,8 @@ enum ProfileWhich {
     Source {
         #[command(flatten)]
         source: SourceArgs,
-        /// Tables to replicate (as for capture).
-        #[arg(
-            long,
-            env = "PG2BQ_INCLUDE",
-            default_value = "public.*",
-            value_delimiter = ','
-        )]
-        include: Vec<String>,
-        /// Tables not to replicate.
-        #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
-        exclude: Vec<String>,
+        #[command(flatten)]
+        tables: SelectionArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -193,17 +184,8 @@ enum StreamAction {
     /// Record a new stream, not started: checks the source, creates the state schema and the
     /// publication of the selected tables. Capture waits until `start`; the slot is created then.
     Create {
-        /// Tables to replicate: `schema.table` patterns.
-        #[arg(
-            long,
-            env = "PG2BQ_INCLUDE",
-            default_value = "public.*",
-            value_delimiter = ','
-        )]
-        include: Vec<String>,
-        /// Tables not to replicate.
-        #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
-        exclude: Vec<String>,
+        #[command(flatten)]
+        tables: SelectionArgs,
         /// Create it even if a source check fails.
         #[arg(long)]
         force: bool,
@@ -417,11 +399,9 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
             args.source.describe()
         )))?;
     match args.action {
-        StreamAction::Create {
-            ref include,
-            ref exclude,
-            force,
-        } => return create_stream(&source, &args, include, exclude, force).await,
+        StreamAction::Create { ref tables, force } => {
+            return create_stream(&source, &args, tables, force).await;
+        }
         StreamAction::Pause | StreamAction::Resume | StreamAction::Start => {
             let state = if matches!(args.action, StreamAction::Pause) {
                 "paused"
@@ -498,11 +478,11 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
 async fn create_stream(
     source: &tokio_postgres::Client,
     args: &StreamArgs,
-    include: &[String],
-    exclude: &[String],
+    tables: &SelectionArgs,
     force: bool,
 ) -> Result<ExitCode> {
-    let selection = pg2bq_core::selection::TableSelection::new(include, exclude)
+    let selection = tables
+        .selection()
         .map_err(|e| CliError::Config(e.to_string()))?;
     let mut checks = profile::server_checks(&profile::server_facts(source).await?);
     checks.extend(profile::table_checks(
@@ -545,10 +525,9 @@ async fn run_profile_test(which: ProfileWhich) -> Result<ExitCode> {
     let (checks, json) = match which {
         ProfileWhich::Source {
             source,
-            include,
-            exclude,
+            tables,
             json,
-        } => (source_checks(&source, &include, &exclude).await?, json),
+        } => (source_checks(&source, &tables).await?, json),
         ProfileWhich::Target { target, json } => (target_checks(&target).await, json),
     };
     if json {
@@ -567,12 +546,9 @@ async fn run_profile_test(which: ProfileWhich) -> Result<ExitCode> {
     })
 }
 
-async fn source_checks(
-    source: &SourceArgs,
-    include: &[String],
-    exclude: &[String],
-) -> Result<Vec<profile::Check>> {
-    let selection = pg2bq_core::selection::TableSelection::new(include, exclude)
+async fn source_checks(source: &SourceArgs, tables: &SelectionArgs) -> Result<Vec<profile::Check>> {
+    let selection = tables
+        .selection()
         .map_err(|e| CliError::Config(e.to_string()))?;
     let sql = match connect_sql(source, "pg2bq-profile-test").await {
         Ok(sql) => sql,

@@ -99,6 +99,30 @@ impl SourceArgs {
     }
 }
 
+/// Which tables the stream replicates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectionArgs {
+    /// Tables to replicate: comma-separated `schema.table` patterns with `*` and `?` wildcards
+    /// (a bare `schema` means `schema.*`).
+    #[arg(
+        long,
+        env = "PG2BQ_INCLUDE",
+        default_value = "public.*",
+        value_delimiter = ','
+    )]
+    pub include: Vec<String>,
+    /// Tables not to replicate, even if included: patterns as for `--include`.
+    #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+}
+
+impl SelectionArgs {
+    /// The selection these patterns describe.
+    pub fn selection(&self) -> Result<crate::selection::TableSelection> {
+        crate::selection::TableSelection::new(&self.include, &self.exclude)
+    }
+}
+
 /// Where and how to write to BigQuery.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
