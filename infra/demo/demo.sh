@@ -32,6 +32,11 @@ step "Loading the sample data (before capture starts: it reaches BigQuery by bac
 "$BIN_DIR/pg2bq" seed --rows
 psql_quiet -d "$PG2BQ_PG_DATABASE" -c "SELECT 'customers' AS table, count(*) FROM shop.customers UNION ALL SELECT 'products', count(*) FROM shop.products UNION ALL SELECT 'orders', count(*) FROM shop.orders UNION ALL SELECT 'order_lines', count(*) FROM shop.order_lines"
 
+step "Checking the source, then creating and starting the stream"
+"$BIN_DIR/pg2bq" profile test source
+"$BIN_DIR/pg2bq" stream create
+"$BIN_DIR/pg2bq" stream start
+
 step "Starting the pipeline (capture -> Pub/Sub emulator -> writer -> bqemulator)"
 "$PIPELINE" start
 

@@ -254,7 +254,7 @@ struct ValidateArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    pg2bq_core::logging::init();
+    pg2bq_core::logging::init_cli();
     let mut cli: Cli = pg2bq_core::config_file::parse_with_config();
     if let Some(source) = cli.command.source_mut()
         && let Err(e) = source.resolve_password().await

@@ -1,6 +1,7 @@
 //! Logging set-up shared by every binary: Cloud Logging JSON in GCP, readable text locally.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::prelude::*;
 
 /// Output format of the logs.
@@ -29,14 +30,32 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber. The level filter comes from `RUST_LOG` (default `info`).
+/// Installs the global subscriber of a service. The level filter comes from `RUST_LOG`
+/// (default `info`).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    install("info", BoxMakeWriter::new(std::io::stdout));
+}
+
+/// Installs the global subscriber of the CLI: warnings and errors only unless `RUST_LOG` says
+/// otherwise, on stderr, so that stdout holds only the command's output (`--json` included).
+pub fn init_cli() {
+    install("warn", BoxMakeWriter::new(std::io::stderr));
+}
+
+fn install(default_level: &str, writer: BoxMakeWriter) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match LogFormat::from_env() {
-        LogFormat::Json => registry.with(tracing_stackdriver::layer()).try_init(),
+        LogFormat::Json => registry
+            .with(tracing_stackdriver::layer().with_writer(writer))
+            .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(writer),
+            )
             .try_init(),
     };
     // A second call (tests) keeps the first subscriber.
