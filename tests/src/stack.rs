@@ -1,6 +1,7 @@
 //! The shared local stack, as described by `.local/stack.env`.
 
 use pg2bq_core::config::{Secret, SourceArgs, TargetArgs};
+use pg2bq_core::pg_tls::TlsArgs;
 use pg2bq_writer::bigquery::auth::TokenSource;
 use pg2bq_writer::bigquery::rest::RestClient;
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ impl Stack {
             user: self.pg_user.clone(),
             password: Secret::default(),
             database: database.to_owned(),
+            tls: TlsArgs::default(),
         }
     }
 

@@ -231,12 +231,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-validate")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-validate").await?;
     let tokens = TokenSource::for_target(&args.target)
         .map_err(CliError::bigquery("BigQuery credentials"))?;
     let bigquery = RestClient::new(
@@ -271,12 +266,7 @@ async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
 }
 
 async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-backfill")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-backfill").await?;
     let Some(name) = args.table.clone() else {
         return show_backfill(&source, &args).await;
     };
@@ -329,12 +319,7 @@ async fn show_backfill(source: &tokio_postgres::Client, args: &BackfillArgs) -> 
 }
 
 async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-stream")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-stream").await?;
     match args.action {
         StreamAction::Pause | StreamAction::Resume => {
             let state = if matches!(args.action, StreamAction::Pause) {
@@ -437,7 +422,7 @@ async fn source_checks(
             return Ok(vec![profile::Check {
                 name: "connection".into(),
                 outcome: profile::Outcome::Fail,
-                detail: format!("cannot connect to {}: {e}", source.describe()),
+                detail: e.to_string(),
                 fix: Some("check PG2BQ_PG_HOST, PG2BQ_PG_PORT, PG2BQ_PG_USER, PG2BQ_PG_DATABASE and PG2BQ_PG_PASSWORD, and that the server accepts this client (pg_hba.conf, firewall)".into()),
             }]);
         }
@@ -487,12 +472,7 @@ async fn target_checks(target: &TargetArgs) -> Vec<profile::Check> {
 async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
     let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
         .map_err(|e| CliError::Config(e.to_string()))?;
-    let sql = connect_sql(&args.source, "pg2bq-discover")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let sql = connect_sql(&args.source, "pg2bq-discover").await?;
     let tables = discover::discover(&sql, &selection).await?;
     if args.json {
         println!(
@@ -506,12 +486,7 @@ async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
 }
 
 async fn run_seed(args: SeedArgs) -> Result<ExitCode> {
-    let sql = connect_sql(&args.source, "pg2bq-seed")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let sql = connect_sql(&args.source, "pg2bq-seed").await?;
     let nothing_asked = !(args.schema || args.rows || args.live_changes) && args.workload_secs == 0;
     if args.schema || nothing_asked {
         seed::run_script(&sql, "schema", seed::SCHEMA).await?;
