@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, discover, profile, report, seed, stream};
+use pg2bq_cli::{backfill_status, connection, discover, profile, report, seed, stream};
 use pg2bq_core::config::{SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -418,21 +418,17 @@ async fn source_checks(
         .map_err(|e| CliError::Config(e.to_string()))?;
     let sql = match connect_sql(source, "pg2bq-profile-test").await {
         Ok(sql) => sql,
-        Err(e) => {
-            return Ok(vec![profile::Check {
-                name: "connection".into(),
-                outcome: profile::Outcome::Fail,
-                detail: e.to_string(),
-                fix: Some("check PG2BQ_PG_HOST, PG2BQ_PG_PORT, PG2BQ_PG_USER, PG2BQ_PG_DATABASE and PG2BQ_PG_PASSWORD, and that the server accepts this client (pg_hba.conf, firewall)".into()),
-            }]);
-        }
+        Err(e) => return Ok(vec![connection::connection_failed(&e)]),
     };
-    let mut checks = vec![profile::Check {
-        name: "connection".into(),
-        outcome: profile::Outcome::Pass,
-        detail: source.describe(),
-        fix: None,
-    }];
+    let mut checks = vec![
+        profile::Check {
+            name: "connection".into(),
+            outcome: profile::Outcome::Pass,
+            detail: source.describe(),
+            fix: None,
+        },
+        connection::encryption_check(source, &connection::session_tls(&sql).await?),
+    ];
     checks.extend(profile::server_checks(&profile::server_facts(&sql).await?));
     checks.extend(profile::table_checks(
         &profile::table_facts(&sql, &selection).await?,
