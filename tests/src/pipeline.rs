@@ -29,6 +29,9 @@ pub struct Options {
     /// Return from `start` only once the initial backfill of every published table is done, so
     /// that the test's own changes come after its snapshot (off for tests of the backfill).
     pub wait_for_backfill: bool,
+    /// Run against this stack instead of the one in the environment (e.g. a
+    /// [`crate::scratch_cluster::ScratchCluster`]'s).
+    pub stack: Option<Stack>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             capture_env: Vec::new(),
             writer_env: Vec::new(),
             wait_for_backfill: true,
+            stack: None,
         }
     }
 }
@@ -74,7 +78,7 @@ impl TestPipeline {
         schema_sql: &str,
         options: Options,
     ) -> Self {
-        let stack = Stack::from_env();
+        let stack = options.stack.clone().unwrap_or_else(Stack::from_env);
         let database = format!("e2e_{name}");
         recreate_database(&stack, &database).await;
         let sql = connect_sql(&stack.source(&database), "pg2bq-e2e")
