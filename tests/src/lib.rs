@@ -7,4 +7,7 @@
 pub mod pipeline;
 pub mod processes;
 pub mod pubsub;
+pub mod scratch_cluster;
+pub mod scratch_dir;
 pub mod stack;
+pub mod test_certs;

@@ -31,6 +31,9 @@ pub struct Options {
     pub wait_for_backfill: bool,
     /// Start capture (and wait until it streams) before returning from `start`.
     pub start_capture: bool,
+    /// Run against this stack instead of the one in the environment (e.g. a
+    /// [`crate::scratch_cluster::ScratchCluster`]'s).
+    pub stack: Option<Stack>,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             writer_env: Vec::new(),
             wait_for_backfill: true,
             start_capture: true,
+            stack: None,
         }
     }
 }
@@ -77,7 +81,7 @@ impl TestPipeline {
         schema_sql: &str,
         options: Options,
     ) -> Self {
-        let stack = Stack::from_env();
+        let stack = options.stack.clone().unwrap_or_else(Stack::from_env);
         let database = format!("e2e_{name}");
         recreate_database(&stack, &database).await;
         let sql = connect_sql(&stack.source(&database), "pg2bq-e2e")

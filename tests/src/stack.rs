@@ -1,6 +1,7 @@
 //! The shared local stack, as described by `.local/stack.env`.
 
 use pg2bq_core::config::{Secret, SourceArgs, TargetArgs};
+use pg2bq_core::pg_tls::TlsArgs;
 use pg2bq_writer::bigquery::auth::TokenSource;
 use pg2bq_writer::bigquery::rest::RestClient;
 use std::path::PathBuf;
@@ -58,6 +59,7 @@ impl Stack {
             password: Secret::default(),
             password_secret: None,
             database: database.to_owned(),
+            tls: TlsArgs::default(),
         }
     }
 

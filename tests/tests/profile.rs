@@ -1,5 +1,6 @@
 //! `pg2bq profile test` against the real server. Needs the local stack.
 
+use pg2bq_e2e::scratch_cluster::{ClusterOptions, ScratchCluster};
 use pg2bq_e2e::stack::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,4 +101,71 @@ async fn discover_shows_columns_keys_and_their_bigquery_types() {
         ]
     );
     assert_eq!(table["columns"][4]["nullable"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_test_fails_clearly_on_a_server_without_logical_wal_level() {
+    let cluster = ScratchCluster::start(&ClusterOptions {
+        wal_level: "replica",
+        ..ClusterOptions::default()
+    });
+    cluster
+        .admin()
+        .await
+        .batch_execute("CREATE TABLE public.probe (id int PRIMARY KEY)")
+        .await
+        .expect("table");
+    let output = cluster
+        .stack()
+        .pg2bq("postgres")
+        .args(["profile", "test", "source", "--include", "public.probe"])
+        .output()
+        .expect("pg2bq profile test");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed check exits 1:\n{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("FAIL  wal_level")
+            && text.contains("replica (logical decoding needs logical)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Cloud SQL: set the flag cloudsql.logical_decoding=on"),
+        "{text}"
+    );
+    // Everything else about this server is fine: only wal_level fails.
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("PASS  encryption")
+            && l.ends_with("not encrypted: a local connection to 127.0.0.1")),
+        "{text}"
+    );
+
+    // This server has no TLS: sslmode=require fails the connection check, with the fix.
+    let output = cluster
+        .stack()
+        .pg2bq("postgres")
+        .args(["profile", "test", "source"])
+        .env("PG2BQ_PG_SSLMODE", "require")
+        .output()
+        .expect("pg2bq profile test");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  connection") && text.contains("server does not support TLS"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: the server does not support SSL: set PG2BQ_PG_SSLMODE=disable"),
+        "{text}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The error type of the capture service.
 
+use pg2bq_core::CoreError;
 use pgwire_replication::PgWireError;
 
 /// Errors of capture, each with the context needed to act on it.
@@ -8,6 +9,9 @@ pub enum CaptureError {
     /// A setting is missing or wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// Connecting to the source failed, or its settings are wrong; the message names the fix.
+    #[error(transparent)]
+    Source(#[from] CoreError),
     /// A SQL statement on the source failed.
     #[error("{context}: {source}")]
     Postgres {

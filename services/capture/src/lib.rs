@@ -15,6 +15,7 @@ pub mod pgoutput;
 pub mod publication;
 pub mod publisher;
 pub mod relations;
+pub mod replication;
 pub mod run;
 pub mod slot;
 pub mod stream;

@@ -16,11 +16,12 @@ use crate::metrics::CaptureMetrics;
 use crate::publication;
 use crate::publisher::BatchPublisher;
 use crate::relations::Relations;
+use crate::replication::{Session, replication_config};
 use crate::slot::{ensure_slot, ensure_state_schema, wait_until_started};
 use crate::stream::{CaptureLoop, LoopSettings};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::pg_types::session_options;
-use pgwire_replication::{ReplicationClient, ReplicationConfig};
+use pgwire_replication::ReplicationClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -104,13 +105,14 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
 /// Errors that a new session cannot cure: wrong settings, an unusable slot, a stream capture
 /// cannot decode. Capture exits with them (and the platform's restart policy and alerts act).
 fn is_fatal(error: &CaptureError) -> bool {
-    matches!(
-        error,
+    match error {
         CaptureError::Config(_)
-            | CaptureError::Slot(_)
-            | CaptureError::Decode(_)
-            | CaptureError::Health(_)
-    )
+        | CaptureError::Slot(_)
+        | CaptureError::Decode(_)
+        | CaptureError::Health(_) => true,
+        CaptureError::Source(e) => e.is_config(),
+        _ => false,
+    }
 }
 
 async fn session(
@@ -121,12 +123,7 @@ async fn session(
     paused: &watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let catalog = connect_sql(&args.source, "pg2bq-capture-catalog")
-        .await
-        .map_err(CaptureError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let catalog = connect_sql(&args.source, "pg2bq-capture-catalog").await?;
     ensure_state_schema(&catalog, &args.state_schema).await?;
     // Every state table exists before streaming starts (and so before /healthz is green).
     BackfillState::new(&args.state_schema, &args.slot)
@@ -152,6 +149,7 @@ async fn session(
     let client = start_replication(args).await?;
     tracing::info!(
         source = %args.source.describe(),
+        sslmode = args.source.tls.sslmode.as_str(),
         slot = %args.slot,
         publication = %args.publication,
         topic = %args.topic,
@@ -174,32 +172,8 @@ async fn session(
 }
 
 async fn start_replication(args: &CaptureArgs) -> Result<ReplicationClient> {
-    let source = &args.source;
-    let config = ReplicationConfig::new(
-        source.host.clone(),
-        source.user.clone(),
-        source.password.expose().to_owned(),
-        source.database.clone(),
-        args.slot.clone(),
-        args.publication.clone(),
-    )
-    .with_port(source.port)
-    .with_options(session_options())
-    .with_application_name("pg2bq-capture")
-    .with_status_interval(Duration::from_secs(1));
-    let mut client =
-        ReplicationClient::connect(config)
-            .await
-            .map_err(CaptureError::replication(format!(
-                "connecting to {}",
-                source.describe()
-            )))?;
-    client
-        .wait_started()
-        .await
-        .map_err(CaptureError::replication(format!(
-            "starting replication from slot {}",
-            args.slot
-        )))?;
-    Ok(client)
+    let config = replication_config(&args.source, &args.slot, &args.publication, "pg2bq-capture")
+        .with_options(session_options())
+        .with_status_interval(Duration::from_secs(1));
+    crate::replication::open(&args.source, config, Session::Streaming).await
 }

@@ -1,10 +1,14 @@
 //! The error type of the CLI.
 
+use pg2bq_core::CoreError;
 use pg2bq_writer::error::WriterError;
 
 /// Errors of the CLI, each naming what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// Connecting to the source failed, or its settings are wrong; the message names the fix.
+    #[error(transparent)]
+    Source(#[from] CoreError),
     /// A SQL statement on the source failed.
     #[error("{context}: {source}")]
     Postgres {

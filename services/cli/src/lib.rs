@@ -3,6 +3,7 @@
 pub mod backfill_status;
 pub mod canonical;
 pub mod catalog;
+pub mod connection;
 pub mod discover;
 pub mod error;
 pub mod init;

@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, discover, profile, report, seed, stream};
+use pg2bq_cli::{backfill_status, connection, discover, profile, report, seed, stream};
 use pg2bq_core::config::{SelectionArgs, SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
@@ -289,12 +289,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-validate")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-validate").await?;
     let bigquery = bigquery_client(&args.target)?;
     let layout = layout(&args.target)?;
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
@@ -334,12 +329,7 @@ fn layout(target: &TargetArgs) -> Result<pg2bq_core::bq_naming::DatasetLayout> {
 }
 
 async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-backfill")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-backfill").await?;
     let Some(name) = args.table.clone() else {
         return show_backfill(&source, &args).await;
     };
@@ -392,12 +382,7 @@ async fn show_backfill(source: &tokio_postgres::Client, args: &BackfillArgs) -> 
 }
 
 async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-stream")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let source = connect_sql(&args.source, "pg2bq-stream").await?;
     match args.action {
         StreamAction::Create { ref tables, force } => {
             return create_stream(&source, &args, tables, force).await;
@@ -552,21 +537,17 @@ async fn source_checks(source: &SourceArgs, tables: &SelectionArgs) -> Result<Ve
         .map_err(|e| CliError::Config(e.to_string()))?;
     let sql = match connect_sql(source, "pg2bq-profile-test").await {
         Ok(sql) => sql,
-        Err(e) => {
-            return Ok(vec![profile::Check {
-                name: "connection".into(),
-                outcome: profile::Outcome::Fail,
-                detail: format!("cannot connect to {}: {e}", source.describe()),
-                fix: Some("check PG2BQ_PG_HOST, PG2BQ_PG_PORT, PG2BQ_PG_USER, PG2BQ_PG_DATABASE and PG2BQ_PG_PASSWORD, and that the server accepts this client (pg_hba.conf, firewall)".into()),
-            }]);
-        }
+        Err(e) => return Ok(vec![connection::connection_failed(&e)]),
     };
-    let mut checks = vec![profile::Check {
-        name: "connection".into(),
-        outcome: profile::Outcome::Pass,
-        detail: source.describe(),
-        fix: None,
-    }];
+    let mut checks = vec![
+        profile::Check {
+            name: "connection".into(),
+            outcome: profile::Outcome::Pass,
+            detail: source.describe(),
+            fix: None,
+        },
+        connection::encryption_check(source, &connection::session_tls(&sql).await?),
+    ];
     checks.extend(profile::server_checks(&profile::server_facts(&sql).await?));
     checks.extend(profile::table_checks(
         &profile::table_facts(&sql, &selection).await?,
@@ -606,12 +587,7 @@ async fn target_checks(target: &TargetArgs) -> Vec<profile::Check> {
 async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
     let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
         .map_err(|e| CliError::Config(e.to_string()))?;
-    let sql = connect_sql(&args.source, "pg2bq-discover")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let sql = connect_sql(&args.source, "pg2bq-discover").await?;
     let tables = discover::discover(&sql, &selection).await?;
     if args.json {
         println!(
@@ -625,12 +601,7 @@ async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
 }
 
 async fn run_seed(args: SeedArgs) -> Result<ExitCode> {
-    let sql = connect_sql(&args.source, "pg2bq-seed")
-        .await
-        .map_err(CliError::postgres(format!(
-            "connecting to {}",
-            args.source.describe()
-        )))?;
+    let sql = connect_sql(&args.source, "pg2bq-seed").await?;
     let nothing_asked = !(args.schema || args.rows || args.live_changes) && args.workload_secs == 0;
     if args.schema || nothing_asked {
         seed::run_script(&sql, "schema", seed::SCHEMA).await?;

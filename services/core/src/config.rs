@@ -5,6 +5,7 @@
 
 use crate::bq_naming::DatasetLayout;
 use crate::error::Result;
+use crate::pg_tls::TlsArgs;
 use std::fmt;
 
 /// A secret string that never shows in logs or errors.
@@ -74,6 +75,9 @@ pub struct SourceArgs {
         default_value = "postgres"
     )]
     pub database: String,
+    /// TLS: `sslmode`, CA and client certificate.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl SourceArgs {

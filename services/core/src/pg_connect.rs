@@ -1,15 +1,19 @@
-//! Ordinary SQL connections to the source, with pg2bq's session settings.
+//! Ordinary SQL connections to the source, with pg2bq's session settings and TLS.
 
 use crate::config::SourceArgs;
+use crate::connect_error::{connect_error, with_causes};
+use crate::error::CoreError;
+use crate::pg_tls::TlsPlan;
 use crate::pg_types::session_options;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Opens a SQL connection; the connection task runs in the background.
-pub async fn connect_sql(
-    source: &SourceArgs,
-    application_name: &str,
-) -> Result<Client, tokio_postgres::Error> {
-    let mut config = tokio_postgres::Config::new();
+/// Opens a SQL connection with the source's TLS settings; the connection task runs in the
+/// background. Errors name the connection, the problem and, when recognised, the fix.
+pub async fn connect_sql(source: &SourceArgs, application_name: &str) -> Result<Client, CoreError> {
+    let mut config = Config::new();
     config
         .host(&source.host)
         .port(source.port)
@@ -20,13 +24,51 @@ pub async fn connect_sql(
     if !source.password.expose().is_empty() {
         config.password(source.password.expose());
     }
-    let (client, connection) = config.connect(NoTls).await?;
+    let connected = match source.tls.plan(&source.host)? {
+        TlsPlan::Plain => open(config.ssl_mode(SslMode::Disable), NoTls).await,
+        TlsPlan::Tls {
+            fallback_to_plain,
+            verify,
+        } => {
+            let tls = MakeRustlsConnect::new(source.tls.client_config(verify)?);
+            let mode = if fallback_to_plain {
+                SslMode::Prefer
+            } else {
+                SslMode::Require
+            };
+            match open(config.ssl_mode(mode), tls).await {
+                // libpq's prefer: a failed handshake is retried without TLS.
+                Err(e) if fallback_to_plain && is_handshake_failure(&e) => {
+                    tracing::debug!(error = %e, "TLS handshake failed; sslmode=prefer retries without TLS");
+                    open(config.ssl_mode(SslMode::Disable), NoTls).await
+                }
+                other => other,
+            }
+        }
+    };
+    connected.map_err(|e| connect_error(source, "SQL", with_causes(&e)))
+}
+
+async fn open<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "SQL connection to the source closed");
         }
     });
     Ok(client)
+}
+
+/// tokio-postgres reports a failed TLS handshake (not a refusal) as this kind of error.
+fn is_handshake_failure(error: &tokio_postgres::Error) -> bool {
+    let text = with_causes(error);
+    text.starts_with("error performing TLS handshake") && !text.contains("does not support TLS")
 }
 
 /// Quotes an identifier for PostgreSQL.

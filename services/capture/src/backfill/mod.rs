@@ -87,9 +87,7 @@ impl Backfill {
     }
 
     async fn connect(&self, application_name: &str) -> Result<tokio_postgres::Client> {
-        connect_sql(&self.source, application_name).await.map_err(
-            crate::error::CaptureError::postgres("connecting for backfill"),
-        )
+        Ok(connect_sql(&self.source, application_name).await?)
     }
 
     async fn round(&self) -> Result<()> {

@@ -6,9 +6,10 @@
 //! and idle, and the temporary slot goes away with that connection.
 
 use crate::error::{CaptureError, Result};
+use crate::replication::{Session, open, replication_config};
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::lsn::Lsn;
-use pgwire_replication::{ReplicationClient, ReplicationConfig};
+use pgwire_replication::ReplicationClient;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// An exported snapshot, valid while this value lives.
@@ -33,22 +34,8 @@ pub async fn export(
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let config = ReplicationConfig::new(
-        source.host.clone(),
-        source.user.clone(),
-        source.password.expose().to_owned(),
-        source.database.clone(),
-        temporary.clone(),
-        publication.to_owned(),
-    )
-    .with_port(source.port)
-    .with_application_name("pg2bq-backfill");
-    let mut session =
-        ReplicationClient::connect_gated(config)
-            .await
-            .map_err(CaptureError::replication(
-                "connecting for a backfill snapshot",
-            ))?;
+    let config = replication_config(source, &temporary, publication, "pg2bq-backfill");
+    let mut session = open(source, config, Session::Gated).await?;
     // PostgreSQL 15+ syntax first, then 14's.
     let commands = [
         format!(

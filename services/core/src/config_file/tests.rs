@@ -1,37 +1,34 @@
 use super::*;
 use clap::{Arg, Command};
 
+// Variables the local stack's environment never sets: clap reads the real environment.
 const FILE: &str = r#"
-[source]
-host = "10.1.2.3"
-port = 6543
-
-[target]
-project = "analytics"
-
 [stream]
+slot = "from_file"
+state_schema = "file_state"
+topic = "file-topic"
 include = ["shop.*", "public.orders"]
 "#;
 
 fn command() -> Command {
     Command::new("t")
         .arg(
-            Arg::new("host")
-                .long("host")
-                .env("PG2BQ_PG_HOST")
-                .default_value("127.0.0.1"),
+            Arg::new("slot")
+                .long("slot")
+                .env("PG2BQ_SLOT")
+                .default_value("pg2bq"),
         )
         .arg(
-            Arg::new("port")
-                .long("port")
-                .env("PG2BQ_PG_PORT")
-                .default_value("5432"),
+            Arg::new("state_schema")
+                .long("state-schema")
+                .env("PG2BQ_STATE_SCHEMA")
+                .default_value("pg2bq"),
         )
         .subcommand(
             Command::new("sub").arg(
-                Arg::new("project")
-                    .long("project")
-                    .env("PG2BQ_PROJECT")
+                Arg::new("topic")
+                    .long("topic")
+                    .env("PG2BQ_TOPIC")
                     .required(true),
             ),
         )
@@ -44,11 +41,12 @@ fn value(matches: &clap::ArgMatches, id: &str) -> String {
 #[test]
 fn keys_stand_for_environment_variables() {
     let file = ConfigFile::parse(FILE).unwrap();
-    assert_eq!(file.get("PG2BQ_PG_HOST"), Some("10.1.2.3"));
-    assert_eq!(file.get("PG2BQ_PG_PORT"), Some("6543"));
-    assert_eq!(file.get("PG2BQ_PROJECT"), Some("analytics"));
+    assert_eq!(file.get("PG2BQ_SLOT"), Some("from_file"));
+    assert_eq!(file.get("PG2BQ_TOPIC"), Some("file-topic"));
     assert_eq!(file.get("PG2BQ_INCLUDE"), Some("shop.*,public.orders"));
     assert_eq!(file.get("PG2BQ_PG_USER"), None);
+    let numbers = ConfigFile::parse("[source]\nport = 6543\n").unwrap();
+    assert_eq!(numbers.get("PG2BQ_PG_PORT"), Some("6543"));
 }
 
 #[test]
@@ -58,23 +56,23 @@ fn the_file_fills_defaults_and_required_values_of_subcommands() {
         .apply_with(command(), &|_| false)
         .try_get_matches_from(["t", "sub"])
         .unwrap();
-    assert_eq!(value(&matches, "host"), "10.1.2.3");
-    assert_eq!(value(&matches, "port"), "6543");
+    assert_eq!(value(&matches, "slot"), "from_file");
+    assert_eq!(value(&matches, "state_schema"), "file_state");
     let (_, sub) = matches.subcommand().unwrap();
-    assert_eq!(value(sub, "project"), "analytics");
+    assert_eq!(value(sub, "topic"), "file-topic");
 }
 
 #[test]
 fn flags_and_set_variables_win_over_the_file() {
     let file = ConfigFile::parse(FILE).unwrap();
     let matches = file
-        .apply_with(command(), &|name| name == "PG2BQ_PG_PORT")
-        .try_get_matches_from(["t", "--host", "db.internal", "sub"])
+        .apply_with(command(), &|name| name == "PG2BQ_STATE_SCHEMA")
+        .try_get_matches_from(["t", "--slot", "from_flag", "sub"])
         .unwrap();
-    assert_eq!(value(&matches, "host"), "db.internal");
+    assert_eq!(value(&matches, "slot"), "from_flag");
     // The variable is "set", so the file does not replace the built-in default (clap then reads
     // the variable itself).
-    assert_eq!(value(&matches, "port"), "5432");
+    assert_eq!(value(&matches, "state_schema"), "pg2bq");
 }
 
 #[test]
