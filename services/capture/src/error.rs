@@ -13,7 +13,7 @@ pub enum CaptureError {
     #[error(transparent)]
     Source(#[from] CoreError),
     /// A SQL statement on the source failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", pg2bq_core::connect_error::with_causes(.source))]
     Postgres {
         /// What capture was doing.
         context: String,

@@ -10,7 +10,7 @@ pub enum CliError {
     #[error(transparent)]
     Source(#[from] CoreError),
     /// A SQL statement on the source failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", pg2bq_core::connect_error::with_causes(.source))]
     Postgres {
         /// What the CLI was doing.
         context: String,
