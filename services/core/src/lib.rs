@@ -16,6 +16,7 @@ pub mod lsn;
 pub mod pg_array;
 pub mod pg_connect;
 pub mod pg_types;
+pub mod probe;
 pub mod selection;
 pub mod seq;
 pub mod shutdown;
