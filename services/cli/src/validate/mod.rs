@@ -1,22 +1,84 @@
-//! `pg2bq validate`: each source table against its BigQuery mirror, row by row.
+//! `pg2bq validate`: each source table against its BigQuery mirror.
 //!
-//! Every value is brought to one canonical text on both sides (see [`crate::canonical`]); the
-//! rows of each side are compared as multisets, so order does not matter. A changed row shows as
-//! one missing and one extra row.
+//! A table is compared in one of two ways:
+//! - **full** ([`full`]): both sides' rows are read and compared as multisets of canonical rows,
+//!   which names the rows that differ. Exact for every type, but every row is downloaded.
+//! - **checksum** ([`checksum`]): each database computes a row count and an order-independent
+//!   checksum of canonical row texts ([`sql`]) per key bucket; nothing is downloaded. When the
+//!   checksums differ and the differing buckets hold few rows, those rows are compared in full
+//!   and named. JSON columns enter the checksum coarsely, and reports name them.
+//!
+//! `auto` compares tables of up to `full_compare_max_rows` rows in full and checksums larger
+//! ones. Either way can be limited to a deterministic sample of the keys, chosen identically on
+//! both sides. The freshness probe ([`freshness`]) times a change through the pipeline.
 
-use crate::canonical;
+pub mod checksum;
+pub mod disagreement;
+pub mod freshness;
+pub mod full;
+pub mod sql;
+
 use crate::catalog::{SourceTable, publication_tables};
 use crate::error::{CliError, Result};
-use pg2bq_core::bq_naming::{DatasetLayout, column_name, quote_column};
-use pg2bq_core::bq_types::{BqType, bq_type_for};
-use pg2bq_core::pg_connect::quote_ident;
+use checksum::ChecksumSummary;
+use pg2bq_core::bq_naming::{DatasetLayout, column_name};
+use pg2bq_core::probe::freshness_probe;
 use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
-use std::collections::BTreeMap;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use sql::{Dialect, RowFilter, Shape};
+use std::collections::HashSet;
+use std::io::Write;
+use tokio_postgres::Client;
 
-/// How many differing rows a report shows per table.
-const SHOWN_DIFFERENCES: usize = 5;
+/// How tables are to be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Full up to --full-compare-max-rows rows, checksum for larger tables.
+    Auto,
+    /// Read every row of both sides and name the rows that differ (exact for every type).
+    Full,
+    /// Count and checksum inside each database, nothing downloaded; differing rows are named
+    /// when few; JSON and array columns are compared coarsely (the report names them).
+    Checksum,
+}
+
+/// How a table was compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Rows read from both sides and compared.
+    Full,
+    /// Counts and checksums computed in each database.
+    Checksum,
+}
+
+/// What `validate` does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How tables are compared.
+    pub mode: Mode,
+    /// Largest number of rows compared in full: the limit of `auto`, and of listing the rows of
+    /// differing checksum buckets.
+    pub full_compare_max_rows: u64,
+    /// Compare only this percentage of each table's keys (None: all).
+    pub sample_percent: Option<f64>,
+    /// pg2bq's state schema (its freshness probe table is not compared).
+    pub state_schema: String,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Auto,
+            full_compare_max_rows: 100_000,
+            sample_percent: None,
+            state_schema: "pg2bq".to_owned(),
+            progress: false,
+        }
+    }
+}
 
 /// The comparison of one table.
 #[derive(Debug, Clone, Serialize)]
@@ -25,46 +87,98 @@ pub struct TableReport {
     pub table: String,
     /// `dataset.table` in BigQuery.
     pub bigquery_table: String,
-    /// Rows in the source.
+    /// How the table was compared.
+    pub method: Method,
+    /// The percentage of keys compared, when sampled.
+    pub sample_percent: Option<f64>,
+    /// Rows compared in the source.
     pub source_rows: usize,
-    /// Rows in BigQuery (`None` if the table does not exist or cannot be read).
+    /// Rows compared in BigQuery (`None` if the table does not exist or cannot be read).
     pub bigquery_rows: Option<usize>,
-    /// Source rows BigQuery lacks.
+    /// Source rows BigQuery lacks (as far as rows were compared).
     pub missing: usize,
-    /// BigQuery rows the source lacks.
+    /// BigQuery rows the source lacks (as far as rows were compared).
     pub extra: usize,
+    /// The checksums, when the table was checksummed.
+    pub checksum: Option<ChecksumSummary>,
+    /// Columns the checksum compares only coarsely, with how.
+    pub coarse_columns: Vec<String>,
     /// A few of the differing rows, canonical form.
     pub examples: Vec<String>,
-    /// Why BigQuery could not be read, if it could not.
+    /// Why BigQuery could not be compared, if it could not.
     pub error: Option<String>,
 }
 
 impl TableReport {
+    fn new(shape: &Shape, options: &Options) -> Self {
+        TableReport {
+            table: shape.table.id.to_string(),
+            bigquery_table: format!("{}.{}", shape.target.dataset, shape.target.table),
+            method: Method::Full,
+            sample_percent: options.sample_percent.filter(|p| *p < 100.0),
+            source_rows: 0,
+            bigquery_rows: None,
+            missing: 0,
+            extra: 0,
+            checksum: None,
+            coarse_columns: Vec::new(),
+            examples: Vec::new(),
+            error: None,
+        }
+    }
+
     /// Whether BigQuery equals the source.
     pub fn matches(&self) -> bool {
         self.error.is_none()
             && self.missing == 0
             && self.extra == 0
             && self.bigquery_rows == Some(self.source_rows)
+            && self.checksum.as_ref().is_none_or(ChecksumSummary::matches)
     }
 }
 
-/// Compares every table of the publication.
+/// Compares every table of the publication with the default options.
 pub async fn validate(
     source: &Client,
     publication: &str,
     bigquery: &RestClient,
     layout: &DatasetLayout,
 ) -> Result<Vec<TableReport>> {
-    let tables = publication_tables(source, publication).await?;
+    validate_with(source, publication, bigquery, layout, &Options::default()).await
+}
+
+/// Compares every table of the publication (except the freshness probe).
+pub async fn validate_with(
+    source: &Client,
+    publication: &str,
+    bigquery: &RestClient,
+    layout: &DatasetLayout,
+    options: &Options,
+) -> Result<Vec<TableReport>> {
+    let probe = freshness_probe(&options.state_schema);
+    let tables: Vec<SourceTable> = publication_tables(source, publication)
+        .await?
+        .into_iter()
+        .filter(|t| t.id != probe)
+        .collect();
     if tables.is_empty() {
         return Err(CliError::Config(format!(
             "publication '{publication}' has no tables (or does not exist): nothing to validate"
         )));
     }
-    let mut reports = Vec::with_capacity(tables.len());
-    for table in &tables {
-        reports.push(validate_table(source, bigquery, layout, table).await?);
+    let filter = RowFilter::sampled(options.sample_percent);
+    let count = tables.len();
+    let mut reports = Vec::with_capacity(count);
+    for (i, table) in tables.into_iter().enumerate() {
+        if options.progress {
+            eprint!("\r\x1b[Kvalidating {} ({}/{count})…", table.id, i + 1);
+            let _ = std::io::stderr().flush();
+        }
+        let shape = Shape::new(table.clone(), layout.target(&table.id));
+        reports.push(validate_table(source, bigquery, &shape, options, &filter).await?);
+    }
+    if options.progress {
+        eprint!("\r\x1b[K");
     }
     Ok(reports)
 }
@@ -72,158 +186,195 @@ pub async fn validate(
 async fn validate_table(
     source: &Client,
     bigquery: &RestClient,
-    layout: &DatasetLayout,
-    table: &SourceTable,
+    shape: &Shape,
+    options: &Options,
+    filter: &RowFilter,
 ) -> Result<TableReport> {
-    let target = layout.target(&table.id);
-    let types: Vec<BqType> = table
-        .columns
-        .iter()
-        .map(|c| bq_type_for(&c.pg_type, c.type_modifier))
-        .collect();
-    let source_rows = read_source(source, table, &types).await?;
-    let mut report = TableReport {
-        table: table.id.to_string(),
-        bigquery_table: format!("{}.{}", target.dataset, target.table),
-        source_rows: source_rows.len(),
-        bigquery_rows: None,
-        missing: 0,
-        extra: 0,
-        examples: Vec::new(),
-        error: None,
-    };
-    let select: Vec<String> = table
-        .columns
-        .iter()
-        .zip(&types)
-        .map(|(c, t)| bigquery_expression(&column_name(&c.name), *t))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {}",
-        select.join(", "),
-        target.quoted(bigquery.project())
-    );
-    let answer = match bigquery.query(&sql).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return Ok(report);
+    let mut report = TableReport::new(shape, options);
+    if let Some(problem) = bigquery_problem(bigquery, shape).await {
+        report.error = Some(problem);
+        return Ok(report);
+    }
+    report.method = choose_method(source, shape, options).await?;
+    match report.method {
+        Method::Full => match full::compare(source, bigquery, shape, filter).await? {
+            Ok(diff) => {
+                report.source_rows = diff.source_rows;
+                report.bigquery_rows = Some(diff.bigquery_rows);
+                report.missing = diff.missing;
+                report.extra = diff.extra;
+                report.examples = diff.examples;
+            }
+            Err(e) => report.error = Some(e),
+        },
+        Method::Checksum => {
+            compare_checksums(source, bigquery, shape, options, filter, &mut report).await?
         }
-    };
-    let bigquery_rows: Vec<String> = answer
-        .rows
-        .iter()
-        .map(|row| {
-            let values: Vec<String> = row
-                .iter()
-                .zip(&types)
-                .map(|(v, t)| canonical::from_bigquery(*t, v.as_deref()))
-                .collect();
-            values.join(" | ")
-        })
-        .collect();
-    report.bigquery_rows = Some(bigquery_rows.len());
-    diff(&source_rows, &bigquery_rows, &mut report);
+    }
     Ok(report)
 }
 
-/// Reads every row with the simple query protocol, so that each value comes in its type's
-/// output form, exactly as the replication stream sends it (a `::text` cast would, for example,
-/// strip the padding of `char(n)`).
-async fn read_source(
-    source: &Client,
-    table: &SourceTable,
-    types: &[BqType],
-) -> Result<Vec<String>> {
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let sql = format!(
-        "SELECT {} FROM {}.{}",
-        columns.join(", "),
-        quote_ident(&table.id.schema),
-        quote_ident(&table.id.table)
-    );
-    let messages = source
-        .simple_query(&sql)
-        .await
-        .map_err(CliError::postgres(format!("reading {}", table.id)))?;
-    Ok(messages
+/// Why the mirror cannot be compared: it is missing, lacks columns, or cannot be read.
+async fn bigquery_problem(bigquery: &RestClient, shape: &Shape) -> Option<String> {
+    let fields = match bigquery.table_schema(&shape.target).await {
+        Err(e) => return Some(e.to_string()),
+        Ok(None) => {
+            return Some(format!(
+                "table {}.{} does not exist in BigQuery",
+                shape.target.dataset, shape.target.table
+            ));
+        }
+        Ok(Some(fields)) => fields,
+    };
+    let present: HashSet<String> = fields.iter().map(|f| f.name.to_lowercase()).collect();
+    let lacking: Vec<String> = shape
+        .table
+        .columns
         .iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
-        .map(|row| {
-            let values: Vec<String> = table
-                .columns
-                .iter()
-                .zip(types)
-                .enumerate()
-                .map(|(i, (c, t))| canonical::from_postgres(&c.pg_type, *t, row.get(i)))
-                .collect();
-            values.join(" | ")
-        })
-        .collect())
+        .map(|c| column_name(&c.name))
+        .filter(|name| !present.contains(&name.to_lowercase()))
+        .collect();
+    (!lacking.is_empty())
+        .then(|| format!("the BigQuery table lacks column(s) {}", lacking.join(", ")))
 }
 
-/// The select-list expression whose REST form [`canonical::from_bigquery`] reads.
-fn bigquery_expression(column: &str, bq_type: BqType) -> String {
-    let c = quote_column(column);
-    match bq_type {
-        BqType::Timestamp => format!("CAST(UNIX_MICROS({c}) AS STRING)"),
-        BqType::Json => format!("TO_JSON_STRING({c})"),
-        _ => c,
+/// `auto`: full if the rows to compare are at most `full_compare_max_rows`, counted up to that
+/// limit (and, for a sample of a larger table, estimated from the planner's row count).
+async fn choose_method(source: &Client, shape: &Shape, options: &Options) -> Result<Method> {
+    match options.mode {
+        Mode::Full => return Ok(Method::Full),
+        Mode::Checksum => return Ok(Method::Checksum),
+        Mode::Auto => {}
     }
+    let limit = options.full_compare_max_rows;
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS r",
+        shape.from(Dialect::Postgres, ""),
+        limit.saturating_add(1)
+    );
+    let rows: i64 = source
+        .query_one(&sql, &[])
+        .await
+        .map_err(CliError::postgres(format!("counting {}", shape.table.id)))?
+        .get(0);
+    if rows as u64 <= limit {
+        return Ok(Method::Full);
+    }
+    let Some(percent) = options.sample_percent.filter(|p| *p < 100.0) else {
+        return Ok(Method::Checksum);
+    };
+    let estimate: f64 = source
+        .query_one(
+            "SELECT c.reltuples::float8 FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&shape.table.id.schema, &shape.table.id.table],
+        )
+        .await
+        .map_err(CliError::postgres(format!("estimating {}", shape.table.id)))?
+        .get(0);
+    let sampled = estimate.max(rows as f64) * percent / 100.0;
+    Ok(if sampled <= limit as f64 {
+        Method::Full
+    } else {
+        Method::Checksum
+    })
 }
 
-fn diff(source: &[String], bigquery: &[String], report: &mut TableReport) {
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for row in source {
-        *counts.entry(row).or_default() += 1;
-    }
-    for row in bigquery {
-        *counts.entry(row).or_default() -= 1;
-    }
-    for (row, count) in counts {
-        if count > 0 {
-            report.missing += count as usize;
-        } else if count < 0 {
-            report.extra += (-count) as usize;
+async fn compare_checksums(
+    source: &Client,
+    bigquery: &RestClient,
+    shape: &Shape,
+    options: &Options,
+    filter: &RowFilter,
+    report: &mut TableReport,
+) -> Result<()> {
+    report.coarse_columns = shape.coarse_columns();
+    let source_buckets = checksum::source_buckets(source, shape, filter).await?;
+    let bigquery_buckets = match checksum::bigquery_buckets(bigquery, shape, filter).await {
+        Ok(buckets) => buckets,
+        Err(e) => {
+            report.error = Some(e);
+            return Ok(());
         }
-        if count != 0 && report.examples.len() < SHOWN_DIFFERENCES {
-            let side = if count > 0 {
-                "only in source"
-            } else {
-                "only in BigQuery"
-            };
-            report.examples.push(format!("{side}: {row}"));
+    };
+    let (source_rows, source_sum) = checksum::fingerprint(&source_buckets);
+    let (bigquery_rows, bigquery_sum) = checksum::fingerprint(&bigquery_buckets);
+    report.source_rows = source_rows as usize;
+    report.bigquery_rows = Some(bigquery_rows as usize);
+    let (buckets, rows) = checksum::differing(&source_buckets, &bigquery_buckets);
+    let mut summary = ChecksumSummary {
+        source: source_sum,
+        bigquery: bigquery_sum,
+        differing_buckets: buckets.len(),
+        rows_listed: false,
+    };
+    if !buckets.is_empty() && rows <= options.full_compare_max_rows {
+        let narrowed = RowFilter {
+            sample: filter.sample,
+            buckets: Some(buckets),
+        };
+        match full::compare(source, bigquery, shape, &narrowed).await? {
+            Ok(diff) => {
+                summary.rows_listed = true;
+                report.missing = diff.missing;
+                report.extra = diff.extra;
+                report.examples = diff.examples;
+                if diff.missing == 0 && diff.extra == 0 {
+                    report.examples.push(
+                        "the rows of the differing buckets compare equal in full: the two \
+                         databases' canonical forms of some value disagree"
+                            .to_owned(),
+                    );
+                    report
+                        .examples
+                        .extend(disagreement::find(source, bigquery, shape, &narrowed).await?);
+                }
+            }
+            Err(e) => report.error = Some(e),
         }
     }
+    report.checksum = Some(summary);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn diff_counts_missing_and_extra_as_multisets() {
-        let mut report = TableReport {
+    fn report() -> TableReport {
+        TableReport {
             table: "t".into(),
             bigquery_table: "d.t".into(),
+            method: Method::Checksum,
+            sample_percent: None,
             source_rows: 3,
             bigquery_rows: Some(3),
             missing: 0,
             extra: 0,
+            checksum: None,
+            coarse_columns: vec![],
             examples: vec![],
             error: None,
-        };
-        let source = ["a".to_owned(), "b".to_owned(), "b".to_owned()];
-        let bigquery = ["b".to_owned(), "a".to_owned(), "c".to_owned()];
-        diff(&source, &bigquery, &mut report);
-        assert_eq!((report.missing, report.extra), (1, 1));
-        assert!(!report.matches());
-        assert_eq!(
-            report.examples,
-            vec!["only in source: b", "only in BigQuery: c"]
-        );
+        }
+    }
+
+    #[test]
+    fn a_report_matches_only_when_counts_rows_and_checksums_agree() {
+        assert!(report().matches());
+        let mut differing = report();
+        differing.checksum = Some(ChecksumSummary {
+            source: "a".into(),
+            bigquery: "b".into(),
+            differing_buckets: 1,
+            rows_listed: false,
+        });
+        assert!(!differing.matches());
+        let mut counted = report();
+        counted.bigquery_rows = Some(2);
+        assert!(!counted.matches());
+        let mut unreadable = report();
+        unreadable.error = Some("no table".into());
+        assert!(!unreadable.matches());
     }
 }
