@@ -3,9 +3,14 @@
 //!
 //! A publication that someone made `FOR ALL TABLES` or `FOR TABLES IN SCHEMA` is left as it is
 //! (with a warning): pg2bq only manages publications that list their tables.
+//!
+//! pg2bq's state schema is never replicated, except for the freshness probe table
+//! ([`pg2bq_core::probe`]): once `pg2bq validate --freshness` has created it, it stays in the
+//! publication whatever the patterns say.
 
 use crate::error::{CaptureError, Result};
 use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
 use pg2bq_core::selection::TableSelection;
 use pg2bq_core::wire::TableId;
 use std::collections::BTreeSet;
@@ -19,17 +24,19 @@ pub fn table_id(row: &tokio_postgres::Row) -> TableId {
     }
 }
 
-/// Ordinary and partitioned tables (not partitions) outside the system schemas and pg2bq's state.
+/// Ordinary and partitioned tables (not partitions) outside the system schemas and pg2bq's state,
+/// and the freshness probe table if it exists.
 async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<TableId>> {
     let rows = client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+               AND (n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+                    OR (n.nspname = $1 AND c.relname = $2)) \
                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
              ORDER BY 1, 2",
-            &[&state_schema],
+            &[&state_schema, &FRESHNESS_PROBE_TABLE],
         )
         .await
         .map_err(CaptureError::postgres("listing tables"))?;
@@ -99,10 +106,11 @@ pub async fn reconcile(
     selection: &TableSelection,
     state_schema: &str,
 ) -> Result<Vec<TableId>> {
+    let probe = freshness_probe(state_schema);
     let wanted: BTreeSet<TableId> = candidate_tables(client, state_schema)
         .await?
         .into_iter()
-        .filter(|t| selection.matches(t))
+        .filter(|t| selection.matches(t) || *t == probe)
         .collect();
     let name = quote_ident(publication);
     let Some((current, managed_elsewhere)) = published_tables(client, publication).await? else {

@@ -49,6 +49,8 @@ fn of_value(bq_type: BqType, value: &BqValue) -> String {
         BqValue::Null => NULL.to_owned(),
         BqValue::Int64(v) | BqValue::Timestamp(v) => v.to_string(),
         BqValue::Date(v) => v.to_string(),
+        // BigQuery does not keep the sign of zero (bqemulator reads -0.0 back as 0.0).
+        BqValue::Float64(v) if *v == 0.0 => "0.0".to_owned(),
         BqValue::Float64(v) => format!("{v:?}"),
         BqValue::Bool(v) => v.to_string(),
         BqValue::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
@@ -168,6 +170,7 @@ mod tests {
             "2024-02-29T10:11:12.500000",
         );
         same("float8", BqType::Float64, "1", "1.0");
+        same("float8", BqType::Float64, "-0", "0.0");
         same("bool", BqType::Bool, "t", "true");
         same("date", BqType::Date, "2024-01-02", "2024-01-02");
         assert_ne!(

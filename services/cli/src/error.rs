@@ -30,6 +30,9 @@ pub enum CliError {
     /// A setting is missing or wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// Something awaited did not happen in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 impl CliError {

@@ -12,4 +12,5 @@ pub mod report;
 pub mod seed;
 pub mod stream;
 pub mod stream_status;
+pub mod target;
 pub mod validate;

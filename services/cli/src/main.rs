@@ -2,16 +2,18 @@
 //!
 //! Exit codes: 0 success; 1 validation found differences; 2 an error stopped the command.
 
+mod validate_command;
+
 use clap::{Parser, Subcommand};
 use pg2bq_cli::error::{CliError, Result};
-use pg2bq_cli::validate::{TableReport, validate};
-use pg2bq_cli::{backfill_status, connection, discover, profile, report, seed, stream};
+use pg2bq_cli::{backfill_status, connection, discover, profile, seed, stream};
 use pg2bq_core::config::{SelectionArgs, SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_writer::bigquery::auth::TokenSource;
 use pg2bq_writer::bigquery::rest::RestClient;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use validate_command::{ValidateArgs, run_validate};
 
 /// pg2bq: replicate PostgreSQL into BigQuery.
 #[derive(Debug, Parser)]
@@ -23,7 +25,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare every table of the publication with its BigQuery mirror (rows and all columns).
+    /// Compare every table of the publication with its BigQuery mirror, and measure freshness.
+    ///
+    /// Per table: the mirror exists with every column, the row counts agree, and all columns
+    /// agree, either row by row (`full`, naming the rows that differ) or by an order-independent
+    /// checksum computed inside each database (`checksum`, nothing downloaded). Values are
+    /// normalised identically on both sides. `--sample-percent` compares a deterministic share
+    /// of the keys; `--freshness` times a probe change from the source to BigQuery.
+    ///
+    /// Exit codes: 0 every table matches; 1 a table differs; 2 an error stopped the command
+    /// (including a freshness probe that did not arrive in time).
     Validate(ValidateArgs),
     /// Show backfill progress per table; with a table, copy its existing rows again (capture
     /// re-reads it from a new snapshot within PG2BQ_PUBLICATION_REFRESH_SECS, while changes keep
@@ -235,23 +246,6 @@ struct BackfillArgs {
     state_schema: String,
 }
 
-#[derive(Debug, clap::Args)]
-struct ValidateArgs {
-    #[command(flatten)]
-    source: SourceArgs,
-    #[command(flatten)]
-    target: TargetArgs,
-    /// The publication whose tables are compared.
-    #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
-    publication: String,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Keep comparing for up to this many seconds until every table matches.
-    #[arg(long, default_value_t = 0)]
-    wait_secs: u64,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     pg2bq_core::logging::init_cli();
@@ -286,46 +280,6 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
-    let source = connect_sql(&args.source, "pg2bq-validate").await?;
-    let bigquery = bigquery_client(&args.target)?;
-    let layout = layout(&args.target)?;
-    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
-    let reports = loop {
-        let reports = validate(&source, &args.publication, &bigquery, &layout).await?;
-        if reports.iter().all(TableReport::matches) || Instant::now() >= deadline {
-            break reports;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    if args.json {
-        report::print_json(&reports);
-    } else {
-        report::print_table(&reports);
-    }
-    Ok(if reports.iter().all(TableReport::matches) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn bigquery_client(target: &TargetArgs) -> Result<RestClient> {
-    let tokens =
-        TokenSource::for_target(target).map_err(CliError::bigquery("BigQuery credentials"))?;
-    RestClient::new(
-        &target.rest_endpoint,
-        &target.project,
-        &target.location,
-        tokens,
-    )
-    .map_err(CliError::bigquery("BigQuery client"))
-}
-
-fn layout(target: &TargetArgs) -> Result<pg2bq_core::bq_naming::DatasetLayout> {
-    target.layout().map_err(|e| CliError::Config(e.to_string()))
 }
 
 async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
@@ -435,7 +389,10 @@ async fn run_stream(args: StreamArgs) -> Result<ExitCode> {
         }
         StreamAction::Status { ref target } => {
             let bigquery = if target.has_project() {
-                Some((bigquery_client(target)?, layout(target)?))
+                Some((
+                    pg2bq_cli::target::client(target)?,
+                    pg2bq_cli::target::layout(target)?,
+                ))
             } else {
                 None
             };

@@ -20,6 +20,7 @@ pub mod pg_connect;
 pub mod pg_tls;
 pub mod pg_tls_probe;
 pub mod pg_types;
+pub mod probe;
 pub mod secret_manager;
 pub mod selection;
 pub mod seq;

@@ -1,0 +1,26 @@
+//! The BigQuery side of a command: a REST client and the dataset layout, from the target
+//! settings.
+
+use crate::error::{CliError, Result};
+use pg2bq_core::bq_naming::DatasetLayout;
+use pg2bq_core::config::TargetArgs;
+use pg2bq_writer::bigquery::auth::TokenSource;
+use pg2bq_writer::bigquery::rest::RestClient;
+
+/// A REST client of the target's project (no credentials for an emulator).
+pub fn client(target: &TargetArgs) -> Result<RestClient> {
+    let tokens =
+        TokenSource::for_target(target).map_err(CliError::bigquery("BigQuery credentials"))?;
+    RestClient::new(
+        &target.rest_endpoint,
+        &target.project,
+        &target.location,
+        tokens,
+    )
+    .map_err(CliError::bigquery("BigQuery client"))
+}
+
+/// Where the target puts each source table.
+pub fn layout(target: &TargetArgs) -> Result<DatasetLayout> {
+    target.layout().map_err(|e| CliError::Config(e.to_string()))
+}

@@ -1,0 +1,175 @@
+//! The full comparison: every row of both sides (or of a sample, or of some key buckets) is read,
+//! brought to one canonical text per value (see [`crate::canonical`]), and the two sides are
+//! compared as multisets, so order does not matter. A changed row shows as one missing and one
+//! extra row, and differing rows are named.
+
+use super::sql::{Dialect, RowFilter, Shape};
+use crate::canonical;
+use crate::error::{CliError, Result};
+use pg2bq_core::bq_naming::{column_name, quote_column};
+use pg2bq_core::bq_types::BqType;
+use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_writer::bigquery::rest::RestClient;
+use std::collections::BTreeMap;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// How many differing rows a report shows per table.
+pub const SHOWN_DIFFERENCES: usize = 5;
+
+/// The outcome of comparing rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowDiff {
+    /// Rows read from the source.
+    pub source_rows: usize,
+    /// Rows read from BigQuery.
+    pub bigquery_rows: usize,
+    /// Source rows BigQuery lacks.
+    pub missing: usize,
+    /// BigQuery rows the source lacks.
+    pub extra: usize,
+    /// A few of the differing rows, canonical form.
+    pub examples: Vec<String>,
+}
+
+/// Reads the rows `filter` selects on both sides and compares them. A source failure is an
+/// error; a BigQuery failure is returned as `Ok(Err(why))`, for the report.
+pub async fn compare(
+    source: &Client,
+    bigquery: &RestClient,
+    shape: &Shape,
+    filter: &RowFilter,
+) -> Result<std::result::Result<RowDiff, String>> {
+    let source_rows = read_source(source, shape, filter).await?;
+    let bigquery_rows = match read_bigquery(bigquery, shape, filter).await {
+        Ok(rows) => rows,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(diff(&source_rows, &bigquery_rows)))
+}
+
+/// Reads the rows with the simple query protocol, so that each value comes in its type's
+/// output form, exactly as the replication stream sends it (a `::text` cast would, for example,
+/// strip the padding of `char(n)`).
+async fn read_source(source: &Client, shape: &Shape, filter: &RowFilter) -> Result<Vec<String>> {
+    let columns: Vec<String> = shape
+        .table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {}{}",
+        columns.join(", "),
+        shape.from(Dialect::Postgres, ""),
+        filter.where_clause(Dialect::Postgres, shape)
+    );
+    let messages = source
+        .simple_query(&sql)
+        .await
+        .map_err(CliError::postgres(format!("reading {}", shape.table.id)))?;
+    Ok(messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .map(|row| {
+            let values: Vec<String> = shape
+                .columns()
+                .enumerate()
+                .map(|(i, (c, t))| canonical::from_postgres(&c.pg_type, t, row.get(i)))
+                .collect();
+            values.join(" | ")
+        })
+        .collect())
+}
+
+async fn read_bigquery(
+    bigquery: &RestClient,
+    shape: &Shape,
+    filter: &RowFilter,
+) -> std::result::Result<Vec<String>, String> {
+    let select: Vec<String> = shape
+        .columns()
+        .map(|(c, t)| bigquery_expression(&column_name(&c.name), t))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {}{}",
+        select.join(", "),
+        shape.from(Dialect::BigQuery, bigquery.project()),
+        filter.where_clause(Dialect::BigQuery, shape)
+    );
+    let answer = bigquery.query(&sql).await.map_err(|e| e.to_string())?;
+    Ok(answer
+        .rows
+        .iter()
+        .map(|row| {
+            let values: Vec<String> = row
+                .iter()
+                .zip(&shape.types)
+                .map(|(v, t)| canonical::from_bigquery(*t, v.as_deref()))
+                .collect();
+            values.join(" | ")
+        })
+        .collect())
+}
+
+/// The select-list expression whose REST form [`canonical::from_bigquery`] reads.
+fn bigquery_expression(column: &str, bq_type: BqType) -> String {
+    let c = quote_column(column);
+    match bq_type {
+        BqType::Timestamp => format!("CAST(UNIX_MICROS({c}) AS STRING)"),
+        BqType::Json => format!("TO_JSON_STRING({c})"),
+        _ => c,
+    }
+}
+
+/// Compares two multisets of canonical rows.
+pub fn diff(source: &[String], bigquery: &[String]) -> RowDiff {
+    let mut result = RowDiff {
+        source_rows: source.len(),
+        bigquery_rows: bigquery.len(),
+        ..RowDiff::default()
+    };
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in source {
+        *counts.entry(row).or_default() += 1;
+    }
+    for row in bigquery {
+        *counts.entry(row).or_default() -= 1;
+    }
+    for (row, count) in counts {
+        if count > 0 {
+            result.missing += count as usize;
+        } else if count < 0 {
+            result.extra += (-count) as usize;
+        }
+        if count != 0 && result.examples.len() < SHOWN_DIFFERENCES {
+            let side = if count > 0 {
+                "only in source"
+            } else {
+                "only in BigQuery"
+            };
+            result.examples.push(format!("{side}: {row}"));
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_counts_missing_and_extra_as_multisets() {
+        let source = ["a".to_owned(), "b".to_owned(), "b".to_owned()];
+        let bigquery = ["b".to_owned(), "a".to_owned(), "c".to_owned()];
+        let result = diff(&source, &bigquery);
+        assert_eq!((result.missing, result.extra), (1, 1));
+        assert_eq!((result.source_rows, result.bigquery_rows), (3, 3));
+        assert_eq!(
+            result.examples,
+            vec!["only in source: b", "only in BigQuery: c"]
+        );
+    }
+}
