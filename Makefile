@@ -5,8 +5,10 @@ STACK := infra/local/stack.sh
 PIPELINE := infra/local/pipeline.sh
 ENV_FILE := .local/stack.env
 CARGO ?= cargo
+IMAGE_REPO ?=
+IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack image image-push image-cloud
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,3 +46,12 @@ fmt: ## Format the code
 
 clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
 	@$(STACK) reset
+
+image: ## Build the capture, writer and cli images with docker (IMAGE_REPO=..., IMAGE_TAG=...)
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh build
+
+image-push: ## Push the images built by `make image` to IMAGE_REPO
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh push
+
+image-cloud: ## Build and push the images in Cloud Build (no local docker; IMAGE_REPO=...)
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh cloudbuild
