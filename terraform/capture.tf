@@ -55,7 +55,11 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
 
   template {
     service_account = google_service_account.capture.email
-    labels          = { component = "capture" }
+    labels = {
+      component = "capture"
+      # A new password version makes a new revision, whose instance reads the new secret.
+      pg-password-version = tostring(var.pg_password_version)
+    }
 
     containers {
       name  = "capture"

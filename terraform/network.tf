@@ -63,3 +63,26 @@ resource "google_compute_firewall" "deny_ingress" {
     metadata = "INCLUDE_ALL_METADATA"
   }
 }
+
+# Optional: an operator VM (network tag pg2bq-operator) reachable by `gcloud compute ssh
+# --tunnel-through-iap`, to reach the private IP with cloud-sql-proxy --private-ip.
+resource "google_compute_firewall" "operator_iap_ssh" {
+  count = local.private_ip && var.operator_ssh_via_iap ? 1 : 0
+
+  name        = "${local.names.network}-operator-iap-ssh"
+  network     = google_compute_network.this[0].id
+  description = "pg2bq: SSH from Identity-Aware Proxy to operator VMs."
+  direction   = "INGRESS"
+  priority    = 1000
+
+  allow {
+    protocol = "tcp"
+    ports    = ["22"]
+  }
+  source_ranges = ["35.235.240.0/20"]
+  target_tags   = ["pg2bq-operator"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

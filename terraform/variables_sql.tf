@@ -158,3 +158,9 @@ variable "cloud_sql_proxy_image" {
     error_message = "cloud_sql_proxy_image must have an explicit version tag or digest."
   }
 }
+
+variable "operator_ssh_via_iap" {
+  description = "Private mode: allow SSH through Identity-Aware Proxy (35.235.240.0/20) to VMs tagged pg2bq-operator in the capture subnet, for running the one-time SQL and the lab next to the private IP. Otherwise the network admits no ingress."
+  type        = bool
+  default     = false
+}
