@@ -46,9 +46,9 @@ resource "google_project_iam_member" "writer_job_user" {
   member  = google_service_account.writer.member
 }
 
-# The writer makes sure each dataset exists (POST, and 409 means it does). BigQuery checks
-# bigquery.datasets.create before it looks for the dataset, so the writer needs that one
-# permission; it also lets it create the dataset of a schema added later. Nothing else.
+# The writer makes sure each dataset exists by creating it (409 means it exists). Without
+# bigquery.datasets.create that call may be refused (403) even for a dataset Terraform made, and
+# the permission lets the writer create the dataset of a schema added later. Nothing else.
 resource "google_project_iam_custom_role" "dataset_creator" {
   role_id     = replace("${var.name_prefix}_dataset_creator", "-", "_")
   title       = "pg2bq dataset creator"

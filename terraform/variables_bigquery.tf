@@ -39,7 +39,7 @@ variable "bq_dataset" {
   default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_]{0,1024}$", var.bq_dataset))
+    condition     = can(regex("^[A-Za-z0-9_]*$", var.bq_dataset)) && length(var.bq_dataset) <= 1024
     error_message = "bq_dataset may contain only letters, digits and '_'."
   }
 }
