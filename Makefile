@@ -5,8 +5,10 @@ STACK := infra/local/stack.sh
 PIPELINE := infra/local/pipeline.sh
 ENV_FILE := .local/stack.env
 CARGO ?= cargo
+IMAGE_REPO ?=
+IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check image image-push image-cloud
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +31,7 @@ status: ## Show what runs
 demo: build up ## Run the pipeline on sample data and compare PostgreSQL with BigQuery
 	@infra/demo/demo.sh
 
-test: build up lint ## Everything the tests need, then all tests (unit and end-to-end)
+test: build up lint tf-check ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
 
 unit: ## Unit tests only (no local stack)
@@ -44,3 +46,15 @@ fmt: ## Format the code
 
 clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
 	@$(STACK) reset
+
+tf-check: ## Offline checks of terraform/ and the Dockerfile: fmt, provider schema, checkov
+	@infra/checks/terraform.sh
+
+image: ## Build the capture, writer and cli images with docker (IMAGE_REPO=..., IMAGE_TAG=...)
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh build
+
+image-push: ## Push the images built by `make image` to IMAGE_REPO
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh push
+
+image-cloud: ## Build and push the images in Cloud Build (no local docker; IMAGE_REPO=...)
+	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh cloudbuild

@@ -1,0 +1,76 @@
+variable "project_id" {
+  description = "Project of the log-based metrics, the dashboard and the alert policies."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of the metric, dashboard and policy names (the deployment's name_prefix)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and hyphens."
+  }
+}
+
+variable "writer_service" {
+  description = "Name of the writer's Cloud Run service (its logs feed the writer metrics)."
+  type        = string
+}
+
+variable "capture_worker_pool" {
+  description = "Name of capture's Cloud Run worker pool (its logs feed the capture metrics)."
+  type        = string
+}
+
+variable "push_subscription" {
+  description = "Name (not path) of the push subscription to the writer."
+  type        = string
+}
+
+variable "dead_letter_subscription" {
+  description = "Name (not path) of the dead-letter topic's subscription."
+  type        = string
+}
+
+variable "notification_channels" {
+  description = "Notification channels (projects/P/notificationChannels/ID) of every alert policy."
+  type        = list(string)
+  default     = []
+}
+
+variable "freshness_alert_seconds" {
+  description = "Threshold of the freshness alert (p99 of source commit to BigQuery) and of the push backlog age alert, in seconds."
+  type        = number
+
+  validation {
+    condition     = var.freshness_alert_seconds > 0
+    error_message = "freshness_alert_seconds must be positive."
+  }
+}
+
+variable "slot_lag_alert_bytes" {
+  description = "Threshold of the slot lag alert, in bytes of WAL held back by the replication slot."
+  type        = number
+
+  validation {
+    condition     = var.slot_lag_alert_bytes > 0
+    error_message = "slot_lag_alert_bytes must be positive."
+  }
+}
+
+variable "capture_silence_minutes" {
+  description = "Minutes without a capture metrics line reporting streaming=true before the alert fires."
+  type        = number
+
+  validation {
+    condition     = var.capture_silence_minutes >= 3
+    error_message = "capture_silence_minutes must be at least 3."
+  }
+}
+
+variable "user_labels" {
+  description = "User labels of the alert policies."
+  type        = map(string)
+  default     = {}
+}

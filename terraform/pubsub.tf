@@ -1,0 +1,75 @@
+# Pub/Sub: capture publishes change batches to the topic; the push subscription delivers them to
+# the writer with an OIDC token; what keeps failing ends in the dead-letter topic.
+#
+# No ordering keys and no message ordering: correctness comes from sequence numbers (the newest
+# seq per key wins), so unordered, duplicated delivery is fine, and ordering would only serialise
+# pushes per key and make a redelivery resend every later message of its key.
+
+resource "google_pubsub_topic" "changes" {
+  name         = local.names.topic
+  kms_key_name = var.pubsub_kms_key_name
+  labels       = { component = "transport" }
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  name         = local.names.dead_letter
+  kms_key_name = var.pubsub_kms_key_name
+  labels       = { component = "transport" }
+}
+
+resource "google_pubsub_subscription" "push" {
+  name   = local.names.push
+  topic  = google_pubsub_topic.changes.id
+  labels = { component = "transport" }
+
+  ack_deadline_seconds       = var.pubsub_ack_deadline_seconds
+  message_retention_duration = var.pubsub_message_retention
+  enable_message_ordering    = false
+
+  push_config {
+    # The run.app URL: Pub/Sub in the same project reaches an internal-ingress service there.
+    push_endpoint = "${google_cloud_run_v2_service.writer.uri}/push"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      # One of the writer's custom audiences; the writer verifies it (PG2BQ_PUSH_AUDIENCE).
+      audience = local.push_audience
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = var.pubsub_min_backoff
+    maximum_backoff = var.pubsub_max_backoff
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.pubsub_max_delivery_attempts
+  }
+
+  # Never expire for inactivity: an idle source must not lose its subscription.
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.push_invoker,
+    google_pubsub_topic_iam_member.dead_letter_publisher,
+    google_service_account_iam_member.push_token_creator,
+  ]
+}
+
+# The dead-letter topic needs a subscription of its own, or Pub/Sub drops what it receives.
+# Inspect with: gcloud pubsub subscriptions pull <name> --limit 10
+resource "google_pubsub_subscription" "dead_letter" {
+  name   = local.names.dead_letter_sub
+  topic  = google_pubsub_topic.dead_letter.id
+  labels = { component = "transport" }
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = var.pubsub_message_retention
+
+  expiration_policy {
+    ttl = ""
+  }
+}

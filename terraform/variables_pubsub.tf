@@ -1,0 +1,67 @@
+# Pub/Sub: the changes topic, the push subscription to the writer and the dead-letter topic.
+
+variable "pubsub_ack_deadline_seconds" {
+  description = "How long Pub/Sub waits for the writer's answer to a push before it retries (10 to 600 s). The writer answers after BigQuery has acknowledged the rows."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.pubsub_ack_deadline_seconds >= 10 && var.pubsub_ack_deadline_seconds <= 600
+    error_message = "pubsub_ack_deadline_seconds must be between 10 and 600."
+  }
+}
+
+variable "pubsub_min_backoff" {
+  description = "Shortest wait before Pub/Sub redelivers a nacked push (a duration such as \"10s\"; 0s to 600s)."
+  type        = string
+  default     = "10s"
+
+  validation {
+    condition     = try(tonumber(trimsuffix(var.pubsub_min_backoff, "s")) <= 600, false) && can(regex("^[0-9]+s$", var.pubsub_min_backoff))
+    error_message = "pubsub_min_backoff must be a whole number of seconds such as \"10s\", at most 600s."
+  }
+}
+
+variable "pubsub_max_backoff" {
+  description = "Longest wait before Pub/Sub redelivers a nacked push (a duration such as \"600s\"; at most 600s)."
+  type        = string
+  default     = "300s"
+
+  validation {
+    condition     = try(tonumber(trimsuffix(var.pubsub_max_backoff, "s")) <= 600, false) && can(regex("^[0-9]+s$", var.pubsub_max_backoff))
+    error_message = "pubsub_max_backoff must be a whole number of seconds such as \"300s\", at most 600s."
+  }
+}
+
+variable "pubsub_max_delivery_attempts" {
+  description = "Deliveries of a message before Pub/Sub moves it to the dead-letter topic (5 to 100). The writer answers 4xx for a malformed batch, so only those end there once BigQuery is healthy."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.pubsub_max_delivery_attempts >= 5 && var.pubsub_max_delivery_attempts <= 100
+    error_message = "pubsub_max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+variable "pubsub_message_retention" {
+  description = "How long the push and dead-letter subscriptions keep unacknowledged messages (\"600s\" to \"604800s\", 7 days). It bounds how long the writer may be down without losing changes."
+  type        = string
+  default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.pubsub_message_retention)) && try(tonumber(trimsuffix(var.pubsub_message_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_message_retention, "s")) <= 604800, false)
+    error_message = "pubsub_message_retention must be between \"600s\" and \"604800s\"."
+  }
+}
+
+variable "pubsub_kms_key_name" {
+  description = "Cloud KMS key that encrypts the topics (CMEK); null uses Google-managed keys. The Pub/Sub service agent needs roles/cloudkms.cryptoKeyEncrypterDecrypter on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.pubsub_kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.pubsub_kms_key_name))
+    error_message = "pubsub_kms_key_name must be a key name: projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
