@@ -84,12 +84,14 @@ pub fn numeric_precision_scale(type_modifier: i32) -> Option<(u32, u32)> {
 
 /// Session settings under which every pg2bq connection reads values, so that text forms are
 /// the same in the replication stream, in a backfill and in validation: UTC instants, ISO dates,
-/// ISO 8601 intervals and floats printed exactly.
+/// ISO 8601 intervals and floats printed exactly. Notices (such as "relation already exists,
+/// skipping" of the idempotent set-up statements) are not sent: only warnings and errors.
 pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("TimeZone", "UTC"),
     ("DateStyle", "ISO, YMD"),
     ("IntervalStyle", "iso_8601"),
     ("extra_float_digits", "3"),
+    ("client_min_messages", "warning"),
 ];
 
 /// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
