@@ -68,7 +68,11 @@ impl Writer {
         let layout = target
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
-        let merger = Arc::new(Merger::new(rest.clone(), layout.clone()));
+        let merger = Arc::new(Merger::new(
+            rest.clone(),
+            layout.clone(),
+            Duration::from_secs(args.change_retention_secs),
+        ));
         if args.merge_interval_ms > 0 {
             Arc::clone(&merger).spawn_timer(Duration::from_millis(args.merge_interval_ms));
         }

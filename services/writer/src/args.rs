@@ -77,4 +77,8 @@ pub struct WriterArgs {
     /// Run the staged MERGE of written tables every this many milliseconds (0: only on `/merge`).
     #[arg(long, env = "PG2BQ_MERGE_INTERVAL_MS", default_value_t = 0)]
     pub merge_interval_ms: u64,
+    /// Keep superseded rows of staged change tables this many seconds, then delete them with a
+    /// MERGE (0: keep every change). The newest change of each key always stays.
+    #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
+    pub change_retention_secs: u64,
 }

@@ -70,6 +70,36 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
     [truncated, merge]
 }
 
+/// The statement that deletes the change rows no MERGE needs any more, once older than
+/// `retention`: rows older than the newest TRUNCATE (the MERGE skips them) and rows a newer
+/// change of the same key supersedes (the MERGE folds only the newest per key). The newest change
+/// of every key and the newest TRUNCATE stay, so late and duplicate deliveries still lose to
+/// them. The retention also keeps the statement away from rows still in BigQuery's streaming
+/// buffer, which DML may not touch.
+pub fn prune_statement(project: &str, target: &MergeTarget, retention: Duration) -> String {
+    let changes = target.table.change_table().quoted(project);
+    let seq = quote_column(SEQ_COLUMN);
+    let op = quote_column(OP_COLUMN);
+    let same_key = target
+        .keys
+        .iter()
+        .map(|k| format!("N.{c} = C.{c}", c = quote_column(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "DELETE FROM {changes} AS C \
+         WHERE C.{commit_ts} < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {secs} SECOND) \
+           AND (C.{seq} < (SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE') \
+                OR (C.{op} <> 'TRUNCATE' AND EXISTS (SELECT 1 FROM {changes} AS N \
+                    WHERE {same_key} AND N.{seq} > C.{seq})))",
+        commit_ts = quote_column(COMMIT_TS_COLUMN),
+        secs = retention.as_secs(),
+    )
+}
+
+/// How often one table's change table is pruned, at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Tables waiting for a MERGE, and the MERGE runner.
 pub struct Merger {
     rest: RestClient,
@@ -77,17 +107,22 @@ pub struct Merger {
     pending: Mutex<HashMap<BqTableName, MergeTarget>>,
     seen: Mutex<HashMap<BqTableName, MergeTarget>>,
     running: Mutex<()>,
+    retention: Duration,
+    pruned_at: Mutex<HashMap<BqTableName, std::time::Instant>>,
 }
 
 impl Merger {
-    /// A merger writing through `rest` into the datasets of `layout`.
-    pub fn new(rest: RestClient, layout: DatasetLayout) -> Self {
+    /// A merger writing through `rest` into the datasets of `layout`, pruning superseded change
+    /// rows older than `retention` (zero: never).
+    pub fn new(rest: RestClient, layout: DatasetLayout, retention: Duration) -> Self {
         Merger {
             rest,
             layout,
             pending: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             running: Mutex::new(()),
+            retention,
+            pruned_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -215,7 +250,29 @@ impl Merger {
         for statement in merge_statements(self.rest.project(), target) {
             self.rest.query(&statement).await?;
         }
+        if self.prune_due(&target.table).await {
+            let statement = prune_statement(self.rest.project(), target, self.retention);
+            self.rest.query(&statement).await?;
+            self.pruned_at
+                .lock()
+                .await
+                .insert(target.table.clone(), std::time::Instant::now());
+        }
         Ok(())
+    }
+
+    /// Whether the change table of `table` is to be pruned now: at most once per retention
+    /// period (and per hour) by this instance.
+    async fn prune_due(&self, table: &BqTableName) -> bool {
+        if self.retention.is_zero() {
+            return false;
+        }
+        let every = self.retention.min(PRUNE_EVERY);
+        self.pruned_at
+            .lock()
+            .await
+            .get(table)
+            .is_none_or(|at| at.elapsed() >= every)
     }
 
     /// Runs [`Merger::merge_pending`] every `interval` in the background.
@@ -234,6 +291,34 @@ impl Merger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_change_per_key_and_the_last_truncate() {
+        let target = MergeTarget {
+            table: BqTableName {
+                dataset: "d".into(),
+                table: "t".into(),
+            },
+            keys: vec!["a".into(), "b".into()],
+            columns: vec!["a".into(), "b".into(), "v".into()],
+        };
+        let sql = prune_statement("p", &target, Duration::from_secs(3600));
+        assert!(
+            sql.starts_with("DELETE FROM `p.d.t__changes` AS C"),
+            "{sql}"
+        );
+        assert!(sql.contains("INTERVAL 3600 SECOND"), "{sql}");
+        assert!(
+            sql.contains("C.`_pg2bq_seq` < (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "WHERE N.`a` = C.`a` AND N.`b` = C.`b` AND N.`_pg2bq_seq` > C.`_pg2bq_seq`"
+            ),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn merge_keeps_the_newest_change_per_key_after_the_last_truncate() {
