@@ -48,16 +48,32 @@ impl fmt::Display for Secret {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
     /// PostgreSQL host name or address (or a socket directory starting with `/`).
-    #[arg(long = "pg-host", env = "PG2BQ_PG_HOST", default_value = "127.0.0.1")]
+    #[arg(
+        global = true,
+        long = "pg-host",
+        env = "PG2BQ_PG_HOST",
+        default_value = "127.0.0.1"
+    )]
     pub host: String,
     /// PostgreSQL port.
-    #[arg(long = "pg-port", env = "PG2BQ_PG_PORT", default_value_t = 5432)]
+    #[arg(
+        global = true,
+        long = "pg-port",
+        env = "PG2BQ_PG_PORT",
+        default_value_t = 5432
+    )]
     pub port: u16,
     /// PostgreSQL user; it needs the REPLICATION attribute for capture.
-    #[arg(long = "pg-user", env = "PG2BQ_PG_USER", default_value = "postgres")]
+    #[arg(
+        global = true,
+        long = "pg-user",
+        env = "PG2BQ_PG_USER",
+        default_value = "postgres"
+    )]
     pub user: String,
     /// Password of the user, from the environment only.
     #[arg(
+        global = true,
         long = "pg-password",
         env = "PG2BQ_PG_PASSWORD",
         hide_env_values = true,
@@ -66,10 +82,15 @@ pub struct SourceArgs {
     pub password: Secret,
     /// A Secret Manager reference (`projects/<p>/secrets/<s>/versions/<v>`) to read the password
     /// from when `PG2BQ_PG_PASSWORD` is not set.
-    #[arg(long = "pg-password-secret", env = "PG2BQ_PG_PASSWORD_SECRET")]
+    #[arg(
+        global = true,
+        long = "pg-password-secret",
+        env = "PG2BQ_PG_PASSWORD_SECRET"
+    )]
     pub password_secret: Option<String>,
     /// Database to replicate.
     #[arg(
+        global = true,
         long = "pg-database",
         env = "PG2BQ_PG_DATABASE",
         default_value = "postgres"

@@ -66,7 +66,11 @@ pub const SETTINGS: &[Setting] = &[
     setting("stream", "merge_strategy", "PG2BQ_MERGE_STRATEGY"),
     setting("stream", "max_staleness_secs", "PG2BQ_MAX_STALENESS_SECS"),
     setting("stream", "merge_interval_ms", "PG2BQ_MERGE_INTERVAL_MS"),
-    setting("stream", "change_retention_secs", "PG2BQ_CHANGE_RETENTION_SECS"),
+    setting(
+        "stream",
+        "change_retention_secs",
+        "PG2BQ_CHANGE_RETENTION_SECS",
+    ),
     setting("stream", "topic", "PG2BQ_TOPIC"),
     setting("capture", "batch_max_rows", "PG2BQ_BATCH_MAX_ROWS"),
     setting("capture", "batch_max_bytes", "PG2BQ_BATCH_MAX_BYTES"),

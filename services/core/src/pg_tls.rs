@@ -58,6 +58,7 @@ impl SslMode {
 pub struct TlsArgs {
     /// TLS to PostgreSQL, as libpq's sslmode (not used over a Unix socket).
     #[arg(
+        global = true,
         long = "pg-sslmode",
         env = "PG2BQ_PG_SSLMODE",
         value_enum,
@@ -66,13 +67,13 @@ pub struct TlsArgs {
     pub sslmode: SslMode,
     /// PEM file of the CA(s) that sign the server's certificate (needed by verify-ca and
     /// verify-full; with require it makes the chain checked).
-    #[arg(long = "pg-sslrootcert", env = "PG2BQ_PG_SSLROOTCERT")]
+    #[arg(global = true, long = "pg-sslrootcert", env = "PG2BQ_PG_SSLROOTCERT")]
     pub sslrootcert: Option<PathBuf>,
     /// PEM file of the client certificate (for `cert` authentication); needs --pg-sslkey.
-    #[arg(long = "pg-sslcert", env = "PG2BQ_PG_SSLCERT")]
+    #[arg(global = true, long = "pg-sslcert", env = "PG2BQ_PG_SSLCERT")]
     pub sslcert: Option<PathBuf>,
     /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long = "pg-sslkey", env = "PG2BQ_PG_SSLKEY")]
+    #[arg(global = true, long = "pg-sslkey", env = "PG2BQ_PG_SSLKEY")]
     pub sslkey: Option<PathBuf>,
 }
 
