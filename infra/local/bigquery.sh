@@ -19,6 +19,7 @@ BQ_VENV_PACKAGES=(
 BQ_VENV_MARKER="$VENV_DIR/.pg2bq-ready" # holds the package list it was built with
 BQ_MARKER="bqemulator"
 BQ_READY_TIMEOUT=90
+BQ_WORK_DIR="$STATE_DIR/bigquery" # the emulator's working directory (DuckDB's spill files)
 
 bq_datasets_url() {
   printf 'http://%s:%s/bigquery/v2/projects/%s/datasets' "$LOOPBACK" "$BQ_REST_PORT" "$PROJECT"
@@ -83,10 +84,15 @@ bigquery_up() {
   bq_install_spatial_extension
   say "bigquery: starting on $(bq_addresses)"
   # Through a launcher that serialises REST and Storage Write (see bqemulator_serialized.py).
-  start_detached bigquery "$VENV_DIR/bin/python" "$STACK_DIR/bqemulator_serialized.py" start \
-    --rest-host "$LOOPBACK" --rest-port "$BQ_REST_PORT" \
-    --grpc-host "$LOOPBACK" --grpc-port "$BQ_GRPC_PORT" \
-    --project "$PROJECT" --ephemeral --log-level info
+  # It runs in a folder of its own under .local: DuckDB spills to `.tmp` in the working directory,
+  # gigabytes after large tests, which must stay out of the repository.
+  mkdir -p "$BQ_WORK_DIR"
+  rm -rf "$BQ_WORK_DIR/.tmp"
+  (cd "$BQ_WORK_DIR" &&
+    start_detached bigquery "$VENV_DIR/bin/python" "$STACK_DIR/bqemulator_serialized.py" start \
+      --rest-host "$LOOPBACK" --rest-port "$BQ_REST_PORT" \
+      --grpc-host "$LOOPBACK" --grpc-port "$BQ_GRPC_PORT" \
+      --project "$PROJECT" --ephemeral --log-level info)
   if ! wait_for_service bigquery "$BQ_MARKER" "$BQ_READY_TIMEOUT" bq_answering; then
     stop_service bigquery "$BQ_MARKER" >/dev/null
     tail -n 20 "$(logfile_for bigquery)" >&2
