@@ -44,9 +44,22 @@ impl Compression {
     }
 }
 
+/// Where batches go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublisherKind {
+    /// Pub/Sub (or its emulator).
+    Pubsub,
+    /// Nowhere: every batch is encoded as for Pub/Sub and acknowledged at once without being
+    /// sent. A benchmark and diagnostic switch (capture's own cost without Pub/Sub's); it loses
+    /// every change, since the slot advances past them.
+    Null,
+}
+
 /// Where to publish.
 #[derive(Debug, Clone)]
 pub struct PublisherSettings {
+    /// Pub/Sub, or the null publisher of benchmarks.
+    pub kind: PublisherKind,
     /// `projects/<project>/topics/<topic>`.
     pub topic: String,
     /// `host:port` of the Pub/Sub emulator, when running locally.
@@ -76,13 +89,23 @@ pub struct Published {
 /// Sends batches as Pub/Sub messages with their attributes. Clones share one client.
 #[derive(Clone)]
 pub struct BatchPublisher {
-    publisher: Publisher,
+    /// `None`: the null publisher.
+    publisher: Option<Publisher>,
     compression: Compression,
 }
 
 impl BatchPublisher {
     /// Connects to Pub/Sub (or the emulator).
     pub async fn connect(settings: &PublisherSettings) -> Result<Self> {
+        if settings.kind == PublisherKind::Null {
+            tracing::warn!(
+                "PG2BQ_PUBLISHER=null: batches are acknowledged without being sent (benchmarks only)"
+            );
+            return Ok(BatchPublisher {
+                publisher: None,
+                compression: settings.compression,
+            });
+        }
         let retry = Aip194Strict.with_time_limit(settings.retry_for);
         let mut builder = Publisher::builder(settings.topic.clone())
             .set_delay_threshold(Duration::from_millis(5))
@@ -101,7 +124,7 @@ impl BatchPublisher {
             ))
         })?;
         Ok(BatchPublisher {
-            publisher,
+            publisher: Some(publisher),
             compression: settings.compression,
         })
     }
@@ -140,13 +163,16 @@ impl BatchPublisher {
             (attributes::ENCODING, self.compression.encoding().to_owned()),
         ]);
         let table = batch.source.to_string();
-        let pending = self.publisher.publish(message);
+        let pending = self.publisher.as_ref().map(|p| p.publish(message));
         let min_commit_lsn = ready.min_commit_lsn;
         let started = Instant::now();
         let future = async move {
-            let result = pending.await.map_err(|e| {
-                CaptureError::Publish(format!("batch of {changes} changes of {table}: {e}"))
-            });
+            let result = match pending {
+                Some(pending) => pending.await.map_err(|e| {
+                    CaptureError::Publish(format!("batch of {changes} changes of {table}: {e}"))
+                }),
+                None => Ok("null".to_owned()),
+            };
             Published {
                 min_commit_lsn,
                 bytes,
