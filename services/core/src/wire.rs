@@ -186,7 +186,7 @@ struct VersionProbe {
 
 impl Serialize for Seq {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.to_text().as_str())
     }
 }
 
