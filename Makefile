@@ -6,7 +6,7 @@ PIPELINE := infra/local/pipeline.sh
 ENV_FILE := .local/stack.env
 CARGO ?= cargo
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,11 @@ demo: build up ## Run the pipeline on sample data and compare PostgreSQL with Bi
 
 test: build up lint ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
+
+bench: up ## Benchmarks on the local stack (release build): prints a table, writes target/bench/summary.json
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	$(CARGO) build --release --workspace --bins
+	@set -a && source $(ENV_FILE) && set +a && PG2BQ_BIN_DIR=target/release target/release/bench $(BENCH_ARGS)
 
 unit: ## Unit tests only (no local stack)
 	$(CARGO) test --workspace --lib --bins
