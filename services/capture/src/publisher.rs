@@ -6,7 +6,7 @@ use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use pg2bq_core::lsn::Lsn;
-use pg2bq_core::wire::attributes;
+use pg2bq_core::wire::{TableId, WIRE_VERSION, attributes};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -134,37 +134,28 @@ impl BatchPublisher {
         &self,
         ready: ReadyBatch,
     ) -> (usize, impl Future<Output = Published> + Send + 'static) {
-        let batch = &ready.batch;
-        let data = self.compression.apply(batch.to_json());
-        let oldest_commit_us = batch
-            .changes
-            .iter()
-            .map(|c| c.commit_time_us)
-            .min()
-            .unwrap_or(0);
+        self.publish_encoded(EncodedBatch::of(&ready))
+    }
+
+    /// Publishes a batch already encoded as JSON.
+    pub fn publish_encoded(
+        &self,
+        batch: EncodedBatch,
+    ) -> (usize, impl Future<Output = Published> + Send + 'static) {
+        let data = self.compression.apply(batch.json);
         let bytes = data.len();
-        let changes = batch.changes.len();
-        let first = batch
-            .changes
-            .first()
-            .map(|c| c.seq.to_string())
-            .unwrap_or_default();
-        let last = batch
-            .changes
-            .last()
-            .map(|c| c.seq.to_string())
-            .unwrap_or_default();
+        let changes = batch.changes;
+        let table = batch.source.to_string();
         let message = Message::new().set_data(data).set_attributes([
-            (attributes::TABLE, batch.source.to_string()),
-            (attributes::VERSION, batch.version.to_string()),
+            (attributes::TABLE, table.clone()),
+            (attributes::VERSION, WIRE_VERSION.to_string()),
             (attributes::CHANGES, changes.to_string()),
-            (attributes::FIRST_SEQ, first),
-            (attributes::LAST_SEQ, last),
+            (attributes::FIRST_SEQ, batch.first_seq),
+            (attributes::LAST_SEQ, batch.last_seq),
             (attributes::ENCODING, self.compression.encoding().to_owned()),
         ]);
-        let table = batch.source.to_string();
         let pending = self.publisher.as_ref().map(|p| p.publish(message));
-        let min_commit_lsn = ready.min_commit_lsn;
+        let (min_commit_lsn, oldest_commit_us) = (batch.min_commit_lsn, batch.oldest_commit_us);
         let started = Instant::now();
         let future = async move {
             let result = match pending {
@@ -183,5 +174,48 @@ impl BatchPublisher {
             }
         };
         (bytes, future)
+    }
+}
+
+/// A batch encoded as JSON, with what its message attributes and acknowledgement need.
+#[derive(Debug)]
+pub struct EncodedBatch {
+    /// The source table.
+    pub source: TableId,
+    /// The JSON of the [`pg2bq_core::wire::ChangeBatch`].
+    pub json: Vec<u8>,
+    /// Number of changes.
+    pub changes: usize,
+    /// Sequence number of the first change.
+    pub first_seq: String,
+    /// Sequence number of the last change.
+    pub last_seq: String,
+    /// Smallest commit LSN of the changes.
+    pub min_commit_lsn: Lsn,
+    /// Commit time of the oldest change, microseconds since the Unix epoch.
+    pub oldest_commit_us: i64,
+}
+
+impl EncodedBatch {
+    /// Encodes a closed batch.
+    pub fn of(ready: &ReadyBatch) -> Self {
+        let batch = &ready.batch;
+        let seq = |change: Option<&pg2bq_core::wire::Change>| {
+            change.map(|c| c.seq.to_string()).unwrap_or_default()
+        };
+        EncodedBatch {
+            source: batch.source.clone(),
+            json: batch.to_json(),
+            changes: batch.changes.len(),
+            first_seq: seq(batch.changes.first()),
+            last_seq: seq(batch.changes.last()),
+            min_commit_lsn: ready.min_commit_lsn,
+            oldest_commit_us: batch
+                .changes
+                .iter()
+                .map(|c| c.commit_time_us)
+                .min()
+                .unwrap_or(0),
+        }
     }
 }
