@@ -53,6 +53,7 @@ pub struct TestPipeline {
     /// The Pub/Sub topic capture publishes to.
     pub topic: String,
     writer: Option<Service>,
+    writer_port: Option<u16>,
     capture: Option<Service>,
     capture_env: Vec<(String, String)>,
     health_port: u16,
@@ -98,20 +99,19 @@ impl TestPipeline {
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        let writer = if options.writer {
-            Some(
-                start_writer(
-                    &stack,
-                    &pubsub,
-                    &topic,
-                    &prefix,
-                    &log_dir,
-                    &options.writer_env,
-                )
-                .await,
+        let (writer, writer_port) = if options.writer {
+            let (writer, port) = start_writer(
+                &stack,
+                &pubsub,
+                &topic,
+                &prefix,
+                &log_dir,
+                &options.writer_env,
             )
+            .await;
+            (Some(writer), Some(port))
         } else {
-            None
+            (None, None)
         };
 
         let health_port = free_port();
@@ -135,6 +135,7 @@ impl TestPipeline {
             sql,
             topic,
             writer,
+            writer_port,
             capture: None,
             capture_env,
             health_port,
@@ -274,6 +275,16 @@ impl TestPipeline {
         }
     }
 
+    /// A value of the writer's `/metrics`: the line that starts with `pg2bq_writer_<series> `,
+    /// e.g. `rows_written_total{table="public.t"}`.
+    pub async fn writer_metric(&self, series: &str) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.writer_port?);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        let prefix = format!("pg2bq_writer_{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    }
+
     /// The writer's log.
     pub fn writer_log(&self) -> String {
         self.writer.as_ref().map(Service::log).unwrap_or_default()
@@ -401,13 +412,13 @@ async fn start_writer(
     prefix: &str,
     log_dir: &std::path::Path,
     settings: &[(&str, &str)],
-) -> Service {
+) -> (Service, u16) {
     let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings).await;
     let endpoint = format!("http://127.0.0.1:{port}/push");
     pubsub
         .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
         .await;
-    writer
+    (writer, port)
 }
 
 async fn spawn_writer_with(

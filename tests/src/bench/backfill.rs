@@ -29,7 +29,11 @@ pub async fn backfill_vs_copy(summary: &mut Summary, rows: u64) {
         TestPipeline::start_with("bench_backfill", &["speed"], &schema, options).await;
     pipeline.stop_capture();
     // Hint bits and the visibility map set, so that no reader pays for the first read.
-    pipeline.sql.batch_execute("VACUUM speed.t").await.expect("vacuum");
+    pipeline
+        .sql
+        .batch_execute("VACUUM speed.t")
+        .await
+        .expect("vacuum");
     let copy_before = copy_seconds(&pipeline).await;
     let (from_start, round) = timed_backfill(&mut pipeline, rows).await;
     pipeline.capture_env_set("PG2BQ_PUBLISHER", "null");

@@ -8,7 +8,9 @@
 //! - capture until its confirmed position passes the last transaction (every change acknowledged
 //!   by Pub/Sub, or by the null publisher).
 
-use super::probe::{capture_metric, pg_bindir, wait_for_metric};
+use super::probe::{
+    capture_metric, pg_bindir, process_cpu_seconds, pubsub_emulator_pid, wait_for_metric,
+};
 use super::report::Summary;
 use crate::pipeline::{Options, TestPipeline};
 use crate::processes::free_port;
@@ -64,12 +66,17 @@ pub async fn capture_vs_recvlogical(summary: &mut Summary, changes: u64, repeat:
         started.elapsed().as_secs_f64()
     );
 
-    let mut best = [f64::MAX; 3];
+    // Per reader: the best (seconds, capture CPU seconds, emulator CPU seconds).
+    let mut best = [(f64::MAX, f64::NAN, f64::NAN); 3];
     for round in 0..repeat {
         for (i, kind) in kinds.iter().enumerate() {
             let slot = format!("{database}_{kind}_{round}");
-            let seconds = if *kind == "recv" {
-                recvlogical(&pipeline, &slot, &database, end)
+            let run = if *kind == "recv" {
+                (
+                    recvlogical(&pipeline, &slot, &database, end),
+                    f64::NAN,
+                    f64::NAN,
+                )
             } else {
                 pipeline.capture_env_set("PG2BQ_SLOT", &slot);
                 let publisher = if *kind == "null" { "null" } else { "pubsub" };
@@ -81,11 +88,20 @@ pub async fn capture_vs_recvlogical(summary: &mut Summary, changes: u64, repeat:
                 )
                 .await
             };
-            eprintln!("{kind} {round}: {seconds:.2} s");
-            best[i] = best[i].min(seconds);
+            eprintln!("{kind} {round}: {:.2} s", run.0);
+            if run.0 < best[i].0 {
+                best[i] = run;
+            }
         }
     }
-    let [recv_seconds, capture_seconds, null_seconds] = best;
+    let [
+        (recv_seconds, ..),
+        (capture_seconds, capture_cpu, emulator_cpu),
+        (null_seconds, null_cpu, _),
+    ] = best;
+    summary.set("capture_cpu_s", capture_cpu);
+    summary.set("capture_null_publisher_cpu_s", null_cpu);
+    summary.set("pubsub_emulator_cpu_s", emulator_cpu);
 
     let rate = |seconds: f64| changes as f64 / seconds;
     summary.set("pg_recvlogical_rows_per_s", rate(recv_seconds));
@@ -199,9 +215,12 @@ fn recvlogical(pipeline: &TestPipeline, slot: &str, database: &str, end: u64) ->
     seconds
 }
 
-/// Starts capture and times it until its confirmed position passes `target`.
-async fn timed_capture(pipeline: &mut TestPipeline, name: &str, target: u64) -> f64 {
+/// Starts capture and times it until its confirmed position passes `target`; prints the CPU
+/// time capture and the Pub/Sub emulator used meanwhile.
+async fn timed_capture(pipeline: &mut TestPipeline, name: &str, target: u64) -> (f64, f64, f64) {
     let port = free_port();
+    let emulator = pubsub_emulator_pid();
+    let emulator_cpu = emulator.and_then(process_cpu_seconds);
     let started = Instant::now();
     let mut capture = pipeline.spawn_capture(name, port);
     let done = wait_for_metric(
@@ -213,11 +232,25 @@ async fn timed_capture(pipeline: &mut TestPipeline, name: &str, target: u64) -> 
     .await;
     let seconds = done.map(|at| (at - started).as_secs_f64());
     let published = capture_metric(port, "changes_published_total").await;
+    let capture_cpu = capture.pid().and_then(process_cpu_seconds);
+    let emulator_used = emulator
+        .and_then(process_cpu_seconds)
+        .zip(emulator_cpu)
+        .map(|(after, before)| after - before);
     capture.terminate();
     let seconds =
         seconds.unwrap_or_else(|| panic!("{name} did not finish\n{}", capture.log_tail(30)));
     assert!(published.is_some(), "{name} reported no figures");
-    seconds
+    eprintln!(
+        "{name}: {seconds:.2} s; CPU: capture {:.2} s, Pub/Sub emulator {:.2} s",
+        capture_cpu.unwrap_or(f64::NAN),
+        emulator_used.unwrap_or(f64::NAN)
+    );
+    (
+        seconds,
+        capture_cpu.unwrap_or(f64::NAN),
+        emulator_used.unwrap_or(f64::NAN),
+    )
 }
 
 /// Peak RSS of capture while it publishes one transaction of `rows` inserted rows.

@@ -78,3 +78,29 @@ pub fn pg_bindir() -> PathBuf {
     versions.sort();
     versions.pop().map(|(_, dir)| dir).unwrap_or_default()
 }
+
+/// CPU time (user + system, every thread) a process has used so far, in seconds.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ
+}
+
+/// The process listening as the Pub/Sub emulator of `PUBSUB_EMULATOR_HOST` (its Java server),
+/// found by its command line.
+pub fn pubsub_emulator_pid() -> Option<u32> {
+    let host = std::env::var("PUBSUB_EMULATOR_HOST").ok()?;
+    let port = format!("--port={}", host.rsplit(':').next()?);
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("pubsub-emulator") && c.contains(&port) && c.starts_with("java")
+            })
+        })
+}
