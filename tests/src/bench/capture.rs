@@ -33,10 +33,17 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// `changes` row changes (half inserts, then updates of those rows), read by `pg_recvlogical`,
 /// capture publishing to the Pub/Sub emulator, and capture with the null publisher, each
 /// `repeat` times in turn (from slots of their own); the best time of each counts.
-pub async fn capture_vs_recvlogical(summary: &mut Summary, changes: u64, repeat: usize) {
+pub async fn capture_vs_recvlogical(
+    summary: &mut Summary,
+    changes: u64,
+    repeat: usize,
+    extra_env: &[(String, String)],
+) {
+    let mut capture_env = env(&[("PG2BQ_BACKFILL", "none")]);
+    capture_env.extend(extra_env.iter().cloned());
     let options = Options {
         writer: false,
-        capture_env: env(&[("PG2BQ_BACKFILL", "none")]),
+        capture_env,
         ..Options::default()
     };
     // Capture creates its state and publication, then stops before the workload.
@@ -66,6 +73,24 @@ pub async fn capture_vs_recvlogical(summary: &mut Summary, changes: u64, repeat:
         started.elapsed().as_secs_f64()
     );
 
+    // pg_recvlogical stops only once the server reports a position at or past --endpos: some
+    // WAL after the workload (a small message every 50 ms, during every run alike) makes that
+    // prompt instead of waiting for unrelated activity.
+    let source = pipeline.stack.source(&database);
+    let ticker = tokio::spawn(async move {
+        let sql = pg2bq_core::pg_connect::connect_sql(&source, "pg2bq-bench-ticker")
+            .await
+            .expect("ticker connection");
+        loop {
+            let _ = sql
+                .execute(
+                    "SELECT pg_logical_emit_message(false, 'pg2bq.bench', 'tick')",
+                    &[],
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
     // Per reader: the best (seconds, capture CPU seconds, emulator CPU seconds).
     let mut best = [(f64::MAX, f64::NAN, f64::NAN); 3];
     for round in 0..repeat {
@@ -99,6 +124,7 @@ pub async fn capture_vs_recvlogical(summary: &mut Summary, changes: u64, repeat:
         (capture_seconds, capture_cpu, emulator_cpu),
         (null_seconds, null_cpu, _),
     ] = best;
+    ticker.abort();
     summary.set("capture_cpu_s", capture_cpu);
     summary.set("capture_null_publisher_cpu_s", null_cpu);
     summary.set("pubsub_emulator_cpu_s", emulator_cpu);

@@ -22,8 +22,11 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     capture_changes: u64,
     /// Runs of each capture reader (the best counts).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     capture_repeat: usize,
+    /// Extra capture settings for the capture runs (`NAME=value`, repeatable), for experiments.
+    #[arg(long)]
+    capture_env: Vec<String>,
     /// Rows of the backfilled table.
     #[arg(long, default_value_t = 2_000_000)]
     backfill_rows: u64,
@@ -89,10 +92,17 @@ async fn run(args: Args) {
     }
     if wants("capture") {
         eprintln!("== capture next to pg_recvlogical");
+        let extra: Vec<(String, String)> = args
+            .capture_env
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         capture::capture_vs_recvlogical(
             &mut summary,
             args.capture_changes,
             args.capture_repeat.max(1),
+            &extra,
         )
         .await;
     }
