@@ -8,7 +8,6 @@ use crate::metrics::CaptureMetrics;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::publisher::{BatchPublisher, Published};
 use crate::relations::Relations;
-use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::seq::Seq;
@@ -24,10 +23,6 @@ use tokio::sync::watch;
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 type PublishFuture = Pin<Box<dyn Future<Output = Published> + Send>>;
-
-/// Most events handled in one go once one arrived, when more are already buffered: one trip
-/// through the loop's `select!` per event would cost more than decoding the event.
-const MAX_BURST: usize = 512;
 
 /// The transaction being read.
 struct OpenTransaction {
@@ -110,41 +105,16 @@ impl CaptureLoop {
                     }
                 }
                 event = self.client.recv(), if can_read => {
-                    self.on_received(event).await?;
-                    self.drain_buffered().await?;
+                    let event = event.map_err(CaptureError::replication("receiving"))?;
+                    let Some(event) = event else {
+                        return Err(CaptureError::Slot("the server ended the replication stream".into()));
+                    };
+                    self.on_event(event).await?;
                 }
             }
             self.confirm();
         }
         self.drain().await
-    }
-
-    async fn on_received(
-        &mut self,
-        event: std::result::Result<Option<ReplicationEvent>, pgwire_replication::PgWireError>,
-    ) -> Result<()> {
-        let event = event.map_err(CaptureError::replication("receiving"))?;
-        let Some(event) = event else {
-            return Err(CaptureError::Slot(
-                "the server ended the replication stream".into(),
-            ));
-        };
-        self.on_event(event).await
-    }
-
-    /// Handles the events the client already holds, up to [`MAX_BURST`] and while the in-flight
-    /// bound allows, without waiting for more.
-    async fn drain_buffered(&mut self) -> Result<()> {
-        for _ in 0..MAX_BURST {
-            if self.tracker.unacked_bytes() >= self.max_unacked_bytes || *self.paused.borrow() {
-                break;
-            }
-            match self.client.recv().now_or_never() {
-                Some(event) => self.on_received(event).await?,
-                None => break,
-            }
-        }
-        Ok(())
     }
 
     async fn drain(mut self) -> Result<()> {
