@@ -285,6 +285,23 @@ impl TestPipeline {
             .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
     }
 
+    /// Stops the processes and removes what the pipeline made: its database with its slots
+    /// (which would hold WAL) and the BigQuery datasets of `schemas`. For runs that must leave
+    /// nothing behind, like the benchmarks.
+    pub async fn dispose(mut self, schemas: &[&str]) {
+        self.kill_capture();
+        if let Some(mut writer) = self.writer.take() {
+            writer.kill();
+        }
+        drop_database(&self.stack, &format!("e2e_{}", self.name)).await;
+        let bigquery = self.stack.bigquery();
+        for schema in schemas {
+            let _ = bigquery
+                .delete_dataset(&format!("e2e_{}_{schema}", self.name))
+                .await;
+        }
+    }
+
     /// The writer's log.
     pub fn writer_log(&self) -> String {
         self.writer.as_ref().map(Service::log).unwrap_or_default()
@@ -454,6 +471,17 @@ async fn spawn_writer_with(
 
 /// Drops the database (and its slots) if it exists, and creates it empty.
 pub async fn recreate_database(stack: &Stack, database: &str) {
+    drop_database(stack, database).await;
+    stack
+        .admin()
+        .await
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("create database");
+}
+
+/// Drops the database and its (inactive) slots, if it exists.
+pub async fn drop_database(stack: &Stack, database: &str) {
     let admin = stack.admin().await;
     admin
         .execute(
@@ -462,13 +490,10 @@ pub async fn recreate_database(stack: &Stack, database: &str) {
         )
         .await
         .expect("drop old slots");
-    for statement in [
-        format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
-        format!("CREATE DATABASE \"{database}\""),
-    ] {
-        admin
-            .batch_execute(&statement)
-            .await
-            .expect("recreate database");
-    }
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await
+        .expect("drop database");
 }

@@ -39,6 +39,7 @@ pub async fn backfill_vs_copy(summary: &mut Summary, rows: u64) {
     pipeline.capture_env_set("PG2BQ_PUBLISHER", "null");
     let (null_from_start, null_round) = timed_backfill(&mut pipeline, rows).await;
     let copy_after = copy_seconds(&pipeline).await;
+    pipeline.dispose(&[]).await;
     let copy = (copy_before + copy_after) / 2.0;
 
     let rate = |seconds: f64| rows as f64 / seconds;

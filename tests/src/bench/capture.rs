@@ -125,6 +125,7 @@ pub async fn capture_vs_recvlogical(
         (null_seconds, null_cpu, _),
     ] = best;
     ticker.abort();
+    pipeline.dispose(&[]).await;
     summary.set("capture_cpu_s", capture_cpu);
     summary.set("capture_null_publisher_cpu_s", null_cpu);
     summary.set("pubsub_emulator_cpu_s", emulator_cpu);
@@ -315,6 +316,7 @@ pub async fn peak_rss(summary: &mut Summary, rows: u64) {
         .capture()
         .peak_rss_bytes()
         .expect("capture's VmHWM");
+    pipeline.dispose(&[]).await;
     summary.set("capture_peak_rss_mb", peak as f64 / (1 << 20) as f64);
     summary.set("capture_single_transaction_s", total);
     summary.note(

@@ -76,6 +76,7 @@ async fn into_bigquery(summary: &mut Summary, rate: u64, seconds: u64, burst: u6
     let seconds = done.duration_since(started).as_secs_f64();
     summary.set("e2e_rows_per_s", burst as f64 / seconds);
     let append_ms = writer_append_ms(&pipeline.writer_log());
+    pipeline.dispose(&["bench"]).await;
     summary.note(
         "e2e_rows_per_s",
         format!(
@@ -108,6 +109,7 @@ async fn without_bigquery(summary: &mut Summary, rate: u64, seconds: u64, burst:
     insert_burst(&pipeline.sql, burst).await;
     let done = wait_for_writer_rows(&pipeline, rows_metric, 1.0 + (rows + burst) as f64).await;
     let elapsed = done.duration_since(started).as_secs_f64();
+    pipeline.dispose(&["bench"]).await;
     summary.set("e2e_null_sink_rows_per_s", burst as f64 / elapsed);
     summary.note(
         "e2e_null_sink_rows_per_s",
