@@ -104,3 +104,20 @@ pub fn pubsub_emulator_pid() -> Option<u32> {
             })
         })
 }
+
+/// The machine's CPU time so far (`/proc/stat`, in ticks): (busy, stolen by the hypervisor, total).
+pub fn machine_cpu_ticks() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let get = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = (0..8).map(get).sum();
+    (total - get(3) - get(4), get(7), total)
+}

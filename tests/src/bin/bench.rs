@@ -76,6 +76,7 @@ async fn run(args: Args) {
     let wants = |name: &str| args.only.iter().any(|o| o == name);
     let mut summary = Summary::default();
     let (load, cpus) = probe::load();
+    let cpu_at_start = probe::machine_cpu_ticks();
     summary.condition("cpus", cpus.into());
     summary.condition("load_1m_at_start", load.into());
     summary.condition(
@@ -125,6 +126,18 @@ async fn run(args: Args) {
         .await;
     }
     summary.condition("load_1m_at_end", probe::load().0.into());
+    let cpu_at_end = probe::machine_cpu_ticks();
+    let total = (cpu_at_end.2 - cpu_at_start.2).max(1) as f64;
+    // Shares of the machine's CPU time during the run: busy (this run and everything else), and
+    // stolen by the hypervisor.
+    summary.condition(
+        "cpu_busy_share",
+        ((cpu_at_end.0 - cpu_at_start.0) as f64 / total).into(),
+    );
+    summary.condition(
+        "cpu_steal_share",
+        ((cpu_at_end.1 - cpu_at_start.1) as f64 / total).into(),
+    );
     let all = ["writer", "capture", "backfill", "memory", "e2e"];
     if !all.iter().all(|b| wants(b))
         && let Ok(text) = std::fs::read_to_string(out.join("summary.json"))
