@@ -480,16 +480,44 @@ pub async fn recreate_database(stack: &Stack, database: &str) {
         .expect("create database");
 }
 
-/// Drops the database and its (inactive) slots, if it exists.
+/// Drops the database and its slots, if it exists. A slot still held by the WAL sender of a
+/// process that just ended is released first (its sender is terminated).
 pub async fn drop_database(stack: &Stack, database: &str) {
     let admin = stack.admin().await;
-    admin
-        .execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1",
-            &[&database],
-        )
-        .await
-        .expect("drop old slots");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE database = $1 AND active_pid IS NOT NULL",
+                &[&database],
+            )
+            .await
+            .expect("end the senders of old slots");
+        let dropped = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE database = $1 AND NOT active",
+                &[&database],
+            )
+            .await;
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1",
+                &[&database],
+            )
+            .await
+            .expect("count old slots")
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old slots of {database} stay in use: {dropped:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
