@@ -8,7 +8,7 @@ CARGO ?= cargo
 IMAGE_REPO ?=
 IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check image image-push image-cloud
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check image image-push image-cloud bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ demo: build up ## Run the pipeline on sample data and compare PostgreSQL with Bi
 
 test: build up lint tf-check ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
+
+bench: up ## Benchmarks on the local stack (release build): prints a table, writes target/bench/summary.json
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	$(CARGO) build --release --workspace --bins
+	@set -a && source $(ENV_FILE) && set +a && PG2BQ_BIN_DIR=target/release target/release/bench $(BENCH_ARGS)
 
 unit: ## Unit tests only (no local stack)
 	$(CARGO) test --workspace --lib --bins

@@ -60,6 +60,7 @@ pub struct TestPipeline {
     /// The Pub/Sub topic capture publishes to.
     pub topic: String,
     writer: Option<Service>,
+    writer_port: Option<u16>,
     capture: Option<Service>,
     capture_env: Vec<(String, String)>,
     health_port: u16,
@@ -105,20 +106,19 @@ impl TestPipeline {
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        let writer = if options.writer {
-            Some(
-                start_writer(
-                    &stack,
-                    &pubsub,
-                    &topic,
-                    &prefix,
-                    &log_dir,
-                    &options.writer_env,
-                )
-                .await,
+        let (writer, writer_port) = if options.writer {
+            let (writer, port) = start_writer(
+                &stack,
+                &pubsub,
+                &topic,
+                &prefix,
+                &log_dir,
+                &options.writer_env,
             )
+            .await;
+            (Some(writer), Some(port))
         } else {
-            None
+            (None, None)
         };
 
         let health_port = free_port();
@@ -142,6 +142,7 @@ impl TestPipeline {
             sql,
             topic,
             writer,
+            writer_port,
             capture: None,
             capture_env,
             health_port,
@@ -289,6 +290,33 @@ impl TestPipeline {
         }
     }
 
+    /// A value of the writer's `/metrics`: the line that starts with `pg2bq_writer_<series> `,
+    /// e.g. `rows_written_total{table="public.t"}`.
+    pub async fn writer_metric(&self, series: &str) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.writer_port?);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        let prefix = format!("pg2bq_writer_{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    /// Stops the processes and removes what the pipeline made: its database with its slots
+    /// (which would hold WAL) and the BigQuery datasets of `schemas`. For runs that must leave
+    /// nothing behind, like the benchmarks.
+    pub async fn dispose(mut self, schemas: &[&str]) {
+        self.kill_capture();
+        if let Some(mut writer) = self.writer.take() {
+            writer.kill();
+        }
+        drop_database(&self.stack, &format!("e2e_{}", self.name)).await;
+        let bigquery = self.stack.bigquery();
+        for schema in schemas {
+            let _ = bigquery
+                .delete_dataset(&format!("e2e_{}_{schema}", self.name))
+                .await;
+        }
+    }
+
     /// The writer's log.
     pub fn writer_log(&self) -> String {
         self.writer.as_ref().map(Service::log).unwrap_or_default()
@@ -423,13 +451,13 @@ async fn start_writer(
     prefix: &str,
     log_dir: &std::path::Path,
     settings: &[(&str, &str)],
-) -> Service {
+) -> (Service, u16) {
     let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings).await;
     let endpoint = format!("http://127.0.0.1:{port}/push");
     pubsub
         .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
         .await;
-    writer
+    (writer, port)
 }
 
 async fn spawn_writer_with(
@@ -465,21 +493,57 @@ async fn spawn_writer_with(
 
 /// Drops the database (and its slots) if it exists, and creates it empty.
 pub async fn recreate_database(stack: &Stack, database: &str) {
-    let admin = stack.admin().await;
-    admin
-        .execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1",
-            &[&database],
-        )
+    drop_database(stack, database).await;
+    stack
+        .admin()
         .await
-        .expect("drop old slots");
-    for statement in [
-        format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
-        format!("CREATE DATABASE \"{database}\""),
-    ] {
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("create database");
+}
+
+/// Drops the database and its slots, if it exists. A slot still held by the WAL sender of a
+/// process that just ended is released first (its sender is terminated).
+pub async fn drop_database(stack: &Stack, database: &str) {
+    let admin = stack.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         admin
-            .batch_execute(&statement)
+            .execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE database = $1 AND active_pid IS NOT NULL",
+                &[&database],
+            )
             .await
-            .expect("recreate database");
+            .expect("end the senders of old slots");
+        let dropped = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE database = $1 AND NOT active",
+                &[&database],
+            )
+            .await;
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1",
+                &[&database],
+            )
+            .await
+            .expect("count old slots")
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old slots of {database} stay in use: {dropped:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await
+        .expect("drop database");
 }

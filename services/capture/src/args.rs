@@ -3,7 +3,7 @@
 use crate::backfill::BackfillMode;
 use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
-use crate::publisher::{Compression, PublisherSettings};
+use crate::publisher::{Compression, PublisherKind, PublisherSettings};
 use pg2bq_core::config::{SelectionArgs, SourceArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
@@ -68,6 +68,10 @@ pub struct CaptureArgs {
     /// Blocks (8 KiB pages) per backfill range.
     #[arg(long, env = "PG2BQ_BACKFILL_RANGE_BLOCKS", default_value_t = 4096)]
     pub backfill_range_blocks: i64,
+    /// Where batches go: `pubsub`, or `null` (benchmarks and diagnostics only: batches are
+    /// encoded and acknowledged without being sent, so their changes are lost).
+    #[arg(long, env = "PG2BQ_PUBLISHER", value_enum, default_value_t = PublisherKind::Pubsub)]
+    pub publisher: PublisherKind,
     /// Compression of message bodies: `none` or `gzip`.
     #[arg(long, env = "PG2BQ_COMPRESSION", value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
@@ -105,6 +109,7 @@ impl CaptureArgs {
     /// Publisher settings from the settings.
     pub fn publisher(&self) -> PublisherSettings {
         PublisherSettings {
+            kind: self.publisher,
             topic: format!("projects/{}/topics/{}", self.project, self.topic),
             emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
             retry_for: Duration::from_secs(self.publish_retry_secs),

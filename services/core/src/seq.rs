@@ -39,11 +39,38 @@ impl Seq {
         let ordinal = u64::from_str_radix(ordinal, 16).map_err(|_| bad())?;
         Ok(Seq::new(Lsn(lsn), ordinal))
     }
+
+    /// The text form in a fixed buffer, without the formatting machinery: every change carries
+    /// one, so this is on the hot paths of capture and the writer.
+    pub fn to_text(&self) -> SeqText {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = [b'/'; SEQ_TEXT_LEN];
+        for (half, value) in [(0, self.commit_lsn.0), (17, self.ordinal)] {
+            for i in 0..16 {
+                out[half + i] = HEX[((value >> (60 - 4 * i)) & 0xF) as usize];
+            }
+        }
+        SeqText(out)
+    }
+}
+
+/// Length of a sequence number's text form.
+const SEQ_TEXT_LEN: usize = 33;
+
+/// A sequence number's text form, `16 hex/16 hex`.
+#[derive(Debug, Clone, Copy)]
+pub struct SeqText([u8; SEQ_TEXT_LEN]);
+
+impl SeqText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits and a slash")
+    }
 }
 
 impl fmt::Display for Seq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}/{:016X}", self.commit_lsn.0, self.ordinal)
+        f.write_str(self.to_text().as_str())
     }
 }
 
@@ -58,6 +85,8 @@ mod tests {
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(a.to_string(), "0000000000000009/000000000000000F");
+        let max = Seq::new(Lsn(u64::MAX), 0xABCD_EF01_2345_6789);
+        assert_eq!(max.to_string(), "FFFFFFFFFFFFFFFF/ABCDEF0123456789");
     }
 
     #[test]

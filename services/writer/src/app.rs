@@ -1,7 +1,7 @@
 //! The writer service: state, routes and the handling of one push request.
 
 use crate::append_rows::append_rows;
-use crate::args::{MergeStrategy, WriteMode, WriterArgs};
+use crate::args::{AppendSink, MergeStrategy, WriteMode, WriterArgs};
 use crate::bigquery::auth::TokenSource;
 use crate::bigquery::rest::FieldSpec;
 use crate::bigquery::rest::RestClient;
@@ -45,6 +45,7 @@ pub struct Writer {
     tables: TableRegistry,
     merger: Arc<Merger>,
     write_mode: WriteMode,
+    append_sink: AppendSink,
     native: bool,
     max_staleness: String,
     auth: EndpointAuth,
@@ -65,6 +66,11 @@ impl Writer {
             tokens.clone(),
         )?;
         let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
+        if args.append_sink == AppendSink::Null {
+            tracing::warn!(
+                "PG2BQ_APPEND_SINK=null: rows are encoded and dropped (benchmarks only)"
+            );
+        }
         let layout = target
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
@@ -83,6 +89,7 @@ impl Writer {
             tables: TableRegistry::new(target.is_emulator()),
             merger,
             write_mode: args.write_mode,
+            append_sink: args.append_sink,
             // `auto` is staged: only staged replicates TRUNCATE exactly.
             native: args.merge_strategy == MergeStrategy::Native,
             max_staleness: max_staleness_literal(args.max_staleness_secs),
@@ -212,9 +219,11 @@ impl Writer {
         let encoded: Vec<Vec<u8>> = rows.iter().map(|row| layout.encode(row)).collect();
         let count = encoded.len();
         let bytes = encoded.iter().map(Vec::len).sum();
-        self.storage
-            .append(table, layout.descriptor(), encoded)
-            .await?;
+        if self.append_sink == AppendSink::Bigquery {
+            self.storage
+                .append(table, layout.descriptor(), encoded)
+                .await?;
+        }
         Ok((count, bytes))
     }
 

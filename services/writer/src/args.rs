@@ -32,6 +32,16 @@ pub enum MergeStrategy {
     Staged,
 }
 
+/// Where encoded rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppendSink {
+    /// The Storage Write API.
+    Bigquery,
+    /// Nowhere: rows are converted and encoded, and the append is skipped (tables are still
+    /// created). A benchmark and diagnostic switch: the rows are lost.
+    Null,
+}
+
 /// pg2bq writer: receives change batches from a Pub/Sub push subscription and writes them to BigQuery.
 #[derive(Debug, clap::Parser)]
 #[command(name = "writer", version)]
@@ -74,6 +84,10 @@ pub struct WriterArgs {
     /// `max_staleness` of native CDC tables, in seconds: how stale a query may read the table.
     #[arg(long, env = "PG2BQ_MAX_STALENESS_SECS", default_value_t = 900)]
     pub max_staleness_secs: u64,
+    /// Where rows go: `bigquery`, or `null` (benchmarks and diagnostics only: rows are encoded
+    /// and dropped, so the pipeline can be measured without BigQuery's append time).
+    #[arg(long, env = "PG2BQ_APPEND_SINK", value_enum, default_value_t = AppendSink::Bigquery)]
+    pub append_sink: AppendSink,
     /// Run the staged MERGE of written tables every this many milliseconds (0: only on `/merge`).
     #[arg(long, env = "PG2BQ_MERGE_INTERVAL_MS", default_value_t = 0)]
     pub merge_interval_ms: u64,

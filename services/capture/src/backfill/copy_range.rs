@@ -1,16 +1,16 @@
 //! Copying one range of a table from an exported snapshot and publishing it as `read` changes.
 
-use super::copy_text::CopyRows;
+use super::copy_text::{CopyBatches, JsonBatch};
 use super::state::Range;
-use crate::batcher::{BatchLimits, ReadyBatch};
+use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
-use crate::publisher::{BatchPublisher, Published};
+use crate::publisher::{BatchPublisher, EncodedBatch, Published};
 use crate::relations::RelationInfo;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::seq::Seq;
-use pg2bq_core::wire::{Change, ChangeBatch, Op, Value, WIRE_VERSION};
+use pg2bq_core::wire::{ChangeBatch, WIRE_VERSION};
 use std::future::Future;
 use std::pin::Pin;
 use tokio_postgres::{Client, IsolationLevel};
@@ -63,9 +63,14 @@ impl RangeCopy<'_> {
                 )))?;
         futures::pin_mut!(stream);
         let commit_time_us = pg2bq_core::civil::now_us();
-        let mut parser = CopyRows::default();
-        let mut open: Vec<Change> = Vec::new();
-        let mut open_bytes = 0;
+        let template = ChangeBatch {
+            version: WIRE_VERSION,
+            source: self.info.table.clone(),
+            columns: self.info.columns.clone(),
+            changes: Vec::new(),
+        };
+        let seq = Seq::new(self.consistent_point, 0);
+        let mut batches = CopyBatches::new(&template, seq, commit_time_us, self.limits);
         let mut in_flight: FuturesUnordered<PublishFuture> = FuturesUnordered::new();
         let mut rows = 0i64;
         while let Some(chunk) = stream.next().await {
@@ -73,47 +78,26 @@ impl RangeCopy<'_> {
                 "reading {}",
                 self.info.table
             )))?;
-            for values in parser
+            let done = batches
                 .push(&chunk)
-                .map_err(|e| CaptureError::Decode(format!("COPY of {}: {e}", self.info.table)))?
-            {
-                rows += 1;
-                open_bytes += values
-                    .iter()
-                    .map(|v| {
-                        if let Value::Text(t) = v {
-                            t.len() + 3
-                        } else {
-                            5
-                        }
-                    })
-                    .sum::<usize>()
-                    + 80;
-                open.push(Change {
-                    op: Op::Read,
-                    seq: Seq::new(self.consistent_point, 0),
-                    commit_time_us,
-                    xid: 0,
-                    new: Some(values),
-                    old: None,
-                });
-                if open.len() >= self.limits.max_rows || open_bytes >= self.limits.max_bytes {
-                    in_flight.push(self.publish(std::mem::take(&mut open)));
-                    open_bytes = 0;
-                    while in_flight.len() >= MAX_IN_FLIGHT {
-                        acknowledged(in_flight.next().await)?;
-                    }
+                .map_err(|e| CaptureError::Decode(format!("COPY of {}: {e}", self.info.table)))?;
+            for batch in done {
+                rows += batch.changes as i64;
+                in_flight.push(self.publish(batch, seq, commit_time_us));
+                while in_flight.len() >= MAX_IN_FLIGHT {
+                    acknowledged(in_flight.next().await)?;
                 }
             }
         }
-        if parser.has_partial_row() {
+        if batches.has_partial_row() {
             return Err(CaptureError::Decode(format!(
                 "COPY of {} ended in the middle of a row",
                 self.info.table
             )));
         }
-        if !open.is_empty() {
-            in_flight.push(self.publish(open));
+        if let Some(batch) = batches.finish() {
+            rows += batch.changes as i64;
+            in_flight.push(self.publish(batch, seq, commit_time_us));
         }
         while let Some(published) = in_flight.next().await {
             acknowledged(Some(published))?;
@@ -151,17 +135,18 @@ impl RangeCopy<'_> {
         )
     }
 
-    fn publish(&self, changes: Vec<Change>) -> PublishFuture {
-        let ready = ReadyBatch {
-            batch: ChangeBatch {
-                version: WIRE_VERSION,
-                source: self.info.table.clone(),
-                columns: self.info.columns.clone(),
-                changes,
-            },
+    fn publish(&self, batch: JsonBatch, seq: Seq, commit_time_us: i64) -> PublishFuture {
+        let encoded = EncodedBatch {
+            source: self.info.table.clone(),
+            json: batch.json,
+            changes: batch.changes,
+            first_seq: seq.to_string(),
+            last_seq: seq.to_string(),
             min_commit_lsn: self.consistent_point,
+            oldest_commit_us: commit_time_us,
+            newest_commit_us: commit_time_us,
         };
-        Box::pin(self.publisher.publish(ready).1)
+        Box::pin(self.publisher.publish_encoded(encoded).1)
     }
 }
 

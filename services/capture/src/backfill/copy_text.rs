@@ -1,88 +1,309 @@
-//! PostgreSQL's COPY text format: one row per line, fields separated by tabs, `\N` for NULL and
-//! backslash escapes. Values are the types' output forms, exactly as the replication stream sends
-//! them.
+//! PostgreSQL's COPY text format, turned straight into change batch JSON.
+//!
+//! COPY prints one row per line, fields separated by tabs, `\N` for NULL, and backslash escapes
+//! (`\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\v`; any other escaped byte stands for itself). Values
+//! are the types' output forms, exactly as the replication stream sends them. A backfill does not
+//! need them as values: each line becomes one `read` change of the batch's JSON directly, with
+//! COPY's escapes rewritten as JSON's, so that a row costs no allocation. The result is the JSON
+//! that [`ChangeBatch::to_json`] writes for the same changes.
 
-use pg2bq_core::wire::Value;
+use crate::batcher::BatchLimits;
+use pg2bq_core::seq::Seq;
+use pg2bq_core::wire::{Change, ChangeBatch, Op};
 
-/// Splits a stream of COPY output chunks into rows of values.
-#[derive(Debug, Default)]
-pub struct CopyRows {
-    pending: Vec<u8>,
+/// A batch body ready to publish: JSON of a [`ChangeBatch`] and its number of changes.
+#[derive(Debug)]
+pub struct JsonBatch {
+    /// The JSON.
+    pub json: Vec<u8>,
+    /// Number of changes.
+    pub changes: usize,
 }
 
-impl CopyRows {
-    /// Feeds a chunk; returns the complete rows it finished.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<Value>>, String> {
-        self.pending.extend_from_slice(chunk);
-        let Some(last_newline) = self.pending.iter().rposition(|b| *b == b'\n') else {
-            return Ok(Vec::new());
+/// Splits a stream of COPY output chunks into batches of `read` changes, as JSON.
+#[derive(Debug)]
+pub struct CopyBatches {
+    /// The batch's JSON up to its first change: `{"version":..,"columns":[..],"changes":[`.
+    batch_prefix: Vec<u8>,
+    /// Every change's JSON up to its values: `{"op":"read","seq":..,"new":[`.
+    change_prefix: Vec<u8>,
+    width: usize,
+    limits: BatchLimits,
+    /// An incomplete line carried to the next chunk.
+    pending: Vec<u8>,
+    open: Vec<u8>,
+    open_changes: usize,
+}
+
+impl CopyBatches {
+    /// Batches of the table that `template` describes (its changes are ignored); every row has
+    /// sequence number `seq`, commit time `commit_time_us` and transaction id 0.
+    pub fn new(template: &ChangeBatch, seq: Seq, commit_time_us: i64, limits: BatchLimits) -> Self {
+        let empty = ChangeBatch {
+            changes: Vec::new(),
+            ..template.clone()
         };
-        let complete: Vec<u8> = self.pending.drain(..=last_newline).collect();
-        complete[..complete.len() - 1]
-            .split(|b| *b == b'\n')
-            .map(parse_line)
-            .collect()
+        let change = Change {
+            op: Op::Read,
+            seq,
+            commit_time_us,
+            xid: 0,
+            new: Some(Vec::new()),
+            old: None,
+        };
+        CopyBatches {
+            batch_prefix: without_closing(empty.to_json(), b"]}"),
+            change_prefix: without_closing(
+                serde_json::to_vec(&change).expect("a change always serialises"),
+                b"]}",
+            ),
+            width: template.columns.len(),
+            limits,
+            pending: Vec::new(),
+            open: Vec::new(),
+            open_changes: 0,
+        }
+    }
+
+    /// Feeds a chunk; returns the batches it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<JsonBatch>, String> {
+        let mut done = Vec::new();
+        let mut rest = chunk;
+        if !self.pending.is_empty() {
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                self.pending.extend_from_slice(rest);
+                return Ok(done);
+            };
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..end]);
+            self.row(&line, &mut done)?;
+            rest = &rest[end + 1..];
+        }
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            self.row(&rest[..end], &mut done)?;
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        Ok(done)
+    }
+
+    /// Closes the open batch, if it holds any change.
+    pub fn finish(&mut self) -> Option<JsonBatch> {
+        (self.open_changes > 0).then(|| self.close())
     }
 
     /// Whether an incomplete line is left over (the stream ended mid-row).
     pub fn has_partial_row(&self) -> bool {
         !self.pending.is_empty()
     }
-}
 
-fn parse_line(line: &[u8]) -> Result<Vec<Value>, String> {
-    line.split(|b| *b == b'\t').map(parse_field).collect()
-}
-
-fn parse_field(field: &[u8]) -> Result<Value, String> {
-    if field == b"\\N" {
-        return Ok(Value::Null);
+    fn row(&mut self, line: &[u8], done: &mut Vec<JsonBatch>) -> Result<(), String> {
+        std::str::from_utf8(line).map_err(|e| format!("a row is not UTF-8: {e}"))?;
+        if self.open_changes == 0 {
+            self.open.reserve(self.limits.max_bytes.min(1 << 20));
+            self.open.extend_from_slice(&self.batch_prefix);
+        } else {
+            self.open.push(b',');
+        }
+        self.open.extend_from_slice(&self.change_prefix);
+        let mut fields = 0;
+        for field in line.split(|b| *b == b'\t') {
+            if fields > 0 {
+                self.open.push(b',');
+            }
+            json_value(field, &mut self.open)?;
+            fields += 1;
+        }
+        if fields != self.width {
+            return Err(format!(
+                "a row has {fields} fields for {} columns",
+                self.width
+            ));
+        }
+        self.open.extend_from_slice(b"]}");
+        self.open_changes += 1;
+        if self.open_changes >= self.limits.max_rows || self.open.len() >= self.limits.max_bytes {
+            done.push(self.close());
+        }
+        Ok(())
     }
-    let mut out = Vec::with_capacity(field.len());
-    let mut bytes = field.iter().copied();
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
+
+    fn close(&mut self) -> JsonBatch {
+        self.open.extend_from_slice(b"]}");
+        let changes = std::mem::take(&mut self.open_changes);
+        JsonBatch {
+            json: std::mem::take(&mut self.open),
+            changes,
+        }
+    }
+}
+
+fn without_closing(mut json: Vec<u8>, closing: &[u8]) -> Vec<u8> {
+    assert!(json.ends_with(closing), "JSON ends with {closing:?}");
+    json.truncate(json.len() - closing.len());
+    json
+}
+
+/// Writes one COPY field as a JSON value: `null` for `\N`, else the unescaped text as a string.
+fn json_value(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    if field == b"\\N" {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    out.push(b'"');
+    let mut plain = 0; // start of the bytes not yet written
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        if b != b'\\' && b != b'"' && b >= 0x20 {
+            i += 1;
             continue;
         }
-        let escaped = bytes.next().ok_or("a field ends with a lone backslash")?;
-        out.push(match escaped {
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'v' => 0x0b,
-            other => other,
-        });
+        out.extend_from_slice(&field[plain..i]);
+        let byte = if b == b'\\' {
+            i += 1;
+            match field.get(i).ok_or("a field ends with a lone backslash")? {
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                other => *other,
+            }
+        } else {
+            b
+        };
+        json_escape(byte, out);
+        i += 1;
+        plain = i;
     }
-    String::from_utf8(out)
-        .map(Value::Text)
-        .map_err(|e| format!("a value is not UTF-8: {e}"))
+    out.extend_from_slice(&field[plain..]);
+    out.push(b'"');
+    Ok(())
+}
+
+/// Writes one byte inside a JSON string, escaped as serde_json escapes it.
+fn json_escape(byte: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        b if b < 0x20 => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+        b => out.push(b),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pg2bq_core::lsn::Lsn;
+    use pg2bq_core::wire::{ColumnSpec, TableId, Value, WIRE_VERSION};
+    use std::time::Duration;
+
+    fn template(width: usize) -> ChangeBatch {
+        ChangeBatch {
+            version: WIRE_VERSION,
+            source: TableId {
+                schema: "s".into(),
+                table: "t\"q".into(),
+            },
+            columns: (0..width)
+                .map(|i| ColumnSpec {
+                    name: format!("c{i}"),
+                    pg_type: "text".into(),
+                    type_modifier: -1,
+                    key: i == 0,
+                })
+                .collect(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn limits(max_rows: usize) -> BatchLimits {
+        BatchLimits {
+            max_rows,
+            max_bytes: 1 << 20,
+            max_delay: Duration::from_millis(100),
+        }
+    }
+
+    fn expected(rows: Vec<Vec<Value>>, seq: Seq) -> Vec<u8> {
+        ChangeBatch {
+            changes: rows
+                .into_iter()
+                .map(|new| Change {
+                    op: Op::Read,
+                    seq,
+                    commit_time_us: 42,
+                    xid: 0,
+                    new: Some(new),
+                    old: None,
+                })
+                .collect(),
+            ..template(3)
+        }
+        .to_json()
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
 
     #[test]
-    fn rows_split_across_chunks_with_escapes_and_nulls() {
-        let mut rows = CopyRows::default();
-        assert!(rows.push(b"1\ta\\tb\\\\c\t\\N\n2\tx").unwrap().len() == 1);
-        assert!(rows.has_partial_row());
-        let second = rows.push(b"y\\ny\t\\\\x00ff\n").unwrap();
-        assert_eq!(
-            second,
-            vec![vec![
-                Value::Text("2".into()),
-                Value::Text("xy\ny".into()),
-                Value::Text("\\x00ff".into())
-            ]]
+    fn rows_split_across_chunks_become_the_json_of_their_changes() {
+        let seq = Seq::new(Lsn(0x1234), 0);
+        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(2));
+        assert!(
+            batches
+                .push(b"1\ta\\tb\\\\c\t\\N\n2\tx")
+                .unwrap()
+                .is_empty()
         );
-        assert!(!rows.has_partial_row());
-        let mut rows = CopyRows::default();
-        let first = rows.push(b"1\ta\\tb\\\\c\t\\N\n").unwrap();
-        assert_eq!(first[0][1], Value::Text("a\tb\\c".into()));
-        assert_eq!(first[0][2], Value::Null);
+        assert!(batches.has_partial_row());
+        let done = batches
+            .push(b"y\\ny \"q\" \x01\\v\t\\\\x00ff\n3\t\\\\N\t\n")
+            .unwrap();
+        assert!(!batches.has_partial_row());
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].changes, 2);
+        let first = vec![
+            vec![text("1"), text("a\tb\\c"), Value::Null],
+            vec![text("2"), text("xy\ny \"q\" \u{1}\u{b}"), text("\\x00ff")],
+        ];
+        assert_eq!(
+            String::from_utf8(done[0].json.clone()).unwrap(),
+            String::from_utf8(expected(first, seq)).unwrap()
+        );
+        let last = batches.finish().expect("the open batch");
+        assert_eq!(last.changes, 1);
+        assert_eq!(
+            last.json,
+            expected(vec![vec![text("3"), text("\\N"), text("")]], seq)
+        );
+        assert!(batches.finish().is_none());
+        let parsed = ChangeBatch::from_json(&last.json).unwrap();
+        assert_eq!(parsed.changes[0].new.as_ref().unwrap()[1], text("\\N"));
+    }
+
+    #[test]
+    fn refuses_rows_of_the_wrong_width_and_broken_escapes() {
+        let seq = Seq::new(Lsn(1), 0);
+        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        let err = batches.push(b"1\t2\n").unwrap_err();
+        assert!(err.contains("2 fields for 3 columns"), "{err}");
+        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        assert!(batches.push(b"1\t2\t3\\\n").is_err());
+        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        assert!(batches.push(b"1\t2\t\xff\n").is_err());
     }
 }
