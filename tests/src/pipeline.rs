@@ -238,15 +238,7 @@ impl TestPipeline {
 
     /// A value of capture's `/metrics`, e.g. `changes_published_total`.
     pub async fn capture_metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(self.capture_url("metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let prefix = format!("pg2bq_capture_{name} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        crate::bench::probe::capture_metric(self.health_port, name).await
     }
 
     /// Adds a pull subscription to the topic (it sees messages published from now on).

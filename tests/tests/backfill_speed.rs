@@ -10,12 +10,7 @@ const ROWS: i64 = 2_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_million_row_backfill_reports_its_speed_next_to_copy() {
-    let schema = format!(
-        "CREATE SCHEMA speed; CREATE TABLE speed.t (id bigint PRIMARY KEY, v text, n integer, at timestamptz);
-         INSERT INTO speed.t SELECT g, md5(g::text), g % 1000, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
-           FROM generate_series(1, {ROWS}) g;
-         ANALYZE speed.t;"
-    );
+    let schema = pg2bq_e2e::bench::backfill::speed_table_sql(ROWS as u64);
     let options = Options {
         writer: false,
         capture_env: vec![("PG2BQ_BACKFILL".to_owned(), "none".to_owned())],

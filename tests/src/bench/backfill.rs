@@ -10,15 +10,20 @@ use crate::pipeline::{Options, TestPipeline};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
-/// Backfills a table of `rows` rows, publishing to the emulator and to the null publisher, and
-/// times COPY of the same table before and after.
-pub async fn backfill_vs_copy(summary: &mut Summary, rows: u64) {
-    let schema = format!(
+/// The table the backfill is measured on, `speed.t`, with `rows` rows.
+pub fn speed_table_sql(rows: u64) -> String {
+    format!(
         "CREATE SCHEMA speed; CREATE TABLE speed.t (id bigint PRIMARY KEY, v text, n integer, at timestamptz);
          INSERT INTO speed.t SELECT g, md5(g::text), g % 1000, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
            FROM generate_series(1, {rows}) g;
          ANALYZE speed.t;"
-    );
+    )
+}
+
+/// Backfills a table of `rows` rows, publishing to the emulator and to the null publisher, and
+/// times COPY of the same table before and after.
+pub async fn backfill_vs_copy(summary: &mut Summary, rows: u64) {
+    let schema = speed_table_sql(rows);
     let options = Options {
         writer: false,
         capture_env: vec![("PG2BQ_BACKFILL".to_owned(), "none".to_owned())],
