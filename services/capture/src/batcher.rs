@@ -149,6 +149,7 @@ mod tests {
                 type_modifier: -1,
                 key: true,
             }],
+            full_identity: false,
         })
     }
 

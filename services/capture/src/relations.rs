@@ -4,7 +4,7 @@ use crate::error::{CaptureError, Result};
 use crate::pgoutput::RelationColumn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::pg_types::builtin_type_name;
-use pg2bq_core::wire::{ColumnSpec, TableId};
+use pg2bq_core::wire::{ColumnSpec, TableId, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +15,24 @@ pub struct RelationInfo {
     pub table: TableId,
     /// Columns with canonical type names.
     pub columns: Vec<ColumnSpec>,
+    /// REPLICA IDENTITY FULL: an update's old tuple holds every column's value.
+    pub full_identity: bool,
+}
+
+impl RelationInfo {
+    /// Fills the unchanged TOAST values of an update's new tuple from its old tuple, which holds
+    /// every value (detoasted) under REPLICA IDENTITY FULL. Under another identity the old tuple
+    /// has the key at most, so the markers stay (and the writer refuses them with this fix).
+    pub fn fill_unchanged_toast(&self, new: &mut [Value], old: Option<&[Value]>) {
+        let Some(old) = old.filter(|_| self.full_identity) else {
+            return;
+        };
+        for (value, before) in new.iter_mut().zip(old) {
+            if *value == Value::UnchangedToast && *before != Value::UnchangedToast {
+                *value = before.clone();
+            }
+        }
+    }
 }
 
 /// Canonical name and effective type modifier of a type.
@@ -93,6 +111,7 @@ impl Relations {
                 table: name,
             },
             columns: specs,
+            full_identity: replica_identity == b'f',
         });
         self.by_id.insert(relation_id, Arc::clone(&info));
         Ok(info)
@@ -132,6 +151,7 @@ impl Relations {
         Ok(Arc::new(RelationInfo {
             table: table.clone(),
             columns,
+            full_identity: false,
         }))
     }
 
@@ -217,5 +237,51 @@ fn named(name: &str, array_depth: usize, type_modifier: i32) -> ResolvedType {
     ResolvedType {
         name: format!("{name}{}", "[]".repeat(array_depth)),
         type_modifier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(full_identity: bool) -> RelationInfo {
+        RelationInfo {
+            table: TableId {
+                schema: "public".into(),
+                table: "t".into(),
+            },
+            columns: Vec::new(),
+            full_identity,
+        }
+    }
+
+    #[test]
+    fn unchanged_toast_is_filled_from_a_full_old_tuple_only() {
+        let old = vec![
+            Value::Text("1".into()),
+            Value::Text("big".into()),
+            Value::Null,
+        ];
+        let update = || {
+            vec![
+                Value::Text("1".into()),
+                Value::UnchangedToast,
+                Value::Text("x".into()),
+            ]
+        };
+        let mut new = update();
+        info(true).fill_unchanged_toast(&mut new, Some(&old));
+        assert_eq!(new[1], Value::Text("big".into()));
+        assert_eq!(new[2], Value::Text("x".into()), "changed values stay");
+        let mut new = update();
+        info(false).fill_unchanged_toast(&mut new, Some(&old));
+        assert_eq!(
+            new[1],
+            Value::UnchangedToast,
+            "a key-only old tuple fills nothing"
+        );
+        let mut new = update();
+        info(true).fill_unchanged_toast(&mut new, None);
+        assert_eq!(new[1], Value::UnchangedToast);
     }
 }

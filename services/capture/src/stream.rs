@@ -258,8 +258,13 @@ impl CaptureLoop {
             PgOutputMessage::Update {
                 relation_id,
                 old,
-                new,
-            } => self.add(relation_id, Op::Update, Some(new), old)?,
+                mut new,
+            } => {
+                self.relations
+                    .get(relation_id)?
+                    .fill_unchanged_toast(&mut new, old.as_deref());
+                self.add(relation_id, Op::Update, Some(new), old)?
+            }
             PgOutputMessage::Delete { relation_id, old } => {
                 self.add(relation_id, Op::Delete, None, Some(old))?
             }
