@@ -71,7 +71,8 @@ pub async fn backfill_vs_copy(summary: &mut Summary, rows: u64) {
     );
 }
 
-async fn copy_seconds(pipeline: &TestPipeline) -> f64 {
+/// Seconds to read `COPY speed.t TO STDOUT` in full, as one client.
+pub async fn copy_seconds(pipeline: &TestPipeline) -> f64 {
     let started = Instant::now();
     let stream = pipeline
         .sql
