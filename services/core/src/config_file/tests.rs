@@ -1,7 +1,6 @@
 use super::*;
 use clap::{Arg, Command};
 
-// Variables the local stack's environment never sets: clap reads the real environment.
 const FILE: &str = r#"
 [stream]
 slot = "from_file"
@@ -34,6 +33,20 @@ fn command() -> Command {
         )
 }
 
+/// The command as it parses without reading the process's environment (which may hold any
+/// PG2BQ_* variable, e.g. after the demo's hints): only flags, the file and the defaults count.
+fn ignoring_environment(command: Command) -> Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let mut command = command.mut_args(|arg| arg.env(None));
+    for name in names {
+        command = command.mut_subcommand(name, ignoring_environment);
+    }
+    command
+}
+
 fn value(matches: &clap::ArgMatches, id: &str) -> String {
     matches.get_one::<String>(id).cloned().unwrap_or_default()
 }
@@ -52,8 +65,7 @@ fn keys_stand_for_environment_variables() {
 #[test]
 fn the_file_fills_defaults_and_required_values_of_subcommands() {
     let file = ConfigFile::parse(FILE).unwrap();
-    let matches = file
-        .apply_with(command(), &|_| false)
+    let matches = ignoring_environment(file.apply_with(command(), &|_| false))
         .try_get_matches_from(["t", "sub"])
         .unwrap();
     assert_eq!(value(&matches, "slot"), "from_file");
@@ -65,13 +77,13 @@ fn the_file_fills_defaults_and_required_values_of_subcommands() {
 #[test]
 fn flags_and_set_variables_win_over_the_file() {
     let file = ConfigFile::parse(FILE).unwrap();
-    let matches = file
-        .apply_with(command(), &|name| name == "PG2BQ_STATE_SCHEMA")
-        .try_get_matches_from(["t", "--slot", "from_flag", "sub"])
-        .unwrap();
+    let matches =
+        ignoring_environment(file.apply_with(command(), &|name| name == "PG2BQ_STATE_SCHEMA"))
+            .try_get_matches_from(["t", "--slot", "from_flag", "sub"])
+            .unwrap();
     assert_eq!(value(&matches, "slot"), "from_flag");
-    // The variable is "set", so the file does not replace the built-in default (clap then reads
-    // the variable itself).
+    // The variable is "set", so the file does not replace the built-in default (clap would then
+    // read the variable itself).
     assert_eq!(value(&matches, "state_schema"), "pg2bq");
 }
 
