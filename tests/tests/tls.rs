@@ -3,7 +3,7 @@
 //! certificates, and capture streaming into BigQuery over TLS. The last test needs the local
 //! stack (Pub/Sub and BigQuery emulators).
 
-use pg2bq_capture::replication::{Session, open, replication_config};
+use pg2bq_capture::source::connection::{Session, open, replication_config};
 use pg2bq_core::config::{Secret, SourceArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::pg_tls::SslMode;

@@ -1,22 +1,22 @@
-//! pg2bq capture: reads pgoutput changes from a logical replication slot over the streaming
-//! replication protocol, publishes them to Pub/Sub as change batches, and confirms a position
-//! to PostgreSQL only after Pub/Sub acknowledged every change up to it.
+//! pg2bq capture: reads pgoutput changes from a logical replication slot, publishes them to
+//! Pub/Sub as change batches, and confirms a position to PostgreSQL only after Pub/Sub
+//! acknowledged every change up to it. It also backfills existing rows from consistent snapshots.
+//!
+//! The folders follow the path of a change; the map is in `services/capture/CONTEXT.md`:
+//! - [`source`]: the replication connection, pgoutput decoding and relations, behind the
+//!   [`source::ChangeSource`] trait;
+//! - [`pipeline`]: the capture loop, batching and acknowledgements;
+//! - [`sinks`]: where encoded batches go (Pub/Sub, null), behind the [`sinks::BatchSink`] trait;
+//! - [`backfill`]: existing rows, copied from exported snapshots into the same sink;
+//! - [`control`]: slot, publication, pause, heartbeats and table activity on the source;
+//! - [`ops`]: settings, the HTTP endpoint and metrics;
+//! - [`run`]: sessions of streaming, reconnected after transient failures.
 
-pub mod acks;
-pub mod args;
 pub mod backfill;
-pub mod batcher;
+pub mod control;
 pub mod error;
-pub mod http;
-pub mod maintenance;
-pub mod metrics;
-pub mod pause;
-pub mod pgoutput;
-pub mod publication;
-pub mod publisher;
-pub mod relations;
-pub mod replication;
+pub mod ops;
+pub mod pipeline;
 pub mod run;
-pub mod slot;
-pub mod stream;
-pub mod table_activity;
+pub mod sinks;
+pub mod source;

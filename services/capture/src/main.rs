@@ -1,6 +1,6 @@
 //! The `capture` binary.
 
-use pg2bq_capture::args::CaptureArgs;
+use pg2bq_capture::ops::args::CaptureArgs;
 use std::process::ExitCode;
 
 #[tokio::main]

@@ -5,23 +5,20 @@
 //! one session to the next: the slot is the only position, so after any failure the next session
 //! replays whatever was not confirmed (duplicates are harmless downstream).
 
-use crate::args::CaptureArgs;
 use crate::backfill::Backfill;
 use crate::backfill::state::BackfillState;
-use crate::batcher::Batcher;
+use crate::control::maintenance::Maintenance;
+use crate::control::publication;
+use crate::control::slot::{ensure_slot, ensure_state_schema, wait_until_started};
 use crate::error::{CaptureError, Result};
-use crate::http;
-use crate::maintenance::Maintenance;
-use crate::metrics::CaptureMetrics;
-use crate::publication;
-use crate::publisher::BatchPublisher;
-use crate::relations::Relations;
-use crate::replication::{Session, replication_config};
-use crate::slot::{ensure_slot, ensure_state_schema, wait_until_started};
-use crate::stream::{CaptureLoop, LoopSettings};
+use crate::ops::args::CaptureArgs;
+use crate::ops::http;
+use crate::ops::metrics::CaptureMetrics;
+use crate::pipeline::batcher::Batcher;
+use crate::pipeline::capture_loop::{CaptureLoop, LoopSettings};
+use crate::sinks::{self, BatchSink};
+use crate::source::postgres::PgChangeSource;
 use pg2bq_core::pg_connect::connect_sql;
-use pg2bq_core::pg_types::session_options;
-use pgwire_replication::ReplicationClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,7 +42,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         tracing::info!("stop requested");
         let _ = stop_tx.send(true);
     });
-    let publisher = BatchPublisher::connect(&args.publisher()).await?;
+    let sink = sinks::connect(&args.sink()).await?;
     let maintenance = Maintenance {
         source: args.source.clone(),
         slot: args.slot.clone(),
@@ -66,18 +63,18 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         range_blocks: args.backfill_range_blocks,
         poll: Duration::from_secs(args.publication_refresh_secs.max(1)),
         limits: args.batch_limits(),
-        publisher: publisher.clone(),
+        sink: Arc::clone(&sink),
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
-    let paused = crate::pause::follow(args.source.clone(), &args.state_schema, &args.slot);
+    let paused = crate::control::pause::follow(args.source.clone(), &args.state_schema, &args.slot);
     let max_delay = Duration::from_secs(args.reconnect_max_secs.max(1));
     let mut delay = Duration::from_millis(500);
     loop {
         let started = Instant::now();
         let outcome = session(
             &args,
-            &publisher,
+            &sink,
             &metrics,
             &mut background,
             &paused,
@@ -117,7 +114,7 @@ fn is_fatal(error: &CaptureError) -> bool {
 
 async fn session(
     args: &CaptureArgs,
-    publisher: &BatchPublisher,
+    sink: &Arc<dyn BatchSink>,
     metrics: &Arc<CaptureMetrics>,
     background: &mut Option<(Maintenance, Backfill)>,
     paused: &watch::Receiver<bool>,
@@ -146,7 +143,8 @@ async fn session(
         maintenance.spawn(Arc::clone(metrics));
         backfill.spawn();
     }
-    let client = start_replication(args).await?;
+    let source =
+        PgChangeSource::start(&args.source, &args.slot, &args.publication, catalog).await?;
     tracing::info!(
         source = %args.source.describe(),
         sslmode = args.source.tls.sslmode.as_str(),
@@ -157,10 +155,9 @@ async fn session(
     );
     metrics.set_streaming(true);
     let capture = CaptureLoop::new(
-        client,
-        Relations::new(catalog),
+        source,
+        Arc::clone(sink),
         Batcher::new(args.batch_limits()),
-        publisher.clone(),
         LoopSettings {
             max_unacked_bytes: args.max_unacked_bytes,
             flush_interval: Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
@@ -169,11 +166,4 @@ async fn session(
         },
     );
     capture.run(stop).await
-}
-
-async fn start_replication(args: &CaptureArgs) -> Result<ReplicationClient> {
-    let config = replication_config(&args.source, &args.slot, &args.publication, "pg2bq-capture")
-        .with_options(session_options())
-        .with_status_interval(Duration::from_secs(1));
-    crate::replication::open(&args.source, config, Session::Streaming).await
 }

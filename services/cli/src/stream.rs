@@ -125,7 +125,7 @@ pub async fn create(
     selection: &pg2bq_core::selection::TableSelection,
 ) -> Result<Created> {
     let capture_error = |e: pg2bq_capture::error::CaptureError| CliError::Config(e.to_string());
-    pg2bq_capture::slot::ensure_state_schema(sql, state_schema)
+    pg2bq_capture::control::slot::ensure_state_schema(sql, state_schema)
         .await
         .map_err(capture_error)?;
     let existing: Option<String> = sql
@@ -145,7 +145,7 @@ pub async fn create(
              another slot with --slot"
         )));
     }
-    pg2bq_capture::publication::reconcile(sql, publication, selection, state_schema)
+    pg2bq_capture::control::publication::reconcile(sql, publication, selection, state_schema)
         .await
         .map_err(capture_error)?;
     sql.execute(
@@ -153,7 +153,7 @@ pub async fn create(
             "INSERT INTO {}.slots (slot_name, created_lsn, desired_state) VALUES ($1, NULL, $2)",
             quote_ident(state_schema)
         ),
-        &[&slot, &pg2bq_capture::slot::CREATED],
+        &[&slot, &pg2bq_capture::control::slot::CREATED],
     )
     .await
     .map_err(CliError::postgres("recording the stream"))?;

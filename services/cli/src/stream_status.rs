@@ -90,7 +90,7 @@ pub async fn status(
     let desired_state: String = row.get(0);
     let activity = read_activity(sql, state_schema, slot).await?;
     let mut tables = Vec::new();
-    if desired_state == pg2bq_capture::slot::CREATED {
+    if desired_state == pg2bq_capture::control::slot::CREATED {
         for table in publication_tables(sql, publication).await? {
             tables.push(TableStatus {
                 table: table.id.to_string(),

@@ -2,17 +2,15 @@
 
 use super::copy_text::{CopyBatches, JsonBatch};
 use super::state::Range;
-use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
-use crate::publisher::{BatchPublisher, EncodedBatch, Published};
-use crate::relations::RelationInfo;
+use crate::pipeline::batcher::BatchLimits;
+use crate::sinks::{BatchSink, EncodedBatch, PublishFuture, Published};
+use crate::source::relations::RelationInfo;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{ChangeBatch, WIRE_VERSION};
-use std::future::Future;
-use std::pin::Pin;
 use tokio_postgres::{Client, IsolationLevel};
 
 /// Most batches of one range waiting for Pub/Sub at once.
@@ -29,12 +27,10 @@ pub struct RangeCopy<'a> {
     /// The snapshot's consistent point (the rows' sequence number).
     pub consistent_point: Lsn,
     /// Where batches go.
-    pub publisher: &'a BatchPublisher,
+    pub sink: &'a dyn BatchSink,
     /// Batch size limits.
     pub limits: BatchLimits,
 }
-
-type PublishFuture = Pin<Box<dyn Future<Output = Published> + Send>>;
 
 impl RangeCopy<'_> {
     /// Copies the range and returns once Pub/Sub acknowledged every row; returns the row count.
@@ -146,7 +142,7 @@ impl RangeCopy<'_> {
             oldest_commit_us: commit_time_us,
             newest_commit_us: commit_time_us,
         };
-        Box::pin(self.publisher.publish_encoded(encoded).1)
+        self.sink.send(encoded).1
     }
 }
 

@@ -7,7 +7,7 @@
 //! COPY's escapes rewritten as JSON's, so that a row costs no allocation. The result is the JSON
 //! that [`ChangeBatch::to_json`] writes for the same changes.
 
-use crate::batcher::BatchLimits;
+use crate::pipeline::batcher::BatchLimits;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{Change, ChangeBatch, Op};
 

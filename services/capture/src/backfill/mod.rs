@@ -15,10 +15,10 @@ pub mod copy_text;
 pub mod snapshot;
 pub mod state;
 
-use crate::batcher::BatchLimits;
 use crate::error::Result;
-use crate::publisher::BatchPublisher;
-use crate::relations::Relations;
+use crate::pipeline::batcher::BatchLimits;
+use crate::sinks::BatchSink;
+use crate::source::relations::Relations;
 use copy_range::RangeCopy;
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::pg_connect::connect_sql;
@@ -62,7 +62,7 @@ pub struct Backfill {
     /// Batch limits.
     pub limits: BatchLimits,
     /// Where batches go.
-    pub publisher: BatchPublisher,
+    pub sink: Arc<dyn BatchSink>,
 }
 
 impl Backfill {
@@ -144,7 +144,7 @@ impl Backfill {
     async fn work(
         &self,
         queue: Arc<Mutex<VecDeque<Range>>>,
-        infos: Arc<HashMap<pg2bq_core::wire::TableId, Arc<crate::relations::RelationInfo>>>,
+        infos: Arc<HashMap<pg2bq_core::wire::TableId, Arc<crate::source::relations::RelationInfo>>>,
         snapshot: String,
         consistent_point: pg2bq_core::lsn::Lsn,
         started: Instant,
@@ -160,7 +160,7 @@ impl Backfill {
                 range: &range,
                 snapshot: &snapshot,
                 consistent_point,
-                publisher: &self.publisher,
+                sink: self.sink.as_ref(),
                 limits: self.limits,
             };
             let rows = copy.run(&mut sql).await?;

@@ -6,7 +6,7 @@
 //! and idle, and the temporary slot goes away with that connection.
 
 use crate::error::{CaptureError, Result};
-use crate::replication::{Session, open, replication_config};
+use crate::source::connection::{Session, open, replication_config};
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::lsn::Lsn;
 use pgwire_replication::ReplicationClient;

@@ -96,7 +96,10 @@ impl BackfillState {
             )
             .await
             .map_err(CaptureError::postgres("listing tables to backfill"))?;
-        Ok(rows.iter().map(crate::publication::table_id).collect())
+        Ok(rows
+            .iter()
+            .map(crate::control::publication::table_id)
+            .collect())
     }
 
     /// Plans a table: ranges of `range_blocks` blocks (the last one open-ended), or one whole

@@ -5,18 +5,16 @@
 //! through the slot like a change, so capture has a position to confirm even when the replicated
 //! tables are idle and the server writes WAL elsewhere; without it the slot would hold that WAL.
 
+use super::publication;
 use crate::error::Result;
-use crate::metrics::CaptureMetrics;
-use crate::publication;
+use crate::ops::metrics::CaptureMetrics;
+use crate::source::HEARTBEAT_PREFIX;
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::selection::TableSelection;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::Client;
-
-/// Prefix of heartbeat messages.
-pub const HEARTBEAT_PREFIX: &str = "pg2bq.heartbeat";
 
 /// What the maintenance task does, and how often.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Capture's HTTP endpoint: `/healthz` (200 only while streaming) and `/metrics` (Prometheus).
 
 use crate::error::{CaptureError, Result};
-use crate::metrics::CaptureMetrics;
+use crate::ops::metrics::CaptureMetrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

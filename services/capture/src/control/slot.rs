@@ -21,7 +21,7 @@ pub async fn ensure_state_schema(client: &Client, state_schema: &str) -> Result<
          ALTER TABLE {schema}.slots ADD COLUMN IF NOT EXISTS desired_state text NOT NULL DEFAULT 'running'; \
          ALTER TABLE {schema}.slots ALTER COLUMN created_lsn DROP NOT NULL; \
          {activity}",
-        activity = crate::table_activity::create_table_sql(&schema)
+        activity = super::table_activity::create_table_sql(&schema)
     );
     client
         .batch_execute(&sql)

@@ -21,7 +21,7 @@ pub struct CaptureMetrics {
     confirmed_lsn: AtomicU64,
     sessions: AtomicU64,
     /// Per-table activity, flushed to the state schema by the maintenance task.
-    pub tables: crate::table_activity::TableActivity,
+    pub tables: crate::control::table_activity::TableActivity,
 }
 
 impl CaptureMetrics {

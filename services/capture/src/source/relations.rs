@@ -1,7 +1,7 @@
 //! The tables seen in the replication stream, with column types resolved to canonical names.
 
+use super::pgoutput::RelationColumn;
 use crate::error::{CaptureError, Result};
-use crate::pgoutput::RelationColumn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::pg_types::builtin_type_name;
 use pg2bq_core::wire::{ColumnSpec, TableId, Value};

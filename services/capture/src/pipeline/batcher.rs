@@ -1,6 +1,7 @@
 //! Per-table batching of changes, bounded by rows, bytes and age.
 
-use crate::relations::RelationInfo;
+use crate::sinks::EncodedBatch;
+use crate::source::relations::RelationInfo;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::wire::{Change, ChangeBatch, Value, WIRE_VERSION};
 use std::collections::HashMap;
@@ -25,6 +26,25 @@ pub struct ReadyBatch {
     pub batch: ChangeBatch,
     /// Smallest commit LSN of its changes: the batch holds back confirmation of that LSN.
     pub min_commit_lsn: Lsn,
+}
+
+impl ReadyBatch {
+    /// The batch encoded as JSON, with what its message and acknowledgement need.
+    pub fn encode(&self) -> EncodedBatch {
+        let batch = &self.batch;
+        let seq = |change: Option<&Change>| change.map(|c| c.seq.to_string()).unwrap_or_default();
+        let commit_times = batch.changes.iter().map(|c| c.commit_time_us);
+        EncodedBatch {
+            source: batch.source.clone(),
+            json: batch.to_json(),
+            changes: batch.changes.len(),
+            first_seq: seq(batch.changes.first()),
+            last_seq: seq(batch.changes.last()),
+            min_commit_lsn: self.min_commit_lsn,
+            oldest_commit_us: commit_times.clone().min().unwrap_or(0),
+            newest_commit_us: commit_times.max().unwrap_or(0),
+        }
+    }
 }
 
 struct OpenBatch {
@@ -81,7 +101,7 @@ impl Batcher {
             opened_at: Instant::now(),
         });
         batch.changes.push(change);
-        batch.bytes += bytes;
+        batch.bytes = batch.bytes.saturating_add(bytes);
         let full =
             batch.changes.len() >= self.limits.max_rows || batch.bytes >= self.limits.max_bytes;
         if full { self.take(relation_id) } else { None }

@@ -1,9 +1,9 @@
 //! Capture's settings: flags or environment variables.
 
 use crate::backfill::BackfillMode;
-use crate::batcher::BatchLimits;
 use crate::error::{CaptureError, Result};
-use crate::publisher::{Compression, PublisherKind, PublisherSettings};
+use crate::pipeline::batcher::BatchLimits;
+use crate::sinks::{Compression, SinkKind, SinkSettings};
 use pg2bq_core::config::{SelectionArgs, SourceArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
@@ -70,8 +70,8 @@ pub struct CaptureArgs {
     pub backfill_range_blocks: i64,
     /// Where batches go: `pubsub`, or `null` (benchmarks and diagnostics only: batches are
     /// encoded and acknowledged without being sent, so their changes are lost).
-    #[arg(long, env = "PG2BQ_PUBLISHER", value_enum, default_value_t = PublisherKind::Pubsub)]
-    pub publisher: PublisherKind,
+    #[arg(long, env = "PG2BQ_PUBLISHER", value_enum, default_value_t = SinkKind::Pubsub)]
+    pub publisher: SinkKind,
     /// Compression of message bodies: `none` or `gzip`.
     #[arg(long, env = "PG2BQ_COMPRESSION", value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
@@ -106,9 +106,9 @@ impl CaptureArgs {
         }
     }
 
-    /// Publisher settings from the settings.
-    pub fn publisher(&self) -> PublisherSettings {
-        PublisherSettings {
+    /// Where batches go, from the settings.
+    pub fn sink(&self) -> SinkSettings {
+        SinkSettings {
             kind: self.publisher,
             topic: format!("projects/{}/topics/{}", self.project, self.topic),
             emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
