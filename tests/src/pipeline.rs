@@ -160,17 +160,13 @@ impl TestPipeline {
 
     /// Waits until every table of the publication has finished its backfill.
     async fn wait_for_initial_backfill(&self) {
-        let sql = "SELECT count(*) FROM pg_publication_tables p WHERE p.pubname = $1 AND NOT EXISTS \
-                   (SELECT 1 FROM pg2bq.backfill_tables b WHERE b.slot_name = $1 AND b.schema_name = p.schemaname \
-                    AND b.table_name = p.tablename AND b.finished_at IS NOT NULL)";
         let name = format!("e2e_{}", self.name);
+        let state = self.state();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let pending: i64 = self
-                .sql
-                .query_one(sql, &[&name])
+            let pending: i64 = state
+                .unfinished_backfills(&self.sql, &name)
                 .await
-                .map(|r| r.get(0))
                 .unwrap_or(1);
             if pending == 0 {
                 return;
@@ -181,6 +177,11 @@ impl TestPipeline {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The stream's state (slot `e2e_<name>` in the default state schema).
+    pub fn state(&self) -> pg2bq_source::state::StateStore {
+        pg2bq_source::state::StateStore::new("pg2bq", &format!("e2e_{}", self.name))
     }
 
     /// Starts capture and waits until it streams.

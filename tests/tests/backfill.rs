@@ -48,15 +48,14 @@ async fn backfill_and_concurrent_changes_end_equal_to_the_source() {
     let rows = pg2bq_e2e::pipeline::row_counts(&reports);
     assert_eq!(rows[1], ("bf.small".to_owned(), 500));
     assert!(rows[0].1 > 29_000, "{rows:?}");
-    let ranges: i64 = pipeline
-        .sql
-        .query_one(
-            "SELECT count(*) FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_backfill' AND done",
-            &[],
-        )
+    let ranges = pipeline
+        .state()
+        .ranges(&pipeline.sql)
         .await
         .expect("ranges")
-        .get(0);
+        .iter()
+        .filter(|r| r.done)
+        .count();
     assert!(
         ranges > 10,
         "the big table was copied in many ranges ({ranges})"
@@ -79,11 +78,11 @@ INSERT INTO kb.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000
         ..Options::default()
     };
     let mut pipeline = TestPipeline::start_with("killbf", &["kb"], schema, options).await;
-    let done = "SELECT count(*) FILTER (WHERE done), count(*) FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_killbf'";
+    let state = pipeline.state();
     let deadline = Instant::now() + Duration::from_secs(60);
     let (done_before, total) = loop {
-        let row = pipeline.sql.query_one(done, &[]).await.expect("progress");
-        let (finished, total): (i64, i64) = (row.get(0), row.get(1));
+        let ranges = state.ranges(&pipeline.sql).await.expect("progress");
+        let (finished, total) = (ranges.iter().filter(|r| r.done).count(), ranges.len());
         if finished >= 2 {
             break (finished, total);
         }
@@ -95,13 +94,13 @@ INSERT INTO kb.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000
         done_before < total,
         "killed midway ({done_before} of {total} ranges done)"
     );
-    let first_snapshot: Vec<String> = pipeline
-        .sql
-        .query("SELECT snapshot_lsn::text FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_killbf' AND done ORDER BY first_block", &[])
+    let first_snapshot: Vec<String> = state
+        .ranges(&pipeline.sql)
         .await
         .expect("ranges")
-        .iter()
-        .map(|r| r.get(0))
+        .into_iter()
+        .filter(|r| r.done)
+        .filter_map(|r| r.snapshot_lsn)
         .collect();
 
     pipeline
@@ -111,13 +110,12 @@ INSERT INTO kb.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000
         .expect("changes");
     pipeline.start_capture().await;
     pipeline.wait_until_mirrored(Duration::from_secs(180)).await;
-    let snapshots: Vec<String> = pipeline
-        .sql
-        .query("SELECT snapshot_lsn::text FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_killbf' ORDER BY first_block", &[])
+    let snapshots: Vec<String> = state
+        .ranges(&pipeline.sql)
         .await
         .expect("ranges")
-        .iter()
-        .map(|r| r.get(0))
+        .into_iter()
+        .filter_map(|r| r.snapshot_lsn)
         .collect();
     assert_eq!(
         &snapshots[..first_snapshot.len()],

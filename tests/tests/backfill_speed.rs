@@ -21,29 +21,21 @@ async fn a_two_million_row_backfill_reports_its_speed_next_to_copy() {
     let copy_seconds = pg2bq_e2e::bench::backfill::copy_seconds(&pipeline).await;
 
     // Then the backfill: schedule the table (capture runs with backfill none) and time it.
-    pipeline
-        .sql
-        .batch_execute("DELETE FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'; DELETE FROM pg2bq.backfill_tables WHERE slot_name = 'e2e_speed';")
+    let state = pipeline.state();
+    state
+        .reset_all_backfills(&pipeline.sql)
         .await
         .expect("reset");
     pipeline.stop_capture();
     let started = Instant::now();
     pipeline.capture_env_set("PG2BQ_BACKFILL", "all");
     pipeline.start_capture().await;
-    let done = "SELECT count(*) FILTER (WHERE NOT done), COALESCE(sum(rows), 0)::bigint FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'";
     let deadline = Instant::now() + Duration::from_secs(900);
     let copied = loop {
-        let row = pipeline.sql.query_one(done, &[]).await.expect("progress");
-        let (pending, rows): (i64, i64) = (row.get(0), row.get(1));
-        let planned: i64 = pipeline
-            .sql
-            .query_one(
-                "SELECT count(*) FROM pg2bq.backfill_ranges WHERE slot_name = 'e2e_speed'",
-                &[],
-            )
-            .await
-            .expect("planned")
-            .get(0);
+        let ranges = state.ranges(&pipeline.sql).await.expect("progress");
+        let pending = ranges.iter().filter(|r| !r.done).count();
+        let rows: i64 = ranges.iter().map(|r| r.rows).sum();
+        let planned = ranges.len();
         if planned > 0 && pending == 0 {
             break rows;
         }

@@ -3,9 +3,9 @@
 //! back (merging leaves those rows alone: their newest change in the change table is older
 //! than what the tests write). Needs the local stack.
 
-use pg2bq_cli::catalog::publication_tables;
-use pg2bq_cli::validate::sql::{Dialect, RowFilter, Shape};
+use pg2bq_cli::validate::sql::{ComparedTable, Dialect, RowFilter, Shape};
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
+use pg2bq_source::catalog::Catalog;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -230,10 +230,12 @@ async fn a_sample_compares_the_same_keys_on_both_sides() {
     pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
 
     // The keys of a 25 % sample, as the source selects them.
-    let table = publication_tables(&pipeline.sql, "e2e_sample")
-        .await
-        .expect("tables")
-        .remove(0);
+    let table = ComparedTable::from(
+        &Catalog::new()
+            .publication_tables(&pipeline.sql, "e2e_sample")
+            .await
+            .expect("tables")[0],
+    );
     let layout = pipeline
         .stack
         .target("e2e_sample_")

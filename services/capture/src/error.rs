@@ -12,6 +12,9 @@ pub enum CaptureError {
     /// Connecting to the source failed, or its settings are wrong; the message names the fix.
     #[error(transparent)]
     Source(#[from] CoreError),
+    /// Reading the catalogue or pg2bq's state schema failed.
+    #[error(transparent)]
+    State(#[from] pg2bq_source::SourceError),
     /// A SQL statement on the source failed.
     #[error("{context}: {}", pg2bq_core::connect_error::with_causes(.source))]
     Postgres {

@@ -6,10 +6,8 @@
 //! replays whatever was not confirmed (duplicates are harmless downstream).
 
 use crate::backfill::Backfill;
-use crate::backfill::state::BackfillState;
 use crate::control::maintenance::Maintenance;
-use crate::control::publication;
-use crate::control::slot::{ensure_slot, ensure_state_schema, wait_until_started};
+use crate::control::slot::{ensure_slot, wait_until_started};
 use crate::error::{CaptureError, Result};
 use crate::ops::args::CaptureArgs;
 use crate::ops::http;
@@ -19,6 +17,8 @@ use crate::pipeline::capture_loop::{CaptureLoop, LoopSettings};
 use crate::sinks::{self, BatchSink};
 use crate::source::postgres::PgChangeSource;
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_source::publication;
+use pg2bq_source::state::StateStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,18 +45,14 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
     let sink = sinks::connect(&args.sink()).await?;
     let maintenance = Maintenance {
         source: args.source.clone(),
-        slot: args.slot.clone(),
-        publication: args.publication.clone(),
+        stream: args.stream.clone(),
         selection: selection.clone(),
-        state_schema: args.state_schema.clone(),
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         publication_refresh: Duration::from_secs(args.publication_refresh_secs.max(1)),
     };
     let backfill = Backfill {
         source: args.source.clone(),
-        slot: args.slot.clone(),
-        publication: args.publication.clone(),
-        state_schema: args.state_schema.clone(),
+        stream: args.stream.clone(),
         mode: args.backfill,
         exclude: args.backfill_exclusions()?,
         concurrency: args.backfill_concurrency,
@@ -67,7 +63,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
-    let paused = crate::control::pause::follow(args.source.clone(), &args.state_schema, &args.slot);
+    let paused = crate::control::pause::follow(args.source.clone(), state(&args));
     let max_delay = Duration::from_secs(args.reconnect_max_secs.max(1));
     let mut delay = Duration::from_millis(500);
     loop {
@@ -121,35 +117,35 @@ async fn session(
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let catalog = connect_sql(&args.source, "pg2bq-capture-catalog").await?;
-    ensure_state_schema(&catalog, &args.state_schema).await?;
-    // Every state table exists before streaming starts (and so before /healthz is green).
-    BackfillState::new(&args.state_schema, &args.slot)
-        .ensure(&catalog)
-        .await?;
+    let state = state(args);
+    // The state schema is at this build's version before streaming starts (and so before
+    // /healthz is green).
+    state.migrate(&catalog).await?;
     let mut stop_waiting = stop.clone();
-    if !wait_until_started(&catalog, &args.state_schema, &args.slot, &mut stop_waiting).await? {
+    if !wait_until_started(&catalog, &state, &mut stop_waiting).await? {
         return Ok(());
     }
     let selection = args.selection()?;
-    publication::reconcile(&catalog, &args.publication, &selection, &args.state_schema).await?;
-    ensure_slot(
+    let stream = &args.stream;
+    publication::reconcile(
         &catalog,
-        &args.slot,
-        &args.source.database,
-        &args.state_schema,
+        &stream.publication,
+        &selection,
+        &stream.state_schema,
     )
     .await?;
+    ensure_slot(&catalog, &state, &args.source.database).await?;
     if let Some((maintenance, backfill)) = background.take() {
         maintenance.spawn(Arc::clone(metrics));
         backfill.spawn();
     }
     let source =
-        PgChangeSource::start(&args.source, &args.slot, &args.publication, catalog).await?;
+        PgChangeSource::start(&args.source, &stream.slot, &stream.publication, catalog).await?;
     tracing::info!(
         source = %args.source.describe(),
         sslmode = args.source.tls.sslmode.as_str(),
-        slot = %args.slot,
-        publication = %args.publication,
+        slot = %stream.slot,
+        publication = %stream.publication,
         topic = %args.topic,
         "streaming changes"
     );
@@ -166,4 +162,9 @@ async fn session(
         },
     );
     capture.run(stop).await
+}
+
+/// The stream's state in the state schema.
+fn state(args: &CaptureArgs) -> StateStore {
+    StateStore::new(&args.stream.state_schema, &args.stream.slot)
 }

@@ -1,7 +1,7 @@
 //! Backfill progress per table, from capture's state schema, as progress bars or JSON.
 
-use crate::error::{CliError, Result};
-use pg2bq_core::pg_connect::quote_ident;
+use crate::error::Result;
+use pg2bq_source::state::StateStore;
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -24,37 +24,20 @@ pub struct BackfillProgress {
     pub rows_per_s: f64,
 }
 
-/// Reads the progress of every table of `slot`.
-pub async fn read(sql: &Client, state_schema: &str, slot: &str) -> Result<Vec<BackfillProgress>> {
-    let s = quote_ident(state_schema);
-    let rows = sql
-        .query(
-            &format!(
-                "SELECT t.schema_name || '.' || t.table_name, t.estimated_rows, \
-                        COALESCE(SUM(r.rows) FILTER (WHERE r.done), 0)::bigint, \
-                        COUNT(r.*) FILTER (WHERE r.done), COUNT(r.*), t.finished_at IS NOT NULL, \
-                        EXTRACT(EPOCH FROM (COALESCE(t.finished_at, now()) - t.planned_at))::float8 \
-                 FROM {s}.backfill_tables t LEFT JOIN {s}.backfill_ranges r USING (slot_name, schema_name, table_name) \
-                 WHERE t.slot_name = $1 GROUP BY 1, 2, 6, 7 ORDER BY 1"
-            ),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres(format!("reading backfill progress from {state_schema} (has capture started?)")))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let copied: i64 = r.get(2);
-            let seconds: f64 = r.get(6);
-            BackfillProgress {
-                table: r.get(0),
-                rows_estimated: r.get(1),
-                rows_copied: copied,
-                ranges_done: r.get(3),
-                ranges: r.get(4),
-                finished: r.get(5),
-                rows_per_s: copied as f64 / seconds.max(1e-3),
-            }
+/// Reads the progress of every table of the stream.
+pub async fn read(sql: &Client, state: &StateStore) -> Result<Vec<BackfillProgress>> {
+    Ok(state
+        .progress(sql, None)
+        .await?
+        .into_iter()
+        .map(|p| BackfillProgress {
+            table: p.table.to_string(),
+            rows_estimated: p.estimated_rows,
+            rows_copied: p.copied_rows,
+            ranges_done: p.done_ranges,
+            ranges: p.ranges,
+            finished: p.finished,
+            rows_per_s: p.copied_rows as f64 / p.seconds.max(1e-3),
         })
         .collect())
 }

@@ -1,11 +1,10 @@
 //! `pg2bq discover`: the source's tables as pg2bq sees them, with the BigQuery type each column
 //! becomes.
 
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use pg2bq_core::bq_types::bq_type_for;
-use pg2bq_core::pg_types::builtin_type_name;
 use pg2bq_core::selection::TableSelection;
-use pg2bq_core::wire::TableId;
+use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -20,6 +19,8 @@ pub struct DiscoveredTable {
     pub primary_key: Vec<String>,
     /// The columns.
     pub columns: Vec<DiscoveredColumn>,
+    /// Generated columns, which are not replicated.
+    pub generated: Vec<String>,
 }
 
 /// A discovered column.
@@ -35,66 +36,36 @@ pub struct DiscoveredColumn {
     pub bigquery_type: String,
 }
 
-/// The tables the selection picks, with their columns.
-pub async fn discover(sql: &Client, selection: &TableSelection) -> Result<Vec<DiscoveredTable>> {
-    let rows = sql
-        .query(
-            "SELECT n.nspname::text, c.relname::text, c.reltuples::bigint, a.attname::text, \
-                    pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, \
-                    COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), \
-                    CASE WHEN a.atttypmod >= 0 THEN a.atttypmod ELSE t.typtypmod END, t.typcategory::text, \
-                    COALESCE(a.attnum = ANY(i.indkey), false) \
-             FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-             ORDER BY 1, 2, a.attnum",
-            &[],
-        )
-        .await
-        .map_err(CliError::postgres("reading the catalogue"))?;
-    let mut tables: Vec<DiscoveredTable> = Vec::new();
-    for row in rows {
-        let id = TableId {
-            schema: row.get(0),
-            table: row.get(1),
-        };
-        if !selection.matches(&id) {
-            continue;
-        }
-        let name = id.to_string();
-        let base_oid: u32 = row.get(6);
-        let category: String = row.get(8);
-        let canonical = match builtin_type_name(base_oid) {
-            Some(builtin) => builtin.to_owned(),
-            None if category == "A" => "array[]".to_owned(),
-            None => "other".to_owned(),
-        };
-        let column = DiscoveredColumn {
-            name: row.get(3),
-            pg_type: row.get(4),
-            nullable: row.get(5),
-            bigquery_type: bq_type_for(&canonical, row.get(7)).name().to_owned(),
-        };
-        let key: bool = row.get(9);
-        if tables.last().is_none_or(|t| t.table != name) {
-            tables.push(DiscoveredTable {
-                table: name,
-                rows_estimated: row.get(2),
-                primary_key: Vec::new(),
-                columns: Vec::new(),
-            });
-        }
-        let table = tables.last_mut().expect("pushed above");
-        if key {
-            table.primary_key.push(column.name.clone());
-        }
-        table.columns.push(column);
-    }
-    Ok(tables)
+/// The tables the selection picks, with their columns as pg2bq replicates them.
+pub async fn discover(
+    sql: &Client,
+    selection: &TableSelection,
+    state_schema: &str,
+) -> Result<Vec<DiscoveredTable>> {
+    let tables = Catalog::new()
+        .selected_tables(sql, selection, state_schema)
+        .await?;
+    Ok(tables
+        .into_iter()
+        .map(|t| DiscoveredTable {
+            table: t.id.to_string(),
+            rows_estimated: t.rows_estimated,
+            primary_key: t.primary_key,
+            columns: t
+                .columns
+                .into_iter()
+                .map(|c| DiscoveredColumn {
+                    bigquery_type: bq_type_for(&c.spec.pg_type, c.spec.type_modifier)
+                        .name()
+                        .to_owned(),
+                    name: c.spec.name,
+                    pg_type: c.declared_type,
+                    nullable: c.nullable,
+                })
+                .collect(),
+            generated: t.generated,
+        })
+        .collect())
 }
 
 /// The tables as readable text.
@@ -119,6 +90,12 @@ pub fn render(tables: &[DiscoveredTable]) -> String {
             out.push_str(&format!(
                 "  {:<width$}  {:<type_width$}  -> {}{null}\n",
                 c.name, c.pg_type, c.bigquery_type
+            ));
+        }
+        if !t.generated.is_empty() {
+            out.push_str(&format!(
+                "  generated, not replicated: {}\n",
+                t.generated.join(", ")
             ));
         }
     }

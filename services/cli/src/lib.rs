@@ -2,7 +2,6 @@
 
 pub mod backfill_status;
 pub mod canonical;
-pub mod catalog;
 pub mod connection;
 pub mod discover;
 pub mod error;

@@ -3,9 +3,7 @@
 
 use crate::error::{CliError, Result};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
-use pg2bq_core::pg_types::builtin_type_name;
-use pg2bq_core::selection::TableSelection;
-use pg2bq_core::wire::TableId;
+use pg2bq_source::catalog::{ReplicaIdentity, SourceTable};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -62,21 +60,6 @@ pub struct ServerFacts {
     pub senders: (i64, i64),
     /// `max_slot_wal_keep_size` in MB (-1: unlimited).
     pub max_slot_wal_keep_size_mb: i64,
-}
-
-/// What the catalogue says of one selected table.
-#[derive(Debug, Clone)]
-pub struct TableFacts {
-    /// The table.
-    pub table: TableId,
-    /// The user may SELECT it.
-    pub selectable: bool,
-    /// It has a primary key.
-    pub has_primary_key: bool,
-    /// `relreplident`: d, n, f or i.
-    pub replica_identity: char,
-    /// Columns whose type becomes STRING though it is not text (name, PostgreSQL type).
-    pub text_only_columns: Vec<(String, String)>,
 }
 
 /// Evaluates the server's facts.
@@ -167,8 +150,18 @@ pub fn server_checks(f: &ServerFacts) -> Vec<Check> {
     checks
 }
 
-/// Evaluates the selected tables.
-pub fn table_checks(tables: &[TableFacts]) -> Vec<Check> {
+/// Columns whose type becomes STRING though it is not text (name, PostgreSQL type).
+fn text_only_columns(table: &SourceTable) -> Vec<(String, String)> {
+    table
+        .columns
+        .iter()
+        .filter(|c| is_text_only(&c.spec.pg_type))
+        .map(|c| (c.spec.name.clone(), c.spec.pg_type.clone()))
+        .collect()
+}
+
+/// Evaluates the selected tables, as the catalogue reader describes them.
+pub fn table_checks(tables: &[SourceTable]) -> Vec<Check> {
     if tables.is_empty() {
         return vec![check(
             "tables",
@@ -184,7 +177,8 @@ pub fn table_checks(tables: &[TableFacts]) -> Vec<Check> {
         None,
     )];
     for t in tables {
-        let name = t.table.to_string();
+        let name = t.id.to_string();
+        let has_primary_key = !t.primary_key.is_empty();
         if !t.selectable {
             checks.push(check(
                 &name,
@@ -193,7 +187,7 @@ pub fn table_checks(tables: &[TableFacts]) -> Vec<Check> {
                 Some(format!("GRANT SELECT ON {name} TO <user>;")),
             ));
         }
-        if t.replica_identity == 'n' {
+        if t.replica_identity == ReplicaIdentity::Nothing {
             checks.push(check(
                 &name,
                 Outcome::Fail,
@@ -203,8 +197,8 @@ pub fn table_checks(tables: &[TableFacts]) -> Vec<Check> {
                     "ALTER TABLE {name} REPLICA IDENTITY DEFAULT; (with a primary key) or FULL"
                 )),
             ));
-        } else if !t.has_primary_key {
-            let fix = if t.replica_identity == 'f' {
+        } else if !has_primary_key {
+            let fix = if t.replica_identity == ReplicaIdentity::Full {
                 format!("add a primary key to {name} to mirror it")
             } else {
                 format!(
@@ -218,9 +212,9 @@ pub fn table_checks(tables: &[TableFacts]) -> Vec<Check> {
                 Some(fix),
             ));
         }
-        if !t.text_only_columns.is_empty() {
-            let list: Vec<String> = t
-                .text_only_columns
+        let text_only = text_only_columns(t);
+        if !text_only.is_empty() {
+            let list: Vec<String> = text_only
                 .iter()
                 .map(|(c, ty)| format!("{c} ({ty})"))
                 .collect();
@@ -285,52 +279,6 @@ fn parse_megabytes(setting: &str) -> i64 {
     }
 }
 
-/// Reads the facts of every table the selection picks.
-pub async fn table_facts(sql: &Client, selection: &TableSelection) -> Result<Vec<TableFacts>> {
-    let rows = sql
-        .query(
-            "SELECT n.nspname::text, c.relname::text, has_table_privilege(c.oid, 'SELECT'), \
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
-                    c.relreplident::text, \
-                    COALESCE((SELECT array_agg(a.attname::text || ':' || a.atttypid::text ORDER BY a.attnum) \
-                              FROM pg_catalog.pg_attribute a \
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{}') \
-             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-             ORDER BY 1, 2",
-            &[],
-        )
-        .await
-        .map_err(CliError::postgres("listing tables"))?;
-    let mut tables = Vec::new();
-    for row in rows {
-        let table = TableId {
-            schema: row.get(0),
-            table: row.get(1),
-        };
-        if !selection.matches(&table) {
-            continue;
-        }
-        let columns: Vec<String> = row.get(5);
-        let identity: String = row.get(4);
-        tables.push(TableFacts {
-            table,
-            selectable: row.get(2),
-            has_primary_key: row.get(3),
-            replica_identity: identity.chars().next().unwrap_or('d'),
-            text_only_columns: columns
-                .iter()
-                .filter_map(|c| c.rsplit_once(':'))
-                .filter_map(|(c, oid)| Some((c, builtin_type_name(oid.parse().ok()?)?)))
-                .filter(|(_, ty)| is_text_only(ty))
-                .map(|(c, ty)| (c.to_owned(), ty.to_owned()))
-                .collect(),
-        });
-    }
-    Ok(tables)
-}
-
 /// The checks as aligned text lines.
 pub fn render(checks: &[Check]) -> String {
     let width = checks
@@ -357,6 +305,8 @@ pub fn render(checks: &[Check]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pg2bq_core::wire::{ColumnSpec, TableId};
+    use pg2bq_source::catalog::{SourceColumn, TableKind};
 
     fn healthy() -> ServerFacts {
         ServerFacts {
@@ -407,17 +357,33 @@ mod tests {
 
     #[test]
     fn tables_without_keys_or_identity_are_flagged() {
-        let t = |identity, key| TableFacts {
-            table: TableId {
+        let t = |identity, key: bool| SourceTable {
+            id: TableId {
                 schema: "s".into(),
                 table: "t".into(),
             },
-            selectable: true,
-            has_primary_key: key,
+            oid: 1,
+            kind: TableKind::Table,
             replica_identity: identity,
-            text_only_columns: vec![("span".into(), "interval".into())],
+            primary_key: if key { vec!["id".into()] } else { vec![] },
+            columns: vec![SourceColumn {
+                spec: ColumnSpec {
+                    name: "span".into(),
+                    pg_type: "interval".into(),
+                    type_modifier: -1,
+                    key: false,
+                },
+                declared_type: "interval".into(),
+                nullable: true,
+            }],
+            generated: vec![],
+            rows_estimated: 0,
+            selectable: true,
         };
-        let checks = table_checks(&[t('n', true), t('d', false)]);
+        let checks = table_checks(&[
+            t(ReplicaIdentity::Nothing, true),
+            t(ReplicaIdentity::Default, false),
+        ]);
         assert!(
             checks.iter().any(
                 |c| c.outcome == Outcome::Fail && c.detail.contains("REPLICA IDENTITY NOTHING")

@@ -1,28 +1,27 @@
-//! `pg2bq stream create|start|pause|resume|delete`: the stream's desired state, kept in the state
-//! schema and followed by capture within a second. `status` is in [`crate::stream_status`].
+//! `pg2bq stream create|start|pause|resume|delete`: the stream's record and desired state in the
+//! state schema, followed by capture within a second. `status` is in [`crate::stream_status`].
 
 use crate::error::{CliError, Result};
-use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::config::StreamArgs;
+use pg2bq_core::selection::TableSelection;
+use pg2bq_source::catalog::Catalog;
+use pg2bq_source::publication;
+use pg2bq_source::state::StateStore;
+use pg2bq_source::state::stream::DesiredState;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-/// Sets the desired state (`running` or `paused`) of the stream of `slot`.
-pub async fn set_state(sql: &Client, state_schema: &str, slot: &str, state: &str) -> Result<()> {
-    let updated = sql
-        .execute(
-            &format!(
-                "UPDATE {}.slots SET desired_state = $2 WHERE slot_name = $1",
-                quote_ident(state_schema)
-            ),
-            &[&slot, &state],
-        )
-        .await
-        .map_err(CliError::postgres(format!(
-            "setting the stream to {state} (has capture started?)"
-        )))?;
-    if updated == 0 {
+/// The state of `stream` in its state schema.
+pub fn state(stream: &StreamArgs) -> StateStore {
+    StateStore::new(&stream.state_schema, &stream.slot)
+}
+
+/// Sets the desired state (`running` or `paused`) of the stream.
+pub async fn set_state(sql: &Client, stream: &StreamArgs, desired: DesiredState) -> Result<()> {
+    if !state(stream).set_desired_state(sql, desired).await? {
         return Err(CliError::Config(format!(
-            "no stream uses slot '{slot}': start capture once (it creates the slot), or name the slot with --slot"
+            "no stream uses slot '{}': create one with `pg2bq stream create`, or name the slot with --slot",
+            stream.slot
         )));
     }
     Ok(())
@@ -43,16 +42,15 @@ pub struct Deleted {
 /// a capture holds the slot.
 pub async fn delete(
     sql: &Client,
-    state_schema: &str,
-    slot: &str,
-    publication: &str,
+    stream: &StreamArgs,
     drop_slot: bool,
     drop_publication: bool,
 ) -> Result<Deleted> {
+    let slot = &stream.slot;
     let active: Option<Option<i32>> = sql
         .query_opt(
             "SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
+            &[slot],
         )
         .await
         .map_err(CliError::postgres("looking up the slot"))?
@@ -65,7 +63,7 @@ pub async fn delete(
     let mut deleted = Deleted::default();
     if active.is_some() {
         if drop_slot {
-            sql.execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&slot])
+            sql.execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[slot])
                 .await
                 .map_err(CliError::postgres(format!("dropping slot {slot}")))?;
             deleted.slot_dropped = true;
@@ -74,32 +72,10 @@ pub async fn delete(
         }
     }
     if drop_publication {
-        sql.batch_execute(&format!(
-            "DROP PUBLICATION IF EXISTS {}",
-            quote_ident(publication)
-        ))
-        .await
-        .map_err(CliError::postgres(format!(
-            "dropping publication {publication}"
-        )))?;
+        publication::drop(sql, &stream.publication).await?;
         deleted.publication_dropped = true;
     }
-    let schema = quote_ident(state_schema);
-    for table in [
-        "backfill_ranges",
-        "backfill_tables",
-        "table_activity",
-        "slots",
-    ] {
-        sql.execute(
-            &format!("DELETE FROM {schema}.{table} WHERE slot_name = $1"),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres(format!(
-            "deleting the stream's state in {state_schema}"
-        )))?;
-    }
+    state(stream).delete_stream(sql).await?;
     Ok(deleted)
 }
 
@@ -115,56 +91,34 @@ pub struct Created {
 }
 
 /// Records a new stream, not started: the state schema, the publication of the selected tables
-/// and the stream's row with desired state `created`. The slot is made by capture at `start`, so
-/// a stream that is never started holds no WAL.
+/// and the stream's record with desired state `created`. The slot is made by capture at `start`,
+/// so a stream that is never started holds no WAL.
 pub async fn create(
     sql: &Client,
-    state_schema: &str,
-    slot: &str,
-    publication: &str,
-    selection: &pg2bq_core::selection::TableSelection,
+    stream: &StreamArgs,
+    selection: &TableSelection,
 ) -> Result<Created> {
-    let capture_error = |e: pg2bq_capture::error::CaptureError| CliError::Config(e.to_string());
-    pg2bq_capture::control::slot::ensure_state_schema(sql, state_schema)
-        .await
-        .map_err(capture_error)?;
-    let existing: Option<String> = sql
-        .query_opt(
-            &format!(
-                "SELECT desired_state FROM {}.slots WHERE slot_name = $1",
-                quote_ident(state_schema)
-            ),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres("looking up the stream"))?
-        .map(|row| row.get(0));
-    if let Some(state) = existing {
+    let store = state(stream);
+    store.migrate(sql).await?;
+    if let Some(record) = store.stream(sql).await? {
         return Err(CliError::Config(format!(
-            "a stream on slot '{slot}' exists already ({state}); see `pg2bq stream status`, or name \
-             another slot with --slot"
+            "a stream on slot '{}' exists already ({}); see `pg2bq stream status`, or name \
+             another slot with --slot",
+            stream.slot,
+            record.desired_state.as_str()
         )));
     }
-    pg2bq_capture::control::publication::reconcile(sql, publication, selection, state_schema)
-        .await
-        .map_err(capture_error)?;
-    sql.execute(
-        &format!(
-            "INSERT INTO {}.slots (slot_name, created_lsn, desired_state) VALUES ($1, NULL, $2)",
-            quote_ident(state_schema)
-        ),
-        &[&slot, &pg2bq_capture::control::slot::CREATED],
-    )
-    .await
-    .map_err(CliError::postgres("recording the stream"))?;
-    let tables = crate::catalog::publication_tables(sql, publication)
+    publication::reconcile(sql, &stream.publication, selection, &stream.state_schema).await?;
+    store.create_stream(sql).await?;
+    let tables = Catalog::new()
+        .publication_tables(sql, &stream.publication)
         .await?
         .into_iter()
         .map(|t| t.id.to_string())
         .collect();
     Ok(Created {
-        slot: slot.to_owned(),
-        publication: publication.to_owned(),
+        slot: stream.slot.clone(),
+        publication: stream.publication.clone(),
         tables,
     })
 }

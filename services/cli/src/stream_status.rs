@@ -7,11 +7,13 @@
 //! (0 when BigQuery holds it), so an idle, caught-up table is fresh.
 
 use crate::backfill_status;
-use crate::catalog::publication_tables;
 use crate::error::{CliError, Result};
 use pg2bq_core::bq_naming::DatasetLayout;
-use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::config::StreamArgs;
 use pg2bq_core::wire::TableId;
+use pg2bq_source::catalog::Catalog;
+use pg2bq_source::state::activity::TableActivity;
+use pg2bq_source::state::stream::DesiredState;
 use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -55,43 +57,32 @@ pub struct TableStatus {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Default)]
-struct Activity {
-    changes: i64,
-    last_commit_us: Option<i64>,
-    last_published_us: Option<i64>,
-    last_error: Option<(String, i64)>,
-}
-
-/// Reads the status of the stream of `slot`; with `bigquery`, also each table's freshness.
+/// Reads the status of the stream; with `bigquery`, also each table's freshness.
 pub async fn status(
     sql: &Client,
-    state_schema: &str,
-    slot: &str,
-    publication: &str,
+    stream: &StreamArgs,
     bigquery: Option<(&RestClient, &DatasetLayout)>,
 ) -> Result<StreamStatus> {
-    let row = sql
-        .query_opt(
-            &format!(
-                "SELECT s.desired_state, r.active, r.confirmed_flush_lsn::text, \
-                        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.confirmed_flush_lsn)::bigint \
-                 FROM {}.slots s LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name \
-                 WHERE s.slot_name = $1",
-                quote_ident(state_schema)
-            ),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres("reading the stream status (has the stream been created?)"))?
-        .ok_or_else(|| CliError::Config(format!(
-            "no stream uses slot '{slot}': create one with `pg2bq stream create`, or name the slot with --slot"
-        )))?;
-    let desired_state: String = row.get(0);
-    let activity = read_activity(sql, state_schema, slot).await?;
+    let state = crate::stream::state(stream);
+    let overview = state.overview(sql).await?.ok_or_else(|| {
+        CliError::Config(format!(
+            "no stream uses slot '{}': create one with `pg2bq stream create`, or name the slot with --slot",
+            stream.slot
+        ))
+    })?;
+    let desired_state = overview.desired_state.as_str().to_owned();
+    let activity: BTreeMap<String, TableActivity> = state
+        .activity(sql)
+        .await?
+        .into_iter()
+        .map(|(id, a)| (id.to_string(), a))
+        .collect();
     let mut tables = Vec::new();
-    if desired_state == pg2bq_capture::control::slot::CREATED {
-        for table in publication_tables(sql, publication).await? {
+    if overview.desired_state == DesiredState::Created {
+        for table in Catalog::new()
+            .publication_tables(sql, &stream.publication)
+            .await?
+        {
             tables.push(TableStatus {
                 table: table.id.to_string(),
                 phase: "created".to_owned(),
@@ -99,7 +90,7 @@ pub async fn status(
             });
         }
     } else {
-        for progress in backfill_status::read(sql, state_schema, slot).await? {
+        for progress in backfill_status::read(sql, &state).await? {
             let seen = activity.get(&progress.table);
             tables.push(TableStatus {
                 phase: phase(&desired_state, progress.finished, seen).to_owned(),
@@ -124,16 +115,16 @@ pub async fn status(
         }
     }
     Ok(StreamStatus {
-        slot: slot.to_owned(),
+        slot: stream.slot.clone(),
         desired_state,
-        capture_connected: row.get::<_, Option<bool>>(1).unwrap_or(false),
-        confirmed_lsn: row.get(2),
-        slot_lag_bytes: row.get(3),
+        capture_connected: overview.slot_active,
+        confirmed_lsn: overview.confirmed_lsn,
+        slot_lag_bytes: overview.slot_lag_bytes,
         tables,
     })
 }
 
-fn phase(desired_state: &str, backfilled: bool, activity: Option<&Activity>) -> &'static str {
+fn phase(desired_state: &str, backfilled: bool, activity: Option<&TableActivity>) -> &'static str {
     let failing = activity.is_some_and(|a| {
         a.last_error
             .as_ref()
@@ -145,47 +136,6 @@ fn phase(desired_state: &str, backfilled: bool, activity: Option<&Activity>) -> 
         (_, false, _) => "backfilling",
         _ => "streaming",
     }
-}
-
-async fn read_activity(
-    sql: &Client,
-    state_schema: &str,
-    slot: &str,
-) -> Result<BTreeMap<String, Activity>> {
-    let rows = sql
-        .query(
-            &format!(
-                "SELECT schema_name, table_name, changes_published, \
-                        (extract(epoch FROM last_commit_at) * 1e6)::bigint, \
-                        (extract(epoch FROM last_published_at) * 1e6)::bigint, \
-                        last_error, (extract(epoch FROM last_error_at) * 1e6)::bigint \
-                 FROM {}.table_activity WHERE slot_name = $1",
-                quote_ident(state_schema)
-            ),
-            &[&slot],
-        )
-        .await
-        .map_err(CliError::postgres(
-            "reading table activity (is capture up to date?)",
-        ))?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let id = TableId {
-                schema: row.get(0),
-                table: row.get(1),
-            };
-            let error: Option<String> = row.get(5);
-            let error_at: Option<i64> = row.get(6);
-            let activity = Activity {
-                changes: row.get(2),
-                last_commit_us: row.get(3),
-                last_published_us: row.get(4),
-                last_error: error.zip(error_at),
-            };
-            (id.to_string(), activity)
-        })
-        .collect())
 }
 
 /// How long the change committed at `newest_us` has been waiting to be visible in BigQuery:
@@ -274,11 +224,11 @@ pub fn render(status: &StreamStatus) -> String {
 mod tests {
     use super::*;
 
-    fn activity(published: Option<i64>, error_at: Option<i64>) -> Activity {
-        Activity {
+    fn activity(published: Option<i64>, error_at: Option<i64>) -> TableActivity {
+        TableActivity {
             last_published_us: published,
             last_error: error_at.map(|at| ("boom".to_owned(), at)),
-            ..Activity::default()
+            ..TableActivity::default()
         }
     }
 

@@ -124,6 +124,32 @@ impl SourceArgs {
     }
 }
 
+/// The stream's names in the source database: its replication slot, its publication and
+/// pg2bq's state schema. Every binary reads them from the same settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// Logical replication slot of the stream (capture creates it at the stream's start).
+    #[arg(global = true, long, env = "PG2BQ_SLOT", default_value = "pg2bq")]
+    pub slot: String,
+    /// Publication of the stream (its tables follow the include/exclude patterns).
+    #[arg(
+        global = true,
+        long,
+        env = "PG2BQ_PUBLICATION",
+        default_value = "pg2bq"
+    )]
+    pub publication: String,
+    /// Schema of pg2bq's state in the source database (never replicated, but for the freshness
+    /// probe table).
+    #[arg(
+        global = true,
+        long,
+        env = "PG2BQ_STATE_SCHEMA",
+        default_value = "pg2bq"
+    )]
+    pub state_schema: String,
+}
+
 /// Which tables the stream replicates.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SelectionArgs {

@@ -91,41 +91,26 @@ pub async fn copy_seconds(pipeline: &TestPipeline) -> f64 {
 /// Schedules the table again, starts capture with `PG2BQ_BACKFILL=all` and waits for the
 /// backfill; returns the seconds from capture's start and of the backfill round, then stops capture.
 async fn timed_backfill(pipeline: &mut TestPipeline, rows: u64) -> (f64, f64) {
-    let slot = format!("e2e_{}", pipeline.name);
-    pipeline
-        .sql
-        .execute(
-            "DELETE FROM pg2bq.backfill_ranges WHERE slot_name = $1",
-            &[&slot],
-        )
+    let state = pipeline.state();
+    state
+        .reset_all_backfills(&pipeline.sql)
         .await
-        .expect("reset ranges");
-    pipeline
-        .sql
-        .execute(
-            "DELETE FROM pg2bq.backfill_tables WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .expect("reset tables");
+        .expect("reset the backfill");
     pipeline.capture_env_set("PG2BQ_BACKFILL", "all");
     let started = Instant::now();
     pipeline.start_capture().await;
-    let progress = "SELECT count(*) FILTER (WHERE NOT r.done), COALESCE(sum(r.rows), 0)::bigint, count(*), \
-                    extract(epoch FROM max(r.finished_at) - min(t.planned_at))::float8 \
-                    FROM pg2bq.backfill_ranges r JOIN pg2bq.backfill_tables t USING (slot_name, schema_name, table_name) \
-                    WHERE r.slot_name = $1";
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        let row = pipeline
-            .sql
-            .query_one(progress, &[&slot])
+        let progress = state
+            .progress(&pipeline.sql, None)
             .await
             .expect("backfill progress");
-        let (pending, copied, planned): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        if planned > 0 && pending == 0 {
+        let planned: i64 = progress.iter().map(|p| p.ranges).sum();
+        let pending = progress.iter().any(|p| !p.finished);
+        if planned > 0 && !pending {
+            let copied: i64 = progress.iter().map(|p| p.copied_rows).sum();
             let from_start = started.elapsed().as_secs_f64();
-            let round: f64 = row.get(3);
+            let round = progress.iter().map(|p| p.seconds).fold(0.0, f64::max);
             assert_eq!(copied as u64, rows, "every row copied once");
             pipeline.stop_capture();
             eprintln!("backfill: {from_start:.2} s from capture start, round {round:.2} s");

@@ -1,7 +1,6 @@
 //! Copying one range of a table from an exported snapshot and publishing it as `read` changes.
 
 use super::copy_text::{CopyBatches, JsonBatch};
-use super::state::Range;
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::{BatchSink, EncodedBatch, PublishFuture, Published};
@@ -11,6 +10,7 @@ use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{ChangeBatch, WIRE_VERSION};
+use pg2bq_source::state::backfill::Range;
 use tokio_postgres::{Client, IsolationLevel};
 
 /// Most batches of one range waiting for Pub/Sub at once.

@@ -13,17 +13,20 @@
 pub mod copy_range;
 pub mod copy_text;
 pub mod snapshot;
-pub mod state;
 
-use crate::error::Result;
+use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::BatchSink;
-use crate::source::relations::Relations;
+use crate::source::relations::RelationInfo;
 use copy_range::RangeCopy;
 use pg2bq_core::config::SourceArgs;
+use pg2bq_core::config::StreamArgs;
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::selection::TableSelection;
-use state::{BackfillState, Range};
+use pg2bq_core::wire::TableId;
+use pg2bq_source::catalog::Catalog;
+use pg2bq_source::state::StateStore;
+use pg2bq_source::state::backfill::Range;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,12 +46,9 @@ pub enum BackfillMode {
 pub struct Backfill {
     /// The source.
     pub source: SourceArgs,
-    /// The main slot (backfill state is kept per slot).
-    pub slot: String,
-    /// The publication whose tables are backfilled.
-    pub publication: String,
-    /// pg2bq's state schema.
-    pub state_schema: String,
+    /// The stream: its main slot (backfill state is kept per slot), the publication whose
+    /// tables are backfilled, and the state schema.
+    pub stream: StreamArgs,
     /// `all` or `none`.
     pub mode: BackfillMode,
     /// Tables not to backfill (their changes still stream).
@@ -86,34 +86,37 @@ impl Backfill {
         });
     }
 
+    fn state(&self) -> StateStore {
+        StateStore::new(&self.stream.state_schema, &self.stream.slot)
+    }
+
     async fn connect(&self, application_name: &str) -> Result<tokio_postgres::Client> {
         Ok(connect_sql(&self.source, application_name).await?)
     }
 
     async fn round(&self) -> Result<()> {
-        let mut sql = self.connect("pg2bq-backfill").await?;
-        let state = BackfillState::new(&self.state_schema, &self.slot);
-        state.ensure(&sql).await?;
-        for table in state.unplanned(&sql, &self.publication).await? {
+        let sql = self.connect("pg2bq-backfill").await?;
+        let state = self.state();
+        for table in state.unplanned(&sql, &self.stream.publication).await? {
             let excluded = self.exclude.as_ref().is_some_and(|e| e.matches(&table));
             let copy = self.mode == BackfillMode::All && !excluded;
-            state
-                .plan(&mut sql, &table, self.range_blocks, copy)
-                .await?;
+            state.plan(&sql, &table, self.range_blocks, copy).await?;
             tracing::info!(table = %table, copy, "planned backfill");
         }
         let pending = state.pending(&sql).await?;
         if pending.is_empty() {
             return Ok(());
         }
-        let snapshot = snapshot::export(&self.source, &self.slot, &self.publication).await?;
-        let mut relations = Relations::new(self.connect("pg2bq-backfill-catalog").await?);
-        let mut infos = HashMap::new();
-        for range in &pending {
-            if !infos.contains_key(&range.table) {
-                infos.insert(range.table.clone(), relations.describe(&range.table).await?);
-            }
-        }
+        let snapshot =
+            snapshot::export(&self.source, &self.stream.slot, &self.stream.publication).await?;
+        let mut tables: Vec<TableId> = pending.iter().map(|r| r.table.clone()).collect();
+        tables.dedup();
+        let infos: HashMap<TableId, Arc<RelationInfo>> = Catalog::new()
+            .describe(&sql, &tables)
+            .await?
+            .iter()
+            .map(|t| (t.id.clone(), Arc::new(RelationInfo::from(t))))
+            .collect();
         let infos = Arc::new(infos);
         let queue = Arc::new(Mutex::new(pending.into_iter().collect::<VecDeque<Range>>()));
         let started = Instant::now();
@@ -131,9 +134,7 @@ impl Backfill {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => outcome = Err(e),
                 Err(e) => {
-                    outcome = Err(crate::error::CaptureError::Decode(format!(
-                        "backfill worker failed: {e}"
-                    )))
+                    outcome = Err(CaptureError::Decode(format!("backfill worker failed: {e}")))
                 }
             }
         }
@@ -144,19 +145,24 @@ impl Backfill {
     async fn work(
         &self,
         queue: Arc<Mutex<VecDeque<Range>>>,
-        infos: Arc<HashMap<pg2bq_core::wire::TableId, Arc<crate::source::relations::RelationInfo>>>,
+        infos: Arc<HashMap<TableId, Arc<RelationInfo>>>,
         snapshot: String,
         consistent_point: pg2bq_core::lsn::Lsn,
         started: Instant,
     ) -> Result<()> {
         let mut sql = self.connect("pg2bq-backfill-copy").await?;
-        let state = BackfillState::new(&self.state_schema, &self.slot);
+        let state = self.state();
         loop {
             let Some(range) = queue.lock().await.pop_front() else {
                 return Ok(());
             };
             let copy = RangeCopy {
-                info: &infos[&range.table],
+                info: infos.get(&range.table).ok_or_else(|| {
+                    CaptureError::Slot(format!(
+                        "{} is pending a backfill but no longer exists",
+                        range.table
+                    ))
+                })?,
                 range: &range,
                 snapshot: &snapshot,
                 consistent_point,
@@ -167,7 +173,14 @@ impl Backfill {
             state
                 .finish(&sql, &range, rows, &consistent_point.to_string())
                 .await?;
-            let progress = state.progress(&sql, &range.table).await?;
+            let Some(progress) = state
+                .progress(&sql, Some(&range.table))
+                .await?
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
             let seconds = started.elapsed().as_secs_f64().max(1e-3);
             let rate = progress.copied_rows as f64 / seconds;
             let remaining = (progress.estimated_rows - progress.copied_rows).max(0) as f64;

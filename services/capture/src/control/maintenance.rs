@@ -5,13 +5,14 @@
 //! through the slot like a change, so capture has a position to confirm even when the replicated
 //! tables are idle and the server writes WAL elsewhere; without it the slot would hold that WAL.
 
-use super::publication;
 use crate::error::Result;
 use crate::ops::metrics::CaptureMetrics;
 use crate::source::HEARTBEAT_PREFIX;
-use pg2bq_core::config::SourceArgs;
+use pg2bq_core::config::{SourceArgs, StreamArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::selection::TableSelection;
+use pg2bq_source::publication;
+use pg2bq_source::state::StateStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -21,14 +22,11 @@ use tokio_postgres::Client;
 pub struct Maintenance {
     /// The source.
     pub source: SourceArgs,
-    /// Slot whose lag is measured and named in heartbeats.
-    pub slot: String,
-    /// Publication kept in step with `selection`.
-    pub publication: String,
+    /// The stream's slot (whose lag is measured), publication (kept in step with `selection`)
+    /// and state schema.
+    pub stream: StreamArgs,
     /// Tables to replicate.
     pub selection: TableSelection,
-    /// pg2bq's state schema (never replicated).
-    pub state_schema: String,
     /// Period of heartbeats and lag measurements (zero: no heartbeats).
     pub heartbeat: Duration,
     /// Period of publication checks.
@@ -48,6 +46,7 @@ impl Maintenance {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut client: Option<Client> = None;
             let mut since_refresh = Duration::ZERO;
+            let state = StateStore::new(&self.stream.state_schema, &self.stream.slot);
             loop {
                 tick.tick().await;
                 since_refresh += period;
@@ -62,20 +61,16 @@ impl Maintenance {
                 {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
-                if let Err(e) = metrics
-                    .tables
-                    .flush(sql, &self.state_schema, &self.slot)
-                    .await
-                {
+                if let Err(e) = metrics.tables.flush(sql, &state).await {
                     tracing::warn!(error = %e, "recording table activity failed");
                 }
                 if since_refresh >= self.publication_refresh {
                     since_refresh = Duration::ZERO;
                     if let Err(e) = publication::reconcile(
                         sql,
-                        &self.publication,
+                        &self.stream.publication,
                         &self.selection,
-                        &self.state_schema,
+                        &self.stream.state_schema,
                     )
                     .await
                     {
@@ -89,7 +84,7 @@ impl Maintenance {
     async fn beat(&self, sql: &Client, metrics: &CaptureMetrics) -> Result<()> {
         sql.execute(
             "SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)",
-            &[&HEARTBEAT_PREFIX, &self.slot],
+            &[&HEARTBEAT_PREFIX, &self.stream.slot],
         )
         .await
         .map_err(crate::error::CaptureError::postgres("emitting a heartbeat"))?;
@@ -97,7 +92,7 @@ impl Maintenance {
             .query_opt(
                 "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
                  FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                &[&self.slot],
+                &[&self.stream.slot],
             )
             .await
             .map_err(crate::error::CaptureError::postgres("measuring slot lag"))?

@@ -3,31 +3,28 @@
 //! from the slot, so nothing is confirmed and the slot does not advance; resuming catches up.
 
 use pg2bq_core::config::SourceArgs;
-use pg2bq_core::pg_connect::{connect_sql, quote_ident};
+use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_source::state::StateStore;
+use pg2bq_source::state::stream::DesiredState;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-/// Starts following the desired state of `slot`; the receiver reads `true` while paused.
-pub fn follow(source: SourceArgs, state_schema: &str, slot: &str) -> watch::Receiver<bool> {
+/// Starts following the stream's desired state; the receiver reads `true` while paused.
+pub fn follow(source: SourceArgs, state: StateStore) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
-    let sql = format!(
-        "SELECT desired_state = 'paused' FROM {}.slots WHERE slot_name = $1",
-        quote_ident(state_schema)
-    );
-    let slot = slot.to_owned();
     tokio::spawn(async move {
         let mut client: Option<Client> = None;
         loop {
             if client.as_ref().is_none_or(Client::is_closed) {
                 client = connect_sql(&source, "pg2bq-capture-state").await.ok();
             }
-            if let Some(sql_client) = &client
-                && let Ok(Some(row)) = sql_client.query_opt(sql.as_str(), &[&slot]).await
+            if let Some(sql) = &client
+                && let Ok(Some(record)) = state.stream(sql).await
             {
-                let paused: bool = row.get(0);
+                let paused = record.desired_state == DesiredState::Paused;
                 if *tx.borrow() != paused {
-                    tracing::info!(slot, paused, "stream desired state changed");
+                    tracing::info!(slot = state.slot(), paused, "stream desired state changed");
                     let _ = tx.send(paused);
                 }
             }

@@ -2,25 +2,14 @@
 //! last error. Kept in memory on the hot path and written to the state schema's
 //! `table_activity` table by the maintenance task, where `pg2bq stream status` reads it.
 
-use crate::error::{CaptureError, Result};
+use crate::error::Result;
 use pg2bq_core::civil::now_us;
-use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::wire::TableId;
+use pg2bq_source::state::StateStore;
+use pg2bq_source::state::activity::ActivityDelta;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_postgres::Client;
-
-/// The statement that creates the state table.
-pub fn create_table_sql(quoted_state_schema: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {quoted_state_schema}.table_activity ( \
-             slot_name text, schema_name text, table_name text, \
-             changes_published bigint NOT NULL DEFAULT 0, \
-             last_commit_at timestamptz, last_published_at timestamptz, \
-             last_error text, last_error_at timestamptz, \
-             PRIMARY KEY (slot_name, schema_name, table_name))"
-    )
-}
 
 #[derive(Debug, Default, Clone)]
 struct Entry {
@@ -43,7 +32,9 @@ impl TableActivity {
     pub fn published(&self, table: &TableId, changes: usize, newest_commit_us: i64) {
         let mut entries = self.entries.lock().expect("table activity lock");
         let entry = entries.entry(table.clone()).or_default();
-        entry.unflushed_changes += changes as i64;
+        entry.unflushed_changes = entry
+            .unflushed_changes
+            .saturating_add(i64::try_from(changes).unwrap_or(i64::MAX));
         entry.newest_commit_us = entry.newest_commit_us.max(newest_commit_us);
         entry.published_at_us = now_us();
         entry.dirty = true;
@@ -75,7 +66,9 @@ impl TableActivity {
     fn restore(&self, table: TableId, unflushed: Entry) {
         let mut entries = self.entries.lock().expect("table activity lock");
         let entry = entries.entry(table).or_default();
-        entry.unflushed_changes += unflushed.unflushed_changes;
+        entry.unflushed_changes = entry
+            .unflushed_changes
+            .saturating_add(unflushed.unflushed_changes);
         if entry.error.is_none() {
             entry.error = unflushed.error;
         }
@@ -83,48 +76,21 @@ impl TableActivity {
     }
 
     /// Writes what changed since the last flush; on failure it is kept for the next one.
-    pub async fn flush(&self, sql: &Client, state_schema: &str, slot: &str) -> Result<()> {
-        let statement = format!(
-            "INSERT INTO {s}.table_activity AS a (slot_name, schema_name, table_name, changes_published, \
-                 last_commit_at, last_published_at, last_error, last_error_at) \
-             VALUES ($1, $2, $3, $4, to_timestamp($5::float8 / 1e6), to_timestamp($6::float8 / 1e6), $7, \
-                 to_timestamp($8::float8 / 1e6)) \
-             ON CONFLICT (slot_name, schema_name, table_name) DO UPDATE SET \
-                 changes_published = a.changes_published + EXCLUDED.changes_published, \
-                 last_commit_at = greatest(a.last_commit_at, EXCLUDED.last_commit_at), \
-                 last_published_at = greatest(a.last_published_at, EXCLUDED.last_published_at), \
-                 last_error = coalesce(EXCLUDED.last_error, a.last_error), \
-                 last_error_at = coalesce(EXCLUDED.last_error_at, a.last_error_at)",
-            s = quote_ident(state_schema)
-        );
+    pub async fn flush(&self, sql: &Client, state: &StateStore) -> Result<()> {
         let mut dirty = self.take_dirty().into_iter();
         while let Some((table, entry)) = dirty.next() {
-            let timestamp = |us: i64| (us > 0).then_some(us as f64);
-            let (error, error_at) = match &entry.error {
-                Some((message, at)) => (Some(message.as_str()), Some(*at as f64)),
-                None => (None, None),
+            let delta = ActivityDelta {
+                changes: entry.unflushed_changes,
+                newest_commit_us: Some(entry.newest_commit_us),
+                published_at_us: Some(entry.published_at_us),
+                error: entry.error.clone(),
             };
-            let written = sql
-                .execute(
-                    statement.as_str(),
-                    &[
-                        &slot,
-                        &table.schema,
-                        &table.table,
-                        &entry.unflushed_changes,
-                        &timestamp(entry.newest_commit_us),
-                        &timestamp(entry.published_at_us),
-                        &error,
-                        &error_at,
-                    ],
-                )
-                .await;
-            if let Err(e) = written {
+            if let Err(e) = state.record_activity(sql, &table, &delta).await {
                 self.restore(table, entry);
                 for (table, entry) in dirty {
                     self.restore(table, entry);
                 }
-                return Err(CaptureError::postgres("recording table activity")(e));
+                return Err(e.into());
             }
         }
         Ok(())

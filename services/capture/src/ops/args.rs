@@ -4,7 +4,7 @@ use crate::backfill::BackfillMode;
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::{Compression, SinkKind, SinkSettings};
-use pg2bq_core::config::{SelectionArgs, SourceArgs};
+use pg2bq_core::config::{SelectionArgs, SourceArgs, StreamArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
@@ -15,18 +15,12 @@ pub struct CaptureArgs {
     /// The source database.
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Logical replication slot (created when absent).
-    #[arg(long, env = "PG2BQ_SLOT", default_value = "pg2bq")]
-    pub slot: String,
-    /// Publication (created when absent; its tables follow the include/exclude patterns).
-    #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
-    pub publication: String,
+    /// The stream's slot, publication and state schema.
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// The replicated tables.
     #[command(flatten)]
     pub tables: SelectionArgs,
-    /// Schema of pg2bq's own state in the source database (never replicated).
-    #[arg(long, env = "PG2BQ_STATE_SCHEMA", default_value = "pg2bq")]
-    pub state_schema: String,
     /// Google Cloud project of the Pub/Sub topic.
     #[arg(long, env = "PG2BQ_PROJECT")]
     pub project: String,

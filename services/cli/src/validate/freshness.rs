@@ -10,9 +10,9 @@
 
 use crate::error::{CliError, Result};
 use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
-use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_core::probe::freshness_probe;
-use pg2bq_core::wire::TableId;
+use pg2bq_core::config::StreamArgs;
+use pg2bq_source::publication;
+use pg2bq_source::state::StateStore;
 use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -40,18 +40,19 @@ pub async fn probe(
     source: &Client,
     bigquery: &RestClient,
     layout: &DatasetLayout,
-    publication: &str,
-    state_schema: &str,
+    stream: &StreamArgs,
     timeout: Duration,
 ) -> Result<FreshnessReport> {
-    let id = freshness_probe(state_schema);
+    let state = StateStore::new(&stream.state_schema, &stream.slot);
+    let publication = &stream.publication;
+    let id = state.probe_table();
     let target = layout.target(&id);
-    let created = ensure_table(source, &id).await?;
-    let added = ensure_published(source, &id, publication).await?;
+    let created = state.ensure_probe(source).await?;
+    let added = publication::ensure_published(source, publication, &id).await?;
     if created || added {
-        round(source, bigquery, &id, &target, timeout).await?;
+        round(source, &state, bigquery, &target, timeout).await?;
     }
-    let elapsed = round(source, bigquery, &id, &target, timeout).await?;
+    let elapsed = round(source, &state, bigquery, &target, timeout).await?;
     Ok(FreshnessReport {
         table: id.to_string(),
         bigquery_table: format!("{}.{}", target.dataset, target.table),
@@ -60,93 +61,16 @@ pub async fn probe(
     })
 }
 
-fn quoted(id: &TableId) -> String {
-    format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.table))
-}
-
-/// Creates the probe table and its row if missing; returns whether the table was created.
-async fn ensure_table(source: &Client, id: &TableId) -> Result<bool> {
-    let exists: bool = source
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2)",
-            &[&id.schema, &id.table],
-        )
-        .await
-        .map_err(CliError::postgres(format!("looking up {id}")))?
-        .get(0);
-    let table = quoted(id);
-    if !exists {
-        source
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (id int PRIMARY KEY, probed_at timestamptz NOT NULL)"
-            ))
-            .await
-            .map_err(CliError::postgres(format!(
-                "creating the freshness probe {id} (the state schema exists once capture has \
-                 started; this needs CREATE on it)"
-            )))?;
-    }
-    source
-        .batch_execute(&format!(
-            "INSERT INTO {table} VALUES (1, clock_timestamp()) ON CONFLICT (id) DO NOTHING"
-        ))
-        .await
-        .map_err(CliError::postgres(format!("adding the probe row to {id}")))?;
-    Ok(!exists)
-}
-
-/// Adds the probe table to the publication if it is not in it; returns whether it was added.
-async fn ensure_published(source: &Client, id: &TableId, publication: &str) -> Result<bool> {
-    let published: bool = source
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables \
-             WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
-            &[&publication, &id.schema, &id.table],
-        )
-        .await
-        .map_err(CliError::postgres(format!(
-            "looking up publication {publication}"
-        )))?
-        .get(0);
-    if published {
-        return Ok(false);
-    }
-    let sql = format!(
-        "ALTER PUBLICATION {} ADD TABLE {}",
-        quote_ident(publication),
-        quoted(id)
-    );
-    source
-        .batch_execute(&sql)
-        .await
-        .map_err(CliError::postgres(format!(
-            "adding {id} to publication {publication} (this needs the publication's owner)"
-        )))?;
-    Ok(true)
-}
-
 /// One probe: update the row, then poll its mirror until it shows the new value.
 async fn round(
     source: &Client,
+    state: &StateStore,
     bigquery: &RestClient,
-    id: &TableId,
     target: &BqTableName,
     timeout: Duration,
 ) -> Result<Duration> {
-    let sql = format!(
-        "UPDATE {} SET probed_at = greatest(clock_timestamp(), probed_at + interval '1 microsecond') \
-         WHERE id = 1 RETURNING (extract(epoch FROM probed_at) * 1000000)::bigint",
-        quoted(id)
-    );
-    let micros: i64 = source
-        .query_one(&sql, &[])
-        .await
-        .map_err(CliError::postgres(format!(
-            "updating the probe row of {id}"
-        )))?
-        .get(0);
+    let id = state.probe_table();
+    let micros = state.touch_probe(source).await?;
     let committed = Instant::now();
     let check = format!(
         "SELECT COUNT(*) FROM {} WHERE id = 1 AND UNIX_MICROS(probed_at) >= {micros}",

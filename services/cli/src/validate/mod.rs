@@ -18,14 +18,14 @@ pub mod freshness;
 pub mod full;
 pub mod sql;
 
-use crate::catalog::{SourceTable, publication_tables};
 use crate::error::{CliError, Result};
 use checksum::ChecksumSummary;
 use pg2bq_core::bq_naming::{DatasetLayout, column_name};
 use pg2bq_core::probe::freshness_probe;
+use pg2bq_source::catalog::Catalog;
 use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
-use sql::{Dialect, RowFilter, Shape};
+use sql::{ComparedTable, Dialect, RowFilter, Shape};
 use std::collections::HashSet;
 use std::io::Write;
 use tokio_postgres::Client;
@@ -156,10 +156,12 @@ pub async fn validate_with(
     options: &Options,
 ) -> Result<Vec<TableReport>> {
     let probe = freshness_probe(&options.state_schema);
-    let tables: Vec<SourceTable> = publication_tables(source, publication)
+    let tables: Vec<ComparedTable> = Catalog::new()
+        .publication_tables(source, publication)
         .await?
-        .into_iter()
+        .iter()
         .filter(|t| t.id != probe)
+        .map(ComparedTable::from)
         .collect();
     if tables.is_empty() {
         return Err(CliError::Config(format!(
@@ -263,16 +265,7 @@ async fn choose_method(source: &Client, shape: &Shape, options: &Options) -> Res
     let Some(percent) = options.sample_percent.filter(|p| *p < 100.0) else {
         return Ok(Method::Checksum);
     };
-    let estimate: f64 = source
-        .query_one(
-            "SELECT c.reltuples::float8 FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2",
-            &[&shape.table.id.schema, &shape.table.id.table],
-        )
-        .await
-        .map_err(CliError::postgres(format!("estimating {}", shape.table.id)))?
-        .get(0);
+    let estimate = shape.table.rows_estimated as f64;
     let sampled = estimate.max(rows as f64) * percent / 100.0;
     Ok(if sampled <= limit as f64 {
         Method::Full

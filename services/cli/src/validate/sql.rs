@@ -31,12 +31,11 @@
 //! Numbers come out of bqemulator in its own forms (NUMERIC with 9 decimals, BIGNUMERIC columns
 //! are STRING): the decimal normalisation above absorbs both.
 
-use crate::catalog::SourceTable;
 use pg2bq_core::bq_naming::{BqTableName, column_name, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
 use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_core::wire::ColumnSpec;
+use pg2bq_core::wire::{ColumnSpec, TableId};
 
 /// Buckets a table's rows are spread over by the hash of their key.
 pub const BUCKETS: u32 = 256;
@@ -57,11 +56,33 @@ pub enum Dialect {
     BigQuery,
 }
 
+/// A source table as validate compares it: its replicated columns, as the catalogue reader
+/// describes them.
+#[derive(Debug, Clone)]
+pub struct ComparedTable {
+    /// Schema and name.
+    pub id: TableId,
+    /// Columns in pgoutput's order, with canonical types and key flags.
+    pub columns: Vec<ColumnSpec>,
+    /// The planner's row estimate (-1: never analysed).
+    pub rows_estimated: i64,
+}
+
+impl From<&pg2bq_source::catalog::SourceTable> for ComparedTable {
+    fn from(table: &pg2bq_source::catalog::SourceTable) -> Self {
+        ComparedTable {
+            id: table.id.clone(),
+            columns: table.column_specs(),
+            rows_estimated: table.rows_estimated,
+        }
+    }
+}
+
 /// A source table with the BigQuery type of each column and its mirror.
 #[derive(Debug, Clone)]
 pub struct Shape {
     /// The source table.
-    pub table: SourceTable,
+    pub table: ComparedTable,
     /// The BigQuery type of each column, in order.
     pub types: Vec<BqType>,
     /// The mirror table.
@@ -70,7 +91,7 @@ pub struct Shape {
 
 impl Shape {
     /// The shape of `table` written to `target`.
-    pub fn new(table: SourceTable, target: BqTableName) -> Self {
+    pub fn new(table: ComparedTable, target: BqTableName) -> Self {
         let types = table
             .columns
             .iter()
@@ -446,7 +467,6 @@ fn bigquery_value(c: &str, bq_type: BqType) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pg2bq_core::wire::TableId;
 
     fn shape() -> Shape {
         let column = |name: &str, pg_type: &str, key: bool| ColumnSpec {
@@ -456,12 +476,13 @@ mod tests {
             key,
         };
         Shape::new(
-            SourceTable {
+            ComparedTable {
                 id: TableId {
                     schema: "s".into(),
                     table: "t\"x".into(),
                 },
                 columns: vec![column("id", "int4", true), column("j", "jsonb", false)],
+                rows_estimated: -1,
             },
             BqTableName {
                 dataset: "d".into(),

@@ -3,7 +3,7 @@
 use pg2bq_cli::error::Result;
 use pg2bq_cli::report;
 use pg2bq_cli::validate::{Mode, Options, TableReport, freshness, validate_with};
-use pg2bq_core::config::{SourceArgs, TargetArgs};
+use pg2bq_core::config::{SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -16,12 +16,10 @@ pub struct ValidateArgs {
     pub(crate) source: SourceArgs,
     #[command(flatten)]
     target: TargetArgs,
-    /// The publication whose tables are compared.
-    #[arg(long, env = "PG2BQ_PUBLICATION", default_value = "pg2bq")]
-    publication: String,
-    /// pg2bq's state schema, which holds the freshness probe table.
-    #[arg(long, env = "PG2BQ_STATE_SCHEMA", default_value = "pg2bq")]
-    state_schema: String,
+    /// The stream: the publication whose tables are compared, and the state schema, which holds
+    /// the freshness probe table.
+    #[command(flatten)]
+    stream: StreamArgs,
     /// How tables are compared.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -78,8 +76,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
             &source,
             &bigquery,
             &layout,
-            &args.publication,
-            &args.state_schema,
+            &args.stream,
             Duration::from_secs(args.freshness_timeout_secs),
         )
         .await;
@@ -94,7 +91,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         mode: args.mode,
         full_compare_max_rows: args.full_compare_max_rows,
         sample_percent: args.sample_percent,
-        state_schema: args.state_schema.clone(),
+        state_schema: args.stream.state_schema.clone(),
         progress,
     };
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
@@ -102,8 +99,14 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         if args.freshness_only {
             break Vec::new();
         }
-        let reports =
-            validate_with(&source, &args.publication, &bigquery, &layout, &options).await?;
+        let reports = validate_with(
+            &source,
+            &args.stream.publication,
+            &bigquery,
+            &layout,
+            &options,
+        )
+        .await?;
         if reports.iter().all(TableReport::matches) || Instant::now() >= deadline {
             break reports;
         }

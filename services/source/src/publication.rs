@@ -8,40 +8,14 @@
 //! ([`pg2bq_core::probe`]): once `pg2bq validate --freshness` has created it, it stays in the
 //! publication whatever the patterns say.
 
-use crate::error::{CaptureError, Result};
+use crate::catalog::{candidate_tables, table_id, tables::quoted};
+use crate::error::{Result, SourceError};
 use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
+use pg2bq_core::probe::freshness_probe;
 use pg2bq_core::selection::TableSelection;
 use pg2bq_core::wire::TableId;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
-
-/// A table named by the first two columns (schema, table) of a row.
-pub fn table_id(row: &tokio_postgres::Row) -> TableId {
-    TableId {
-        schema: row.get(0),
-        table: row.get(1),
-    }
-}
-
-/// Ordinary and partitioned tables (not partitions) outside the system schemas and pg2bq's state,
-/// and the freshness probe table if it exists.
-async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<TableId>> {
-    let rows = client
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND (n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
-                    OR (n.nspname = $1 AND c.relname = $2)) \
-               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-             ORDER BY 1, 2",
-            &[&state_schema, &FRESHNESS_PROBE_TABLE],
-        )
-        .await
-        .map_err(CaptureError::postgres("listing tables"))?;
-    Ok(rows.iter().map(table_id).collect())
-}
 
 /// Tables currently listed in the publication, or `None` if it does not exist. Also says whether
 /// the publication is managed by schema or for all tables.
@@ -58,7 +32,7 @@ async fn published_tables(
             &[&publication],
         )
         .await
-        .map_err(CaptureError::postgres("looking up the publication"))?
+        .map_err(SourceError::postgres("looking up the publication"))?
     else {
         return Ok(None);
     };
@@ -72,7 +46,7 @@ async fn published_tables(
                 &[&oid],
             )
             .await
-            .map_err(CaptureError::postgres("looking up the publication's schemas"))?
+            .map_err(SourceError::postgres("looking up the publication's schemas"))?
             .get(0)
     } else {
         false
@@ -85,17 +59,13 @@ async fn published_tables(
             &[&oid],
         )
         .await
-        .map_err(CaptureError::postgres("listing the publication's tables"))?;
+        .map_err(SourceError::postgres("listing the publication's tables"))?;
     let tables = rows.iter().map(table_id).collect();
     Ok(Some((tables, all_tables || by_schema)))
 }
 
 fn table_list(tables: &BTreeSet<TableId>) -> String {
-    tables
-        .iter()
-        .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.table)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    tables.iter().map(quoted).collect::<Vec<_>>().join(", ")
 }
 
 /// Creates the publication or brings its table list in step with the selection.
@@ -125,7 +95,7 @@ pub async fn reconcile(
         client
             .batch_execute(&sql)
             .await
-            .map_err(CaptureError::postgres(format!(
+            .map_err(SourceError::postgres(format!(
                 "creating publication {publication}"
             )))?;
         tracing::info!(publication, tables = wanted.len(), "created publication");
@@ -161,7 +131,7 @@ pub async fn reconcile(
         client
             .batch_execute(&sql)
             .await
-            .map_err(CaptureError::postgres(format!(
+            .map_err(SourceError::postgres(format!(
                 "updating publication {publication}"
             )))?;
     }
@@ -169,4 +139,47 @@ pub async fn reconcile(
     let removed_names: Vec<String> = removed.iter().map(ToString::to_string).collect();
     tracing::info!(publication, added = ?added_names, removed = ?removed_names, "publication follows the table selection");
     Ok(added)
+}
+
+/// Adds one table to the publication if it is not in it (the freshness probe); returns whether
+/// it was added. Needs the publication's owner.
+pub async fn ensure_published(client: &Client, publication: &str, table: &TableId) -> Result<bool> {
+    let published: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables \
+             WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
+            &[&publication, &table.schema, &table.table],
+        )
+        .await
+        .map_err(SourceError::postgres(format!(
+            "looking up publication {publication}"
+        )))?
+        .get(0);
+    if published {
+        return Ok(false);
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            quote_ident(publication),
+            quoted(table)
+        ))
+        .await
+        .map_err(SourceError::postgres(format!(
+            "adding {table} to publication {publication} (this needs the publication's owner)"
+        )))?;
+    Ok(true)
+}
+
+/// Drops the publication if it exists.
+pub async fn drop(client: &Client, publication: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "DROP PUBLICATION IF EXISTS {}",
+            quote_ident(publication)
+        ))
+        .await
+        .map_err(SourceError::postgres(format!(
+            "dropping publication {publication}"
+        )))
 }

@@ -1,0 +1,44 @@
+//! `pg2bq discover`: the source's tables as pg2bq replicates them.
+
+use pg2bq_cli::discover;
+use pg2bq_cli::error::{CliError, Result};
+use pg2bq_core::config::{SourceArgs, StreamArgs};
+use pg2bq_core::pg_connect::connect_sql;
+use std::process::ExitCode;
+
+// The arguments (a doc comment here would replace the subcommand's help text).
+#[derive(Debug, clap::Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// Tables to show: `schema.table` patterns (as for capture).
+    #[arg(
+        long,
+        env = "PG2BQ_INCLUDE",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    pub include: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `pg2bq discover`.
+pub async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
+    let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    let sql = connect_sql(&args.source, "pg2bq-discover").await?;
+    let tables = discover::discover(&sql, &selection, &args.stream.state_schema).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&tables).expect("tables serialise")
+        );
+    } else {
+        print!("{}", discover::render(&tables));
+    }
+    Ok(ExitCode::SUCCESS)
+}

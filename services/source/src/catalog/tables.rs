@@ -1,0 +1,131 @@
+//! Source tables as pg2bq replicates them: the columns pgoutput sends, in its order, with
+//! canonical types and the key the stream identifies rows by.
+
+use pg2bq_core::wire::{ColumnSpec, TableId};
+use serde::Serialize;
+
+/// A table's REPLICA IDENTITY: what PostgreSQL writes of the old row of an UPDATE or DELETE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaIdentity {
+    /// The primary key (if any).
+    Default,
+    /// Nothing: UPDATE and DELETE fail once the table is published.
+    Nothing,
+    /// The whole old row.
+    Full,
+    /// The columns of a chosen unique index (`USING INDEX`).
+    Index,
+}
+
+impl ReplicaIdentity {
+    /// From `pg_class.relreplident` (or pgoutput's Relation message): `d`, `n`, `f` or `i`.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            _ => ReplicaIdentity::Default,
+        }
+    }
+
+    /// The columns that identify a row in the stream: the primary key under DEFAULT and FULL
+    /// (under FULL pgoutput flags every column, so the primary key is what identifies a row),
+    /// the index's columns under INDEX, none under NOTHING.
+    pub fn key<'a>(self, primary_key: &'a [String], identity_index: &'a [String]) -> &'a [String] {
+        match self {
+            ReplicaIdentity::Default | ReplicaIdentity::Full => primary_key,
+            ReplicaIdentity::Index => identity_index,
+            ReplicaIdentity::Nothing => &[],
+        }
+    }
+}
+
+/// What kind of relation a table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// An ordinary table.
+    Table,
+    /// A partitioned table (its rows live in its partitions).
+    Partitioned,
+}
+
+/// One replicated column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceColumn {
+    /// Name, canonical type, type modifier and key flag, as change batches carry them.
+    pub spec: ColumnSpec,
+    /// The type as declared (`format_type`), e.g. `numeric(12,2)` or a domain's name.
+    pub declared_type: String,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+}
+
+/// A source table as pg2bq replicates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceTable {
+    /// Schema and name.
+    pub id: TableId,
+    /// The table's OID.
+    pub oid: u32,
+    /// Ordinary or partitioned.
+    pub kind: TableKind,
+    /// Its replica identity.
+    pub replica_identity: ReplicaIdentity,
+    /// Primary key columns, in key order (empty without one).
+    pub primary_key: Vec<String>,
+    /// The columns pgoutput sends, in attribute order.
+    pub columns: Vec<SourceColumn>,
+    /// Generated columns, which pgoutput does not send and pg2bq leaves out.
+    pub generated: Vec<String>,
+    /// The planner's row estimate (-1: never analysed).
+    pub rows_estimated: i64,
+    /// Whether the connected user may SELECT it.
+    pub selectable: bool,
+}
+
+impl SourceTable {
+    /// The columns as change batches describe them.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        self.columns.iter().map(|c| c.spec.clone()).collect()
+    }
+
+    /// Names of the key columns, in attribute order.
+    pub fn key_names(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.spec.key)
+            .map(|c| c.spec.name.clone())
+            .collect()
+    }
+
+    /// `"schema"."table"`.
+    pub fn quoted_name(&self) -> String {
+        quoted(&self.id)
+    }
+}
+
+/// `"schema"."table"` of a table id.
+pub fn quoted(table: &TableId) -> String {
+    format!(
+        "{}.{}",
+        pg2bq_core::pg_connect::quote_ident(&table.schema),
+        pg2bq_core::pg_connect::quote_ident(&table.table)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_follows_the_replica_identity() {
+        let pk = vec!["id".to_owned()];
+        let index = vec!["code".to_owned()];
+        assert_eq!(ReplicaIdentity::from_code(b'd').key(&pk, &index), pk);
+        assert_eq!(ReplicaIdentity::from_code(b'f').key(&pk, &index), pk);
+        assert_eq!(ReplicaIdentity::from_code(b'i').key(&pk, &index), index);
+        assert!(ReplicaIdentity::from_code(b'n').key(&pk, &index).is_empty());
+    }
+}

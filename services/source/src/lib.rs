@@ -1,0 +1,17 @@
+//! pg2bq's view of the source database, shared by capture and the `pg2bq` CLI.
+//!
+//! - [`catalog`]: the one catalogue reader. A source table's columns in pgoutput's order, their
+//!   canonical types (through domains and arrays, enums), keys, replica identity, generated
+//!   columns left out; and the tables a selection or a publication names.
+//! - [`state`]: the one owner of pg2bq's state schema in the source database: its versioned
+//!   migrations and typed operations (the stream and its desired state, backfill plans and
+//!   progress, table activity, the freshness probe). No other code writes SQL against it.
+//! - [`publication`]: the publication, kept equal to the tables the patterns select.
+//! - [`error`]: [`SourceError`], transient or permanent.
+
+pub mod catalog;
+pub mod error;
+pub mod publication;
+pub mod state;
+
+pub use error::{Result, SourceError};
