@@ -5,12 +5,12 @@
 mod validate_command;
 
 use clap::{Parser, Subcommand};
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::{backfill_status, connection, discover, profile, seed, stream};
 use pg2bq_core::config::{SelectionArgs, SourceArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
-use pg2bq_writer::bigquery::auth::TokenSource;
-use pg2bq_writer::bigquery::rest::RestClient;
 use std::process::ExitCode;
 use std::time::Duration;
 use validate_command::{ValidateArgs, run_validate};

@@ -9,10 +9,10 @@
 use crate::backfill_status;
 use crate::catalog::publication_tables;
 use crate::error::{CliError, Result};
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::wire::TableId;
-use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tokio_postgres::Client;

@@ -2,10 +2,6 @@
 
 use crate::append_rows::append_rows;
 use crate::args::{AppendSink, MergeStrategy, WriteMode, WriterArgs};
-use crate::bigquery::auth::TokenSource;
-use crate::bigquery::rest::FieldSpec;
-use crate::bigquery::rest::RestClient;
-use crate::bigquery::storage_write::StorageWriter;
 use crate::changes::change_rows;
 use crate::endpoint_auth::EndpointAuth;
 use crate::envelope;
@@ -24,6 +20,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::FieldSpec;
+use pg2bq_bigquery::rest::RestClient;
+use pg2bq_bigquery::storage_write::StorageWriter;
 use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::bq_values::BqValue;

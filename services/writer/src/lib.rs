@@ -4,7 +4,6 @@
 pub mod app;
 pub mod append_rows;
 pub mod args;
-pub mod bigquery;
 pub mod changes;
 pub mod endpoint_auth;
 pub mod envelope;

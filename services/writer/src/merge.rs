@@ -6,9 +6,9 @@
 //! duplicate changes nothing. The MERGE runs on a timer (locally) or when `/merge` is called
 //! (Cloud Scheduler in GCP).
 
-use crate::bigquery::rest::{FieldSpec, RestClient};
 use crate::error::Result;
 use crate::shape::is_metadata;
+use pg2bq_bigquery::rest::{FieldSpec, RestClient};
 use pg2bq_core::bq_naming::{
     BqTableName, CHANGE_TABLE_SUFFIX, COMMIT_TS_COLUMN, DatasetLayout, KEY_COLUMN_DESCRIPTION,
     OP_COLUMN, SEQ_COLUMN, quote_column,

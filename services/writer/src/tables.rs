@@ -4,9 +4,9 @@
 //! writers add the same column at once), never dropped; an incompatible type change is refused.
 //! Each instance remembers the columns it saw per table, in table order.
 
-use crate::bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use crate::error::{Result, WriterError};
 use crate::shape::TableShape;
+use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
 use pg2bq_core::bq_types::BqType;
 use std::collections::{HashMap, HashSet};
