@@ -1,9 +1,9 @@
 //! The shared local stack, as described by `.local/stack.env`.
 
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::config::{Secret, SourceArgs, TargetArgs};
 use pg2bq_core::pg_tls::TlsArgs;
-use pg2bq_writer::bigquery::auth::TokenSource;
-use pg2bq_writer::bigquery::rest::RestClient;
 use std::path::PathBuf;
 
 /// Addresses of the local stack's servers.

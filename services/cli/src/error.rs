@@ -1,7 +1,7 @@
 //! The error type of the CLI.
 
+use pg2bq_bigquery::BigQueryError;
 use pg2bq_core::CoreError;
-use pg2bq_writer::error::WriterError;
 
 /// Errors of the CLI, each naming what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum CliError {
         context: String,
         /// The client's error.
         #[source]
-        source: WriterError,
+        source: BigQueryError,
     },
     /// A setting is missing or wrong.
     #[error("configuration: {0}")]
@@ -46,7 +46,7 @@ impl CliError {
     }
 
     /// Wraps a BigQuery error with context.
-    pub fn bigquery(context: impl Into<String>) -> impl FnOnce(WriterError) -> Self {
+    pub fn bigquery(context: impl Into<String>) -> impl FnOnce(BigQueryError) -> Self {
         let context = context.into();
         move |source| CliError::BigQuery { context, source }
     }

@@ -8,13 +8,13 @@
 
 use crate::backfill_status;
 use crate::error::{CliError, Result};
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::config::StreamArgs;
 use pg2bq_core::wire::TableId;
 use pg2bq_source::catalog::Catalog;
 use pg2bq_source::state::activity::TableActivity;
 use pg2bq_source::state::stream::DesiredState;
-use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tokio_postgres::Client;

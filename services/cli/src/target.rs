@@ -2,10 +2,10 @@
 //! settings.
 
 use crate::error::{CliError, Result};
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::config::TargetArgs;
-use pg2bq_writer::bigquery::auth::TokenSource;
-use pg2bq_writer::bigquery::rest::RestClient;
 
 /// A REST client of the target's project (no credentials for an emulator).
 pub fn client(target: &TargetArgs) -> Result<RestClient> {

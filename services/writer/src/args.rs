@@ -13,7 +13,7 @@ pub enum PushAuth {
 
 /// How changes land in BigQuery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WriteMode {
+pub enum WriteModeSetting {
     /// Tables mirror the source (tables without a primary key are written append-only).
     Merge,
     /// Every change is a row, with change type, sequence number, commit time and transaction id.
@@ -76,8 +76,8 @@ pub struct WriterArgs {
     #[arg(long, env = "PG2BQ_OIDC_JWKS_URL", default_value = crate::oidc::GOOGLE_JWKS_URL)]
     pub oidc_jwks_url: String,
     /// `merge` (tables mirror the source) or `append-only` (every change is a row).
-    #[arg(long, env = "PG2BQ_WRITE_MODE", value_enum, default_value_t = WriteMode::Merge)]
-    pub write_mode: WriteMode,
+    #[arg(long, env = "PG2BQ_WRITE_MODE", value_enum, default_value_t = WriteModeSetting::Merge)]
+    pub write_mode: WriteModeSetting,
     /// How `merge` mode updates mirror tables.
     #[arg(long, env = "PG2BQ_MERGE_STRATEGY", value_enum, default_value_t = MergeStrategy::Auto)]
     pub merge_strategy: MergeStrategy,

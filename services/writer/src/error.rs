@@ -1,6 +1,7 @@
 //! The error type of the writer, with the HTTP answer each kind gets.
 
 use axum::http::StatusCode;
+use pg2bq_bigquery::BigQueryError;
 
 /// Errors of the writer. Permanent ones are answered with a 4xx so that Pub/Sub dead-letters the
 /// message after its attempts; transient ones with a 5xx so that Pub/Sub retries with backoff.
@@ -24,12 +25,9 @@ pub enum WriterError {
     /// The keys to verify credentials with cannot be had right now.
     #[error("cannot verify the request now: {0}")]
     AuthUnavailable(String),
-    /// BigQuery refused the request permanently.
-    #[error("BigQuery refused: {0}")]
-    BigQueryPermanent(String),
-    /// BigQuery is unavailable or overloaded; retrying later should succeed.
-    #[error("BigQuery unavailable: {0}")]
-    BigQueryTransient(String),
+    /// A BigQuery call failed; the client's error says whether retrying later should succeed.
+    #[error(transparent)]
+    BigQuery(#[from] BigQueryError),
     /// The writer's own settings are wrong.
     #[error("configuration: {0}")]
     Config(String),
@@ -40,15 +38,18 @@ impl WriterError {
     pub fn status(&self) -> StatusCode {
         match self {
             WriterError::BadEnvelope(_) | WriterError::BadBatch(_) => StatusCode::BAD_REQUEST,
-            WriterError::Unwritable(_) | WriterError::BigQueryPermanent(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            WriterError::Unwritable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WriterError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             WriterError::Forbidden(_) => StatusCode::FORBIDDEN,
-            WriterError::BigQueryTransient(_) | WriterError::AuthUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            WriterError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WriterError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WriterError::BigQuery(e) => match e {
+                BigQueryError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
+                BigQueryError::Permanent(_) | BigQueryError::RowRefused { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                BigQueryError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -61,9 +62,13 @@ impl WriterError {
             WriterError::Unauthenticated(_) => "unauthenticated",
             WriterError::Forbidden(_) => "forbidden",
             WriterError::AuthUnavailable(_) => "auth_unavailable",
-            WriterError::BigQueryPermanent(_) => "bigquery_permanent",
-            WriterError::BigQueryTransient(_) => "bigquery_transient",
             WriterError::Config(_) => "config",
+            WriterError::BigQuery(e) => match e {
+                BigQueryError::Transient(_) => "bigquery_transient",
+                BigQueryError::Permanent(_) => "bigquery_permanent",
+                BigQueryError::RowRefused { .. } => "unwritable",
+                BigQueryError::Config(_) => "config",
+            },
         }
     }
 }
@@ -80,5 +85,39 @@ impl From<crate::oidc::OidcError> for WriterError {
             }
             _ => WriterError::Unauthenticated(error.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bigquery_errors_are_answered_by_their_kind() {
+        let answer = |e: BigQueryError| {
+            let e = WriterError::from(e);
+            (e.status(), e.kind())
+        };
+        assert_eq!(
+            answer(BigQueryError::Transient("x".into())),
+            (StatusCode::SERVICE_UNAVAILABLE, "bigquery_transient")
+        );
+        assert_eq!(
+            answer(BigQueryError::Permanent("x".into())),
+            (StatusCode::UNPROCESSABLE_ENTITY, "bigquery_permanent")
+        );
+        let refused = BigQueryError::RowRefused {
+            stream: "s".into(),
+            index: 0,
+            message: "m".into(),
+        };
+        assert_eq!(
+            answer(refused),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unwritable")
+        );
+        assert_eq!(
+            answer(BigQueryError::Config("x".into())),
+            (StatusCode::INTERNAL_SERVER_ERROR, "config")
+        );
     }
 }

@@ -1,17 +1,30 @@
 //! pg2bq writer: a stateless push endpoint that turns change batches into BigQuery rows and
 //! writes them with the Storage Write API, creating and evolving tables as it goes.
+//!
+//! The map:
+//!
+//! - [`http`]: routes, the Pub/Sub push envelope, endpoint authentication ([`oidc`] verifies the
+//!   tokens), metrics ([`metrics`]) and the HTTP answer of each error ([`error`]). It knows no
+//!   write mode.
+//! - [`modes`]: the write modes behind one trait, [`modes::WriteMode`]: staged (change table +
+//!   MERGE), native (BigQuery CDC) and append-only; the mode is chosen once at start-up from the
+//!   settings ([`args`]).
+//! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), [`tables`] (creating
+//!   and evolving tables), [`row_layout`] (where each value goes in the proto row).
+//! - The BigQuery client (REST, Storage Write, proto rows, tokens) is the `pg2bq-bigquery` crate.
+//!
+//! One push request: [`http::routes`] checks the caller ([`http::endpoint_auth`]), reads the
+//! change batch ([`http::envelope`]) and its [`shape::TableShape`], and hands both to the chosen
+//! [`modes::WriteMode`]; the mode converts the changes into rows ([`modes::rows`]), makes sure of
+//! its tables through [`tables::TableRegistry`] (REST), and appends the rows encoded by
+//! [`row_layout::RowLayout`] through [`modes::sink`] (Storage Write); the HTTP layer then records
+//! the metrics and answers 204, or the error's status.
 
-pub mod app;
-pub mod append_rows;
 pub mod args;
-pub mod bigquery;
-pub mod changes;
-pub mod endpoint_auth;
-pub mod envelope;
 pub mod error;
-pub mod merge;
+pub mod http;
 pub mod metrics;
-pub mod native;
+pub mod modes;
 pub mod oidc;
 pub mod row_layout;
 pub mod shape;

@@ -1,7 +1,7 @@
 //! The `writer` binary.
 
-use pg2bq_writer::app::Writer;
 use pg2bq_writer::args::WriterArgs;
+use pg2bq_writer::http::Writer;
 use std::process::ExitCode;
 
 #[tokio::main]

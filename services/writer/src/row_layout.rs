@@ -4,9 +4,9 @@
 //! subset a batch carries: rows of an older or newer shape of the source table then write the
 //! columns they know and leave the others NULL.
 
-use crate::bigquery::proto_rows::{descriptor, encode_value};
-use crate::bigquery::rest::FieldSpec;
 use crate::error::{Result, WriterError};
+use pg2bq_bigquery::proto_rows::{descriptor, encode_value};
+use pg2bq_bigquery::rest::FieldSpec;
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::bq_values::BqValue;
 use prost_types::DescriptorProto;

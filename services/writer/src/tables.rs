@@ -1,13 +1,14 @@
-//! The BigQuery tables of a source table: creation, and adding the columns a batch brings.
+//! The table registry shared by the write modes: creating BigQuery tables, and adding the
+//! columns a batch brings. Each mode says which tables it wants ([`TableSpec`]); the registry
+//! makes sure of them.
 //!
 //! Columns are only ever added (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, safe when several
 //! writers add the same column at once), never dropped; an incompatible type change is refused.
 //! Each instance remembers the columns it saw per table, in table order.
 
-use crate::bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use crate::error::{Result, WriterError};
-use crate::shape::TableShape;
-use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
+use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
+use pg2bq_core::bq_naming::BqTableName;
 use pg2bq_core::bq_types::BqType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,133 +17,78 @@ use tokio::sync::Mutex;
 /// Columns of a table, in table order.
 pub type TableColumns = Arc<Vec<FieldSpec>>;
 
+/// A table as a write mode wants it: its columns and its settings.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// The table.
+    pub table: BqTableName,
+    /// Its columns, all nullable (see [`TableRegistry::fields`]).
+    pub fields: Vec<FieldSpec>,
+    /// Clustering, primary key, `max_staleness`.
+    pub options: TableOptions,
+}
+
 /// Tables this instance has made sure of.
 pub struct TableRegistry {
+    rest: RestClient,
     known: Mutex<HashMap<BqTableName, TableColumns>>,
     datasets: Mutex<HashSet<String>>,
     emulator: bool,
 }
 
 impl TableRegistry {
-    /// A registry for real BigQuery, or for an emulator (see [`TableRegistry::field`]).
-    pub fn new(emulator: bool) -> Self {
+    /// A registry working through `rest`, for real BigQuery or for an emulator (see
+    /// [`TableRegistry::fields`]).
+    pub fn new(rest: RestClient, emulator: bool) -> Self {
         TableRegistry {
+            rest,
             known: Mutex::new(HashMap::new()),
             datasets: Mutex::new(HashSet::new()),
             emulator,
         }
     }
 
-    /// A nullable column of the table schema. bqemulator has no BIGNUMERIC (its DuckDB decimals
+    /// Nullable columns of a table schema. bqemulator has no BIGNUMERIC (its DuckDB decimals
     /// stop at 38 digits): against an emulator such columns are STRING, holding the same decimal
     /// strings the Storage Write API would convert.
-    fn field(&self, name: &str, bq_type: BqType) -> FieldSpec {
-        let type_name = match bq_type {
-            BqType::BigNumeric if self.emulator => BqType::String.name(),
-            other => other.name(),
-        };
-        FieldSpec {
-            name: name.to_owned(),
-            bq_type: type_name.to_owned(),
-            mode: "NULLABLE".to_owned(),
-            description: None,
-        }
-    }
-
-    fn fields(&self, columns: &[(String, BqType)]) -> Vec<FieldSpec> {
+    pub fn fields(&self, columns: &[(String, BqType)]) -> Vec<FieldSpec> {
         columns
             .iter()
-            .map(|(name, t)| self.field(name, *t))
+            .map(|(name, bq_type)| {
+                let type_name = match bq_type {
+                    BqType::BigNumeric if self.emulator => BqType::String.name(),
+                    other => other.name(),
+                };
+                FieldSpec {
+                    name: name.to_owned(),
+                    bq_type: type_name.to_owned(),
+                    mode: "NULLABLE".to_owned(),
+                    description: None,
+                }
+            })
             .collect()
     }
 
-    /// Makes sure the mirror table and the change table exist with every column of `shape`;
-    /// returns the change table's columns. Creation races between instances are harmless.
-    /// The change table's key columns carry [`KEY_COLUMN_DESCRIPTION`], so that any writer can
-    /// merge it later; the mirror table declares its primary key (`NOT ENFORCED`).
-    pub async fn ensure_merged(
+    /// Makes sure every table of `wanted` exists with all its columns (creating the dataset, the
+    /// table or the missing columns); returns each table's columns, in the order of `wanted`.
+    /// Creation races between instances are harmless.
+    pub async fn ensure<const N: usize>(
         &self,
-        rest: &RestClient,
-        shape: &TableShape,
-    ) -> Result<TableColumns> {
-        let keys = shape.key_names();
-        let mut change_fields = self.fields(&shape.change_fields());
-        for field in change_fields.iter_mut().filter(|f| keys.contains(&f.name)) {
-            field.description = Some(KEY_COLUMN_DESCRIPTION.to_owned());
-        }
-        let change_table = shape.target.change_table();
-        let wanted = vec![
-            TableSpec {
-                table: shape.target.clone(),
-                fields: self.fields(&shape.target_fields()),
-                options: TableOptions {
-                    clustering: shape.clustering(),
-                    primary_key: keys,
-                    max_staleness: None,
-                },
-            },
-            TableSpec {
-                table: change_table.clone(),
-                fields: change_fields,
-                options: TableOptions::default(),
-            },
-        ];
-        self.ensure_all(rest, wanted, &change_table).await
-    }
-
-    /// Makes sure the append-only table of `shape` exists with all its columns; returns them.
-    pub async fn ensure_appended(
-        &self,
-        rest: &RestClient,
-        shape: &TableShape,
-    ) -> Result<TableColumns> {
-        let wanted = vec![TableSpec {
-            table: shape.target.clone(),
-            fields: self.fields(&shape.append_fields()),
-            options: TableOptions::default(),
-        }];
-        self.ensure_all(rest, wanted, &shape.target).await
-    }
-
-    /// Makes sure the native CDC mirror table of `shape` exists: primary key, clustering on it,
-    /// and `max_staleness`; returns its columns.
-    pub async fn ensure_native(
-        &self,
-        rest: &RestClient,
-        shape: &TableShape,
-        max_staleness: &str,
-    ) -> Result<TableColumns> {
-        let wanted = vec![TableSpec {
-            table: shape.target.clone(),
-            fields: self.fields(&shape.target_fields()),
-            options: TableOptions {
-                clustering: shape.clustering(),
-                primary_key: shape.key_names(),
-                max_staleness: Some(max_staleness.to_owned()),
-            },
-        }];
-        self.ensure_all(rest, wanted, &shape.target).await
-    }
-
-    async fn ensure_all(
-        &self,
-        rest: &RestClient,
-        wanted: Vec<TableSpec>,
-        written: &BqTableName,
-    ) -> Result<TableColumns> {
-        for spec in wanted {
+        wanted: [TableSpec; N],
+    ) -> Result<[TableColumns; N]> {
+        for spec in &wanted {
             if self.has_all(&spec.table, &spec.fields).await {
                 continue;
             }
-            self.ensure_dataset(rest, &spec.table.dataset).await?;
-            let columns = ensure_table(rest, &spec, self.emulator).await?;
+            self.ensure_dataset(&spec.table.dataset).await?;
+            let columns = ensure_table(&self.rest, spec, self.emulator).await?;
             self.known
                 .lock()
                 .await
-                .insert(spec.table, Arc::new(columns));
+                .insert(spec.table.clone(), Arc::new(columns));
         }
         let known = self.known.lock().await;
-        Ok(Arc::clone(known.get(written).expect("ensured above")))
+        Ok(wanted.map(|spec| Arc::clone(known.get(&spec.table).expect("ensured above"))))
     }
 
     async fn has_all(&self, table: &BqTableName, fields: &[FieldSpec]) -> bool {
@@ -154,21 +100,14 @@ impl TableRegistry {
         })
     }
 
-    async fn ensure_dataset(&self, rest: &RestClient, dataset: &str) -> Result<()> {
+    async fn ensure_dataset(&self, dataset: &str) -> Result<()> {
         if self.datasets.lock().await.contains(dataset) {
             return Ok(());
         }
-        rest.ensure_dataset(dataset).await?;
+        self.rest.ensure_dataset(dataset).await?;
         self.datasets.lock().await.insert(dataset.to_owned());
         Ok(())
     }
-}
-
-/// A table as pg2bq wants it.
-struct TableSpec {
-    table: BqTableName,
-    fields: Vec<FieldSpec>,
-    options: TableOptions,
 }
 
 /// Creates the table or adds its missing columns; returns all its columns in table order.

@@ -4,13 +4,13 @@
 use super::probe::thread_cpu_seconds;
 use super::report::Summary;
 use base64::Engine;
+use pg2bq_bigquery::rest::FieldSpec;
 use pg2bq_core::bq_naming::BqTableName;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{Change, ChangeBatch, ColumnSpec, Op, TableId, Value, WIRE_VERSION};
-use pg2bq_writer::bigquery::rest::FieldSpec;
-use pg2bq_writer::changes::change_rows;
-use pg2bq_writer::envelope;
+use pg2bq_writer::http::envelope;
+use pg2bq_writer::modes::rows::change_rows;
 use pg2bq_writer::row_layout::RowLayout;
 use pg2bq_writer::shape::TableShape;
 use serde_json::json;

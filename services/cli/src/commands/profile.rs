@@ -1,13 +1,13 @@
 //! `pg2bq profile test source|target`: one line per check, with the fix of each failure.
 
 use clap::Subcommand;
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::{connection, profile};
 use pg2bq_core::config::{SelectionArgs, SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_source::catalog::Catalog;
-use pg2bq_writer::bigquery::auth::TokenSource;
-use pg2bq_writer::bigquery::rest::RestClient;
 use std::process::ExitCode;
 
 // The arguments (a doc comment here would replace the subcommand's help text).

@@ -7,7 +7,7 @@
 
 use super::sql::{BUCKETS, Dialect, RowFilter, Shape, checksum_query};
 use crate::error::{CliError, Result};
-use pg2bq_writer::bigquery::rest::RestClient;
+use pg2bq_bigquery::rest::RestClient;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::{Client, SimpleQueryMessage};

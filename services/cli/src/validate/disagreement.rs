@@ -6,7 +6,7 @@
 use super::full::SHOWN_DIFFERENCES;
 use super::sql::{Dialect, RowFilter, Shape, canonical_rows_query};
 use crate::error::{CliError, Result};
-use pg2bq_writer::bigquery::rest::RestClient;
+use pg2bq_bigquery::rest::RestClient;
 use std::collections::BTreeMap;
 use tokio_postgres::{Client, SimpleQueryMessage};
 

@@ -9,11 +9,11 @@
 //! MERGE into the mirror, plus at most one poll interval.
 
 use crate::error::{CliError, Result};
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
 use pg2bq_core::config::StreamArgs;
 use pg2bq_source::publication;
 use pg2bq_source::state::StateStore;
-use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;

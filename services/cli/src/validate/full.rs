@@ -6,10 +6,10 @@
 use super::sql::{Dialect, RowFilter, Shape};
 use crate::canonical;
 use crate::error::{CliError, Result};
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::{column_name, quote_column};
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_writer::bigquery::rest::RestClient;
 use std::collections::BTreeMap;
 use tokio_postgres::{Client, SimpleQueryMessage};
 

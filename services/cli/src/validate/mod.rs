@@ -20,10 +20,10 @@ pub mod sql;
 
 use crate::error::{CliError, Result};
 use checksum::ChecksumSummary;
+use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::{DatasetLayout, column_name};
 use pg2bq_core::probe::freshness_probe;
 use pg2bq_source::catalog::Catalog;
-use pg2bq_writer::bigquery::rest::RestClient;
 use serde::Serialize;
 use sql::{ComparedTable, Dialect, RowFilter, Shape};
 use std::collections::HashSet;

@@ -1,9 +1,12 @@
-//! Turning a change batch into change-table rows: one UPSERT or DELETE per key, or a TRUNCATE.
+//! Rows from changes, shared by the write modes: the converted values of a change
+//! ([`data_values`], [`new_values`]), and change rows ([`change_rows`]: one UPSERT or DELETE per
+//! key, or a TRUNCATE), which the staged strategy writes to its change table and the native
+//! strategy reshapes into BigQuery CDC rows.
 //!
 //! An INSERT, a backfilled row and an UPDATE upsert the new row. A DELETE deletes the old key.
 //! An UPDATE that changes the key deletes the old key and upserts the new one, both with the
 //! change's sequence number (they concern different keys). A TRUNCATE is a row without data:
-//! every row older than its sequence number is gone (see `merge.rs`).
+//! every row older than its sequence number is gone (see `staged/statements.rs`).
 
 use crate::error::{Result, WriterError};
 use crate::shape::TableShape;

@@ -4,12 +4,58 @@
 //! Change types: `INSERT`, `READ` (a backfilled row), `UPDATE-INSERT` (the new row of an UPDATE),
 //! `UPDATE-DELETE` (the old row of an UPDATE, when PostgreSQL sent it: the key changed or the
 //! table has REPLICA IDENTITY FULL), `DELETE` (the old key or row), `TRUNCATE` (no data).
+//!
+//! The table has no primary key and no MERGE: nothing is ever updated in place.
 
-use crate::changes::{data_values, new_values};
+use super::rows::{data_values, new_values};
+use super::sink::RowSink;
+use super::{WriteMode, Written};
 use crate::error::Result;
+use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
+use crate::tables::{TableRegistry, TableSpec};
+use futures::future::BoxFuture;
+use pg2bq_bigquery::rest::TableOptions;
 use pg2bq_core::bq_values::BqValue;
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
+use std::sync::Arc;
+
+/// The append-only write mode.
+pub struct AppendOnly {
+    tables: Arc<TableRegistry>,
+    sink: RowSink,
+}
+
+impl AppendOnly {
+    /// Writes through `sink` into tables made sure of by `tables`.
+    pub fn new(tables: Arc<TableRegistry>, sink: RowSink) -> Self {
+        AppendOnly { tables, sink }
+    }
+
+    /// The append-only table of `shape`: no key, no clustering.
+    fn table(&self, shape: &TableShape) -> TableSpec {
+        TableSpec {
+            table: shape.target.clone(),
+            fields: self.tables.fields(&shape.append_fields()),
+            options: TableOptions::default(),
+        }
+    }
+}
+
+impl WriteMode for AppendOnly {
+    fn write<'a>(
+        &'a self,
+        batch: &'a ChangeBatch,
+        shape: &'a TableShape,
+    ) -> BoxFuture<'a, Result<Written>> {
+        Box::pin(async move {
+            let rows = append_rows(batch, shape)?;
+            let [columns] = self.tables.ensure([self.table(shape)]).await?;
+            let layout = RowLayout::new(&columns, &shape.append_fields())?;
+            self.sink.append(&shape.target, &layout, &rows).await
+        })
+    }
+}
 
 /// An append-only row before encoding: data values, then change type, seq, commit time, xid.
 pub type AppendRow = Vec<BqValue>;

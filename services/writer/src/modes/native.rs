@@ -9,17 +9,75 @@
 //! applied exactly (changes from before it that arrive late would come back); it is refused with
 //! a clear error and the message is dead-lettered. Tables that are truncated use `staged`.
 
-use crate::changes::change_rows;
+use super::rows::change_rows;
+use super::sink::RowSink;
+use super::{WriteMode, Written};
 use crate::error::{Result, WriterError};
+use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
+use crate::tables::{TableRegistry, TableSpec};
+use futures::future::BoxFuture;
+use pg2bq_bigquery::rest::TableOptions;
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::bq_values::BqValue;
 use pg2bq_core::wire::{ChangeBatch, Op};
+use std::sync::Arc;
 
 /// BigQuery's pseudo-column with the kind of change.
 pub const CHANGE_TYPE: &str = "_CHANGE_TYPE";
 /// BigQuery's pseudo-column with the change's order.
 pub const CHANGE_SEQUENCE_NUMBER: &str = "_CHANGE_SEQUENCE_NUMBER";
+
+/// The native merge strategy.
+pub struct Native {
+    tables: Arc<TableRegistry>,
+    sink: RowSink,
+    max_staleness: String,
+}
+
+impl Native {
+    /// Writes through `sink` into mirror tables made sure of by `tables`, whose `max_staleness`
+    /// is `max_staleness_secs`.
+    pub fn new(tables: Arc<TableRegistry>, sink: RowSink, max_staleness_secs: u64) -> Self {
+        Native {
+            tables,
+            sink,
+            max_staleness: max_staleness_literal(max_staleness_secs),
+        }
+    }
+
+    /// The native CDC mirror table of `shape`: primary key, clustering on it, `max_staleness`.
+    fn table(&self, shape: &TableShape) -> TableSpec {
+        TableSpec {
+            table: shape.target.clone(),
+            fields: self.tables.fields(&shape.target_fields()),
+            options: TableOptions {
+                clustering: shape.clustering(),
+                primary_key: shape.key_names(),
+                max_staleness: Some(self.max_staleness.clone()),
+            },
+        }
+    }
+}
+
+impl WriteMode for Native {
+    fn write<'a>(
+        &'a self,
+        batch: &'a ChangeBatch,
+        shape: &'a TableShape,
+    ) -> BoxFuture<'a, Result<Written>> {
+        Box::pin(async move {
+            let rows = native_rows(batch, shape)?;
+            let [columns] = self.tables.ensure([self.table(shape)]).await?;
+            let layout = RowLayout::with_pseudo_columns(
+                &columns,
+                &native_fields(shape),
+                &[CHANGE_TYPE, CHANGE_SEQUENCE_NUMBER],
+            )?;
+            self.sink.append(&shape.target, &layout, &rows).await
+        })
+    }
+}
 
 /// Fields of a native row: the mirror table's (data, seq, commit time), then the pseudo-columns.
 pub fn native_fields(shape: &TableShape) -> Vec<(String, BqType)> {

@@ -1,7 +1,7 @@
 //! The BigQuery REST API calls pg2bq needs: datasets, tables, queries.
 
-use super::auth::TokenSource;
-use crate::error::{Result, WriterError};
+use crate::auth::TokenSource;
+use crate::error::{BigQueryError, Result};
 use pg2bq_core::bq_naming::BqTableName;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value as Json, json};
@@ -103,7 +103,7 @@ impl RestClient {
     /// A client of `endpoint` (e.g. `https://bigquery.googleapis.com`).
     pub fn new(endpoint: &str, project: &str, location: &str, tokens: TokenSource) -> Result<Self> {
         if project.trim().is_empty() {
-            return Err(WriterError::Config(
+            return Err(BigQueryError::Config(
                 "no Google Cloud project: set PG2BQ_PROJECT (or `project` in the [target] section \
                  of the configuration file)"
                     .into(),
@@ -113,7 +113,7 @@ impl RestClient {
             .timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| WriterError::Config(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|e| BigQueryError::Config(format!("cannot build an HTTP client: {e}")))?;
         Ok(RestClient {
             http,
             base: format!(
@@ -148,27 +148,22 @@ impl RestClient {
         let response = request
             .send()
             .await
-            .map_err(|e| WriterError::BigQueryTransient(format!("{method} {path}: {e}")))?;
+            .map_err(|e| BigQueryError::Transient(format!("{method} {path}: {e}")))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| {
-            WriterError::BigQueryTransient(format!("{method} {path}: reading the answer: {e}"))
+            BigQueryError::Transient(format!("{method} {path}: reading the answer: {e}"))
         })?;
         let json = serde_json::from_str(&text).unwrap_or(Json::String(text));
         Ok((status, json))
     }
 
-    fn failure(what: &str, status: StatusCode, body: &Json) -> WriterError {
+    fn failure(what: &str, status: StatusCode, body: &Json) -> BigQueryError {
         let message = body
             .pointer("/error/message")
             .and_then(Json::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| body.to_string());
-        let text = format!("{what}: HTTP {status}: {message}");
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            WriterError::BigQueryTransient(text)
-        } else {
-            WriterError::BigQueryPermanent(text)
-        }
+        BigQueryError::from_http_status(status, format!("{what}: HTTP {status}: {message}"))
     }
 
     /// Creates a dataset unless it exists.
@@ -339,9 +334,7 @@ impl RestClient {
         let mut result = QueryRows::default();
         loop {
             if let Some(message) = answer.pointer("/errors/0/message").and_then(Json::as_str) {
-                return Err(WriterError::BigQueryPermanent(format!(
-                    "query failed: {message}"
-                )));
+                return Err(BigQueryError::Permanent(format!("query failed: {message}")));
             }
             let complete = answer
                 .get("jobComplete")
@@ -367,9 +360,7 @@ impl RestClient {
             let job_id = answer
                 .pointer("/jobReference/jobId")
                 .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    WriterError::BigQueryPermanent("query answer without a job id".into())
-                })?;
+                .ok_or_else(|| BigQueryError::Permanent("query answer without a job id".into()))?;
             let mut path = format!(
                 "/queries/{job_id}?timeoutMs=60000&location={}",
                 self.location

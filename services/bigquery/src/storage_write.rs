@@ -1,7 +1,7 @@
 //! Appends to a table's default stream with the Storage Write API (gRPC, proto rows).
 
-use super::auth::TokenSource;
-use crate::error::{Result, WriterError};
+use crate::auth::TokenSource;
+use crate::error::{BigQueryError, Result};
 use gcloud_googleapis::cloud::bigquery::storage::v1::append_rows_request::{ProtoData, Rows};
 use gcloud_googleapis::cloud::bigquery::storage::v1::append_rows_response::Response;
 use gcloud_googleapis::cloud::bigquery::storage::v1::big_query_write_client::BigQueryWriteClient;
@@ -28,14 +28,14 @@ impl StorageWriter {
     pub fn new(endpoint: &str, project: &str, tokens: TokenSource) -> Result<Self> {
         let mut channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| {
-                WriterError::Config(format!("bad Storage Write endpoint '{endpoint}': {e}"))
+                BigQueryError::Config(format!("bad Storage Write endpoint '{endpoint}': {e}"))
             })?
             .http2_keep_alive_interval(std::time::Duration::from_secs(30))
             .keep_alive_while_idle(true);
         if endpoint.starts_with("https://") {
             channel = channel
                 .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| WriterError::Config(format!("TLS for '{endpoint}': {e}")))?;
+                .map_err(|e| BigQueryError::Config(format!("TLS for '{endpoint}': {e}")))?;
         }
         let client = BigQueryWriteClient::new(channel.connect_lazy())
             .max_decoding_message_size(64 << 20)
@@ -62,13 +62,13 @@ impl StorageWriter {
         let expected = requests.len();
         let mut request = tonic::Request::new(futures::stream::iter(requests));
         let params = MetadataValue::try_from(format!("write_stream={stream}"))
-            .map_err(|e| WriterError::Config(format!("bad stream name {stream}: {e}")))?;
+            .map_err(|e| BigQueryError::Config(format!("bad stream name {stream}: {e}")))?;
         request
             .metadata_mut()
             .insert("x-goog-request-params", params);
         if let Some(auth) = self.tokens.authorization().await? {
             let value = MetadataValue::try_from(auth)
-                .map_err(|_| WriterError::Config("access token is not a valid header".into()))?;
+                .map_err(|_| BigQueryError::Config("access token is not a valid header".into()))?;
             request.metadata_mut().insert("authorization", value);
         }
         let mut client = self.client.clone();
@@ -84,15 +84,16 @@ impl StorageWriter {
                 .await
                 .map_err(|s| status_error(&stream, s))?
                 .ok_or_else(|| {
-                    WriterError::BigQueryTransient(format!(
+                    BigQueryError::Transient(format!(
                         "{stream}: stream closed before every append was acknowledged"
                     ))
                 })?;
             if let Some(row_error) = response.row_errors.first() {
-                return Err(WriterError::Unwritable(format!(
-                    "{stream}: row {} refused: {}",
-                    row_error.index, row_error.message
-                )));
+                return Err(BigQueryError::RowRefused {
+                    stream: stream.clone(),
+                    index: row_error.index,
+                    message: row_error.message.clone(),
+                });
             }
             match response.response {
                 Some(Response::AppendResult(_)) => acknowledged += 1,
@@ -104,7 +105,7 @@ impl StorageWriter {
                     ));
                 }
                 None => {
-                    return Err(WriterError::BigQueryTransient(format!(
+                    return Err(BigQueryError::Transient(format!(
                         "{stream}: empty AppendRows answer"
                     )));
                 }
@@ -152,14 +153,7 @@ fn split_requests(
     requests
 }
 
-fn status_error(stream: &str, status: tonic::Status) -> WriterError {
+fn status_error(stream: &str, status: tonic::Status) -> BigQueryError {
     let text = format!("{stream}: {:?}: {}", status.code(), status.message());
-    match status.code() {
-        // NotFound stays transient: a table's default stream can be missing for a moment after
-        // the table is created.
-        Code::InvalidArgument | Code::PermissionDenied | Code::FailedPrecondition => {
-            WriterError::BigQueryPermanent(text)
-        }
-        _ => WriterError::BigQueryTransient(text),
-    }
+    BigQueryError::from_grpc_code(status.code(), text)
 }

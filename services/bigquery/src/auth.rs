@@ -1,6 +1,6 @@
 //! Access tokens for BigQuery: Application Default Credentials in GCP, none for an emulator.
 
-use crate::error::{Result, WriterError};
+use crate::error::{BigQueryError, Result};
 use google_cloud_auth::credentials::{AccessTokenCredentials, Builder};
 
 const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
@@ -21,7 +21,7 @@ impl TokenSource {
             .with_scopes([BIGQUERY_SCOPE])
             .build_access_token_credentials()
             .map_err(|e| {
-                WriterError::Config(format!(
+                BigQueryError::Config(format!(
                     "no Google credentials for BigQuery ({e}); on GCP run with a service account, \
                      locally point PG2BQ_BQ_*_ENDPOINT at an emulator"
                 ))
@@ -35,7 +35,7 @@ impl TokenSource {
             TokenSource::None => Ok(None),
             TokenSource::Google(credentials) => {
                 let token = credentials.access_token().await.map_err(|e| {
-                    WriterError::BigQueryTransient(format!("cannot get an access token: {e}"))
+                    BigQueryError::Transient(format!("cannot get an access token: {e}"))
                 })?;
                 Ok(Some(format!("Bearer {}", token.token)))
             }

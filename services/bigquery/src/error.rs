@@ -1,0 +1,103 @@
+//! The error type of the BigQuery client, and the one place that decides which failures are
+//! transient.
+
+use reqwest::StatusCode;
+use tonic::Code;
+
+/// Errors of the BigQuery client. Each says whether retrying later should succeed
+/// ([`BigQueryError::is_transient`]); callers decide what that means for them (the writer answers
+/// 503 so that Pub/Sub retries, or 4xx so that it dead-letters the message).
+#[derive(Debug, thiserror::Error)]
+pub enum BigQueryError {
+    /// BigQuery is unavailable or overloaded, or no access token could be had: retrying later
+    /// should succeed.
+    #[error("BigQuery unavailable: {0}")]
+    Transient(String),
+    /// BigQuery refused the request (invalid, not allowed, missing): retrying will not help.
+    #[error("BigQuery refused: {0}")]
+    Permanent(String),
+    /// BigQuery refused a row of an append (a value its column does not accept): retrying the
+    /// same rows will not help.
+    #[error("cannot write: {stream}: row {index} refused: {message}")]
+    RowRefused {
+        /// The stream appended to.
+        stream: String,
+        /// The row's index in the append.
+        index: i64,
+        /// BigQuery's reason.
+        message: String,
+    },
+    /// The client's own settings are wrong (project, endpoint, credentials).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl BigQueryError {
+    /// Whether retrying later should succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BigQueryError::Transient(_))
+    }
+
+    /// The error of a REST answer with a failure status: 5xx and 429 are transient, every other
+    /// status (400, 403, 404, ...) is permanent.
+    pub fn from_http_status(status: StatusCode, text: String) -> Self {
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            BigQueryError::Transient(text)
+        } else {
+            BigQueryError::Permanent(text)
+        }
+    }
+
+    /// The error of a failed gRPC call: invalid argument, permission denied and failed
+    /// precondition are permanent, every other code is transient. NotFound stays transient: a
+    /// table's default stream can be missing for a moment after the table is created.
+    pub fn from_grpc_code(code: Code, text: String) -> Self {
+        match code {
+            Code::InvalidArgument | Code::PermissionDenied | Code::FailedPrecondition => {
+                BigQueryError::Permanent(text)
+            }
+            _ => BigQueryError::Transient(text),
+        }
+    }
+}
+
+/// Result with [`BigQueryError`].
+pub type Result<T> = std::result::Result<T, BigQueryError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_and_throttling_are_transient_other_refusals_permanent() {
+        let http = |status| BigQueryError::from_http_status(status, String::new()).is_transient();
+        assert!(http(StatusCode::SERVICE_UNAVAILABLE) && http(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(http(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!http(StatusCode::BAD_REQUEST) && !http(StatusCode::FORBIDDEN));
+        assert!(!http(StatusCode::NOT_FOUND));
+        let grpc = |code| BigQueryError::from_grpc_code(code, String::new()).is_transient();
+        assert!(grpc(Code::Unavailable) && grpc(Code::DeadlineExceeded));
+        assert!(grpc(Code::NotFound), "a new table's default stream may lag");
+        assert!(!grpc(Code::InvalidArgument) && !grpc(Code::PermissionDenied));
+        assert!(!grpc(Code::FailedPrecondition));
+    }
+
+    #[test]
+    fn messages_name_the_kind() {
+        assert_eq!(
+            BigQueryError::Transient("x".into()).to_string(),
+            "BigQuery unavailable: x"
+        );
+        assert_eq!(
+            BigQueryError::Permanent("x".into()).to_string(),
+            "BigQuery refused: x"
+        );
+        let refused = BigQueryError::RowRefused {
+            stream: "s".into(),
+            index: 3,
+            message: "bad".into(),
+        };
+        assert_eq!(refused.to_string(), "cannot write: s: row 3 refused: bad");
+        assert!(!refused.is_transient());
+    }
+}

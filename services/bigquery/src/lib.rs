@@ -1,0 +1,19 @@
+//! pg2bq's BigQuery client, shared by the writer, the CLI and the end-to-end tests.
+//!
+//! - [`rest`]: the REST API calls pg2bq needs (datasets, tables, columns, queries) and the table
+//!   schema types ([`rest::FieldSpec`], [`rest::TableOptions`]).
+//! - [`storage_write`]: appends to a table's default stream with the Storage Write API
+//!   (AppendRows over gRPC).
+//! - [`proto_rows`]: the proto2 row descriptor and the row encoder that Storage Write reads.
+//! - [`auth`]: where access tokens come from (Application Default Credentials, or none for an
+//!   emulator).
+//! - [`error`]: [`BigQueryError`], the one error type of the crate; it tells whether retrying
+//!   later should succeed.
+
+pub mod auth;
+pub mod error;
+pub mod proto_rows;
+pub mod rest;
+pub mod storage_write;
+
+pub use error::{BigQueryError, Result};

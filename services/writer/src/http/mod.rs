@@ -1,0 +1,46 @@
+//! The writer's HTTP face: routes, the push envelope, who may call, metrics, and the answer each
+//! error gets. It knows no write mode: a push is parsed, handed to the mode chosen at start-up,
+//! recorded and answered.
+//!
+//! - this file: [`Writer`], the state every request shares, built once from the settings;
+//! - [`routes`]: the routes and the handling of one push request;
+//! - [`envelope`]: the Pub/Sub push body and the change batch inside it;
+//! - [`endpoint_auth`]: the OIDC check of `/push` and `/merge` callers.
+
+pub mod endpoint_auth;
+pub mod envelope;
+pub mod routes;
+
+use crate::args::WriterArgs;
+use crate::error::{Result, WriterError};
+use crate::metrics::WriterMetrics;
+use crate::modes::{self, WriteMode};
+use endpoint_auth::EndpointAuth;
+use pg2bq_core::bq_naming::DatasetLayout;
+use std::sync::Arc;
+
+/// Everything a request needs; shared by all requests.
+pub struct Writer {
+    layout: DatasetLayout,
+    mode: Box<dyn WriteMode>,
+    auth: EndpointAuth,
+    metrics: WriterMetrics,
+}
+
+impl Writer {
+    /// Builds the writer from its settings, choosing its write mode.
+    pub fn new(args: &WriterArgs) -> Result<Arc<Self>> {
+        let auth = EndpointAuth::from_args(args)?;
+        let layout = args
+            .target
+            .layout()
+            .map_err(|e| WriterError::Config(e.to_string()))?;
+        let mode = modes::from_settings(args, &layout)?;
+        Ok(Arc::new(Writer {
+            layout,
+            mode,
+            auth,
+            metrics: WriterMetrics::default(),
+        }))
+    }
+}

@@ -1,0 +1,120 @@
+//! The routes of the writer and the handling of one push request: parse, write with the chosen
+//! mode, record, answer.
+
+use super::Writer;
+use super::envelope;
+use crate::error::{Result, WriterError};
+use crate::metrics::seconds_since;
+use crate::shape::TableShape;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest push request accepted: a 10 MB message grows by a third in base64.
+const MAX_PUSH_BYTES: usize = 16 << 20;
+
+impl Writer {
+    /// The routes: `POST /push`, `POST /merge`, `GET /healthz`, `GET /metrics`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/push", post(push))
+            .route("/merge", post(merge))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(MAX_PUSH_BYTES))
+            .with_state(self)
+    }
+
+    /// Writes the batch of one push request; returns the number of rows written.
+    pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
+        let (message, batch) = envelope::parse(body)?;
+        let started = Instant::now();
+        let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
+        let written = self.mode.write(&batch, &shape).await?;
+        let oldest_commit = batch
+            .changes
+            .iter()
+            .map(|c| c.commit_time_us)
+            .min()
+            .unwrap_or(0);
+        let freshness = if oldest_commit > 0 {
+            seconds_since(oldest_commit)
+        } else {
+            0.0
+        };
+        let table = batch.source.to_string();
+        self.metrics.record_write(
+            &table,
+            written.rows,
+            written.bytes,
+            started.elapsed(),
+            freshness,
+        );
+        tracing::info!(
+            message_id = message.id(),
+            table = %table,
+            changes = batch.changes.len(),
+            rows = written.rows,
+            bytes = written.bytes,
+            append_ms = started.elapsed().as_millis() as u64,
+            freshness_ms = (freshness * 1000.0) as u64,
+            "wrote batch"
+        );
+        Ok(written.rows)
+    }
+}
+
+fn error_response(error: &WriterError) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::warn!(kind = error.kind(), error = %error, "push failed; Pub/Sub will retry");
+    } else {
+        tracing::error!(kind = error.kind(), error = %error, "push refused");
+    }
+    (
+        status,
+        axum::Json(json!({"error": error.to_string(), "kind": error.kind()})),
+    )
+        .into_response()
+}
+
+async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
+    let outcome = match writer.auth.check_push(&headers).await {
+        Ok(()) => writer.handle_push(&body).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            writer.metrics.record_error(e.kind());
+            error_response(&e)
+        }
+    }
+}
+
+async fn metrics(State(writer): State<Arc<Writer>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        writer.metrics.prometheus(),
+    )
+        .into_response()
+}
+
+async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Response {
+    if let Err(e) = writer.auth.check_merge(&headers).await {
+        return error_response(&e);
+    }
+    match writer.mode.merge_round().await {
+        Ok(merged) => axum::Json(json!({"merged_tables": merged})).into_response(),
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,155 @@
+//! The write modes: how the change batch of one table lands in BigQuery.
+//!
+//! - [`staged`]: rows go to a change table, and a MERGE folds the newest change per key into the
+//!   mirror table (`PG2BQ_MERGE_STRATEGY=staged`, and `auto`).
+//! - [`native`]: rows go straight to the mirror table with BigQuery CDC pseudo-columns
+//!   (`PG2BQ_MERGE_STRATEGY=native`).
+//! - [`append_only`]: every change is a row of the target table (`PG2BQ_WRITE_MODE=append-only`,
+//!   and tables without a primary key in every mode).
+//!
+//! Shared by the modes: [`rows`] (the values of a change, and the per-key change rows staged and
+//! native write), [`sink`] (where encoded rows go), and the crate's table registry and row layout.
+//!
+//! Every mode is a [`WriteMode`]. [`from_settings`] chooses one at start-up; [`MergeMode`] is
+//! the one place that sends tables without a key to append-only.
+
+pub mod append_only;
+pub mod native;
+pub mod rows;
+pub mod sink;
+pub mod staged;
+
+use crate::args::{MergeStrategy, WriteModeSetting, WriterArgs};
+use crate::error::Result;
+use crate::shape::TableShape;
+use crate::tables::TableRegistry;
+use append_only::AppendOnly;
+use futures::future::BoxFuture;
+use native::Native;
+use pg2bq_bigquery::auth::TokenSource;
+use pg2bq_bigquery::rest::RestClient;
+use pg2bq_bigquery::storage_write::StorageWriter;
+use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
+use pg2bq_core::wire::ChangeBatch;
+use sink::RowSink;
+use staged::Staged;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// What one write put into BigQuery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows appended.
+    pub rows: usize,
+    /// Encoded bytes of those rows.
+    pub bytes: usize,
+}
+
+/// A way of writing change batches to BigQuery.
+pub trait WriteMode: Send + Sync {
+    /// Writes one change batch of the table `shape` describes (creating or evolving its tables
+    /// first); returns what was written once BigQuery acknowledged it.
+    fn write<'a>(
+        &'a self,
+        batch: &'a ChangeBatch,
+        shape: &'a TableShape,
+    ) -> BoxFuture<'a, Result<Written>>;
+
+    /// The periodic round that `/merge` runs; returns how many tables it brought up to date.
+    /// Modes without one do nothing.
+    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async { Ok(0) })
+    }
+}
+
+/// The write mode the settings ask for, with its BigQuery clients; `layout` places the tables.
+pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Box<dyn WriteMode>> {
+    let target = &args.target;
+    let tokens = TokenSource::for_target(target)?;
+    let rest = RestClient::new(
+        &target.rest_endpoint,
+        &target.project,
+        &target.location,
+        tokens.clone(),
+    )?;
+    let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
+    let sink = RowSink::new(storage, args.append_sink);
+    let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
+    let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone());
+    let strategy: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
+        (WriteModeSetting::AppendOnly, _) => return Ok(Box::new(append_only)),
+        (WriteModeSetting::Merge, MergeStrategy::Native) => {
+            Box::new(Native::new(tables, sink, args.max_staleness_secs))
+        }
+        // `auto` is staged: only staged replicates TRUNCATE exactly.
+        (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => {
+            Box::new(Staged::start(
+                rest,
+                layout.clone(),
+                tables,
+                sink,
+                Duration::from_secs(args.change_retention_secs),
+                Duration::from_millis(args.merge_interval_ms),
+            ))
+        }
+    };
+    Ok(Box::new(MergeMode::new(strategy, append_only)))
+}
+
+/// Merge mode: tables with a primary key are mirrored by the merge strategy (staged or native);
+/// tables without one cannot be mirrored, and are written append-only.
+pub struct MergeMode {
+    strategy: Box<dyn WriteMode>,
+    keyless: AppendOnly,
+    keyless_warned: Mutex<HashSet<BqTableName>>,
+}
+
+impl MergeMode {
+    /// Mirrors with `strategy`, and writes tables without a key with `keyless`.
+    pub fn new(strategy: Box<dyn WriteMode>, keyless: AppendOnly) -> Self {
+        MergeMode {
+            strategy,
+            keyless,
+            keyless_warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    async fn warn_once(&self, shape: &TableShape) {
+        if self
+            .keyless_warned
+            .lock()
+            .await
+            .insert(shape.target.clone())
+        {
+            tracing::warn!(
+                dataset = %shape.target.dataset,
+                table = %shape.target.table,
+                "table has no primary key, so it cannot be mirrored: it is written append-only \
+                 (every change a row); add a primary key to mirror it"
+            );
+        }
+    }
+}
+
+impl WriteMode for MergeMode {
+    fn write<'a>(
+        &'a self,
+        batch: &'a ChangeBatch,
+        shape: &'a TableShape,
+    ) -> BoxFuture<'a, Result<Written>> {
+        Box::pin(async move {
+            if shape.has_key() {
+                self.strategy.write(batch, shape).await
+            } else {
+                self.warn_once(shape).await;
+                self.keyless.write(batch, shape).await
+            }
+        })
+    }
+
+    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+        self.strategy.merge_round()
+    }
+}
