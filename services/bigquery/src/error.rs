@@ -2,7 +2,6 @@
 //! transient.
 
 use reqwest::StatusCode;
-use tonic::Code;
 
 /// Errors of the BigQuery client. Each says whether retrying later should succeed
 /// ([`BigQueryError::is_transient`]); callers decide what that means for them (the writer answers
@@ -51,11 +50,12 @@ impl BigQueryError {
     /// The error of a failed gRPC call: invalid argument, permission denied and failed
     /// precondition are permanent, every other code is transient. NotFound stays transient: a
     /// table's default stream can be missing for a moment after the table is created.
-    pub fn from_grpc_code(code: Code, text: String) -> Self {
+    #[cfg(feature = "storage-write")]
+    pub fn from_grpc_code(code: tonic::Code, text: String) -> Self {
         match code {
-            Code::InvalidArgument | Code::PermissionDenied | Code::FailedPrecondition => {
-                BigQueryError::Permanent(text)
-            }
+            tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+            | tonic::Code::FailedPrecondition => BigQueryError::Permanent(text),
             _ => BigQueryError::Transient(text),
         }
     }
@@ -75,11 +75,15 @@ mod tests {
         assert!(http(StatusCode::TOO_MANY_REQUESTS));
         assert!(!http(StatusCode::BAD_REQUEST) && !http(StatusCode::FORBIDDEN));
         assert!(!http(StatusCode::NOT_FOUND));
-        let grpc = |code| BigQueryError::from_grpc_code(code, String::new()).is_transient();
-        assert!(grpc(Code::Unavailable) && grpc(Code::DeadlineExceeded));
-        assert!(grpc(Code::NotFound), "a new table's default stream may lag");
-        assert!(!grpc(Code::InvalidArgument) && !grpc(Code::PermissionDenied));
-        assert!(!grpc(Code::FailedPrecondition));
+        #[cfg(feature = "storage-write")]
+        {
+            use tonic::Code;
+            let grpc = |code| BigQueryError::from_grpc_code(code, String::new()).is_transient();
+            assert!(grpc(Code::Unavailable) && grpc(Code::DeadlineExceeded));
+            assert!(grpc(Code::NotFound), "a new table's default stream may lag");
+            assert!(!grpc(Code::InvalidArgument) && !grpc(Code::PermissionDenied));
+            assert!(!grpc(Code::FailedPrecondition));
+        }
     }
 
     #[test]

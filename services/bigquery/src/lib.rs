@@ -5,6 +5,7 @@
 //! - [`storage_write`]: appends to a table's default stream with the Storage Write API
 //!   (AppendRows over gRPC).
 //! - [`proto_rows`]: the proto2 row descriptor and the row encoder that Storage Write reads.
+//! - (`storage_write` and `proto_rows` come with the default feature `storage-write`.)
 //! - [`auth`]: where access tokens come from (Application Default Credentials, or none for an
 //!   emulator).
 //! - [`error`]: [`BigQueryError`], the one error type of the crate; it tells whether retrying
@@ -12,8 +13,10 @@
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "storage-write")]
 pub mod proto_rows;
 pub mod rest;
+#[cfg(feature = "storage-write")]
 pub mod storage_write;
 
 pub use error::{BigQueryError, Result};
