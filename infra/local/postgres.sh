@@ -33,12 +33,8 @@ require_postgres_can_reach() {
 }
 
 pg_prepare_dirs() {
-  mkdir -p "$PG_DATA" "$PG_RUN"
+  mkdir -p "$PG_DATA"
   chmod 700 "$PG_DATA"
-  # The unix socket path must fit in sun_path (107 bytes on Linux).
-  local socket="$PG_RUN/.s.PGSQL.$PG_PORT"
-  ((${#socket} <= 107)) ||
-    die "unix socket path too long (${#socket} > 107 bytes): $socket; move the repository to a shorter path"
   touch "$PG_LOG"
   if is_root; then
     # Our own state dirs must be searchable by postgres (matters with umask 077).
@@ -68,7 +64,8 @@ pg_write_config() {
 # Written by infra/local/stack.sh on every 'up'; edits are overwritten.
 listen_addresses = '$LOOPBACK'
 port = $PG_PORT
-unix_socket_directories = $(pg_conf_quote "$PG_RUN")
+# TCP only: a Unix socket under the checkout would limit its path to ~100 bytes (sun_path).
+unix_socket_directories = ''
 max_connections = 200
 shared_buffers = 256MB
 wal_level = logical
@@ -83,11 +80,9 @@ EOF
     printf '\n# pg2bq local stack settings\n%s\n' "$line" >>"$PG_DATA/postgresql.conf"
 
   write_if_changed "$PG_DATA/pg_hba.conf" <<EOF
-# Written by infra/local/stack.sh: trust everything local (loopback-only dev cluster).
+# Written by infra/local/stack.sh: trust loopback (a loopback-only dev cluster, TCP only).
 # TYPE  DATABASE     USER  ADDRESS        METHOD
-local   all          all                  trust
 host    all          all   127.0.0.1/32   trust
-local   replication  all                  trust
 host    replication  all   127.0.0.1/32   trust
 EOF
   if is_root; then
