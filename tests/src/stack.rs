@@ -5,6 +5,9 @@ use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::config::{Secret, SourceArgs, TargetArgs};
 use pg2bq_core::pg_tls::TlsArgs;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Addresses of the local stack's servers.
 #[derive(Debug, Clone)]
@@ -106,6 +109,13 @@ impl Stack {
     pub fn bin_dir() -> PathBuf {
         std::env::var_os("PG2BQ_BIN_DIR")
             .map(PathBuf::from)
+            .or_else(|| BIN_DIR.get().cloned())
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+    }
+
+    /// Where the binaries are when `PG2BQ_BIN_DIR` is not set (the benchmark driver: its own
+    /// directory). The first call wins.
+    pub fn set_default_bin_dir(dir: PathBuf) {
+        let _ = BIN_DIR.set(dir);
     }
 }

@@ -40,7 +40,7 @@ async fn a_million_row_transaction_keeps_capture_memory_bounded() {
         .capture()
         .peak_rss_bytes()
         .expect("capture's peak RSS");
-    let peak_mb = peak as f64 / (1 << 20) as f64;
+    let peak_mb = peak as f64 / f64::from(1 << 20);
     eprintln!(
         "1,000,000-row transaction: committed in {:.1} s, all published after {:.1} s; capture peak RSS {peak_mb:.1} MiB",
         committed.as_secs_f64(),

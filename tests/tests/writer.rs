@@ -8,7 +8,7 @@ use pg2bq_e2e::pubsub::Pulled;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn envelope(batch: &ChangeBatch, attributes: serde_json::Value, id: usize) -> String {
+fn envelope(batch: &ChangeBatch, attributes: &serde_json::Value, id: usize) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(batch.to_json());
     json!({
         "message": {"data": data, "attributes": attributes, "messageId": id.to_string()},
@@ -99,8 +99,8 @@ async fn duplicated_and_shuffled_deliveries_give_the_same_tables() {
         .flat_map(|(i, m)| {
             let attributes = serde_json::to_value(&m.attributes).unwrap();
             [
-                envelope(&m.batch, attributes.clone(), i),
-                envelope(&m.batch, attributes, i),
+                envelope(&m.batch, &attributes, i),
+                envelope(&m.batch, &attributes, i),
             ]
         })
         .collect();
@@ -353,7 +353,7 @@ async fn push_and_merge_need_the_right_oidc_token() {
             Some(bearer(sign(
                 key,
                 "k1",
-                &claims_with(json!({"aud": "https://elsewhere/push"})),
+                &claims_with(&json!({"aud": "https://elsewhere/push"})),
             ))),
             403,
         ),
@@ -362,7 +362,7 @@ async fn push_and_merge_need_the_right_oidc_token() {
             Some(bearer(sign(
                 key,
                 "k1",
-                &claims_with(json!({"email": "intruder@example.com"})),
+                &claims_with(&json!({"email": "intruder@example.com"})),
             ))),
             403,
         ),
@@ -371,7 +371,7 @@ async fn push_and_merge_need_the_right_oidc_token() {
             Some(bearer(sign(
                 key,
                 "k1",
-                &claims_with(json!({"exp": 1_000_000_000, "iat": 999_999_000})),
+                &claims_with(&json!({"exp": 1_000_000_000, "iat": 999_999_000})),
             ))),
             403,
         ),

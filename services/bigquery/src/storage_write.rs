@@ -75,14 +75,14 @@ impl StorageWriter {
         let mut responses = client
             .append_rows(request)
             .await
-            .map_err(|s| status_error(&stream, s))?
+            .map_err(|s| status_error(&stream, &s))?
             .into_inner();
         let mut acknowledged = 0;
         while acknowledged < expected {
             let response = responses
                 .message()
                 .await
-                .map_err(|s| status_error(&stream, s))?
+                .map_err(|s| status_error(&stream, &s))?
                 .ok_or_else(|| {
                     BigQueryError::Transient(format!(
                         "{stream}: stream closed before every append was acknowledged"
@@ -101,7 +101,7 @@ impl StorageWriter {
                     let code = Code::from_i32(status.code);
                     return Err(status_error(
                         &stream,
-                        tonic::Status::new(code, status.message),
+                        &tonic::Status::new(code, status.message),
                     ));
                 }
                 None => {
@@ -153,7 +153,7 @@ fn split_requests(
     requests
 }
 
-fn status_error(stream: &str, status: tonic::Status) -> BigQueryError {
+fn status_error(stream: &str, status: &tonic::Status) -> BigQueryError {
     let text = format!("{stream}: {:?}: {}", status.code(), status.message());
     BigQueryError::from_grpc_code(status.code(), text)
 }

@@ -12,11 +12,11 @@
 //! - [`ops`]: settings, the HTTP endpoint and metrics;
 //! - [`run`]: sessions of streaming, reconnected after transient failures.
 
-pub mod backfill;
-pub mod control;
+mod backfill;
+mod control;
 pub mod error;
 pub mod ops;
-pub mod pipeline;
+mod pipeline;
 pub mod run;
-pub mod sinks;
+mod sinks;
 pub mod source;

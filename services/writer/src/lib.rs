@@ -23,9 +23,9 @@
 pub mod args;
 pub mod error;
 pub mod http;
-pub mod metrics;
+mod metrics;
 pub mod modes;
 pub mod oidc;
 pub mod row_layout;
 pub mod shape;
-pub mod tables;
+mod tables;

@@ -317,7 +317,7 @@ pub async fn peak_rss(summary: &mut Summary, rows: u64) {
         .peak_rss_bytes()
         .expect("capture's VmHWM");
     pipeline.dispose(&[]).await;
-    summary.set("capture_peak_rss_mb", peak as f64 / (1 << 20) as f64);
+    summary.set("capture_peak_rss_mb", peak as f64 / f64::from(1 << 20));
     summary.set("capture_single_transaction_s", total);
     summary.note(
         "capture_peak_rss_mb",

@@ -52,13 +52,11 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if std::env::var_os("PG2BQ_BIN_DIR").is_none()
-        && let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| Some(e.parent()?.to_owned()))
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.to_owned()))
     {
-        // SAFETY: no other thread runs yet.
-        unsafe { std::env::set_var("PG2BQ_BIN_DIR", dir) };
+        pg2bq_e2e::stack::Stack::set_default_bin_dir(dir);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -5,5 +5,5 @@
 //! - [`metrics`]: counters and gauges, in Prometheus format and as a periodic log line.
 
 pub mod args;
-pub mod http;
-pub mod metrics;
+pub(crate) mod http;
+pub(crate) mod metrics;

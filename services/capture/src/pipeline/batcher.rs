@@ -30,12 +30,11 @@ pub struct ReadyBatch {
 
 impl ReadyBatch {
     /// The batch encoded as JSON, with what its message and acknowledgement need.
-    pub fn encode(&self) -> EncodedBatch {
-        let batch = &self.batch;
+    pub fn encode(self) -> EncodedBatch {
+        let batch = self.batch;
         let seq = |change: Option<&Change>| change.map(|c| c.seq.to_string()).unwrap_or_default();
         let commit_times = batch.changes.iter().map(|c| c.commit_time_us);
         EncodedBatch {
-            source: batch.source.clone(),
             json: batch.to_json(),
             changes: batch.changes.len(),
             first_seq: seq(batch.changes.first()),
@@ -43,6 +42,7 @@ impl ReadyBatch {
             min_commit_lsn: self.min_commit_lsn,
             oldest_commit_us: commit_times.clone().min().unwrap_or(0),
             newest_commit_us: commit_times.max().unwrap_or(0),
+            source: batch.source,
         }
     }
 }

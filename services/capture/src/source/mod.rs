@@ -11,9 +11,9 @@
 //! [`ChangeSource::confirm`].
 
 pub mod connection;
-pub mod pgoutput;
-pub mod postgres;
-pub mod relations;
+pub(crate) mod pgoutput;
+pub(crate) mod postgres;
+pub(crate) mod relations;
 
 use crate::error::Result;
 use pg2bq_core::lsn::Lsn;

@@ -109,7 +109,7 @@ pub fn decode(data: &[u8]) -> Result<PgOutputMessage> {
                 marker = r.u8()?;
             }
             if marker != b'N' {
-                return Err(r.error(format!("update: expected 'N', found {:?}", marker as char)));
+                return Err(r.error(&format!("update: expected 'N', found {:?}", marker as char)));
             }
             PgOutputMessage::Update {
                 relation_id,
@@ -121,7 +121,7 @@ pub fn decode(data: &[u8]) -> Result<PgOutputMessage> {
             let relation_id = r.u32()?;
             let marker = r.u8()?;
             if marker != b'K' && marker != b'O' {
-                return Err(r.error(format!(
+                return Err(r.error(&format!(
                     "delete: expected 'K' or 'O', found {:?}",
                     marker as char
                 )));
@@ -144,7 +144,7 @@ pub fn decode(data: &[u8]) -> Result<PgOutputMessage> {
             let _origin_lsn = r.u64()?;
             PgOutputMessage::Origin { name: r.cstring()? }
         }
-        other => return Err(r.error(format!("unknown message type {:?}", other as char))),
+        other => return Err(r.error(&format!("unknown message type {:?}", other as char))),
     };
     Ok(message)
 }
@@ -180,13 +180,13 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn error(&self, what: String) -> CaptureError {
+    fn error(&self, what: &str) -> CaptureError {
         CaptureError::Decode(format!("pgoutput at byte {}: {what}", self.pos))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.data.len() - self.pos < n {
-            return Err(self.error(format!("message truncated (needed {n} more bytes)")));
+            return Err(self.error(&format!("message truncated (needed {n} more bytes)")));
         }
         let slice = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -220,7 +220,7 @@ impl<'a> Reader<'a> {
         if found == byte {
             Ok(())
         } else {
-            Err(self.error(format!(
+            Err(self.error(&format!(
                 "expected {:?}, found {:?}",
                 byte as char, found as char
             )))
@@ -232,9 +232,9 @@ impl<'a> Reader<'a> {
         let end = rest
             .iter()
             .position(|&b| b == 0)
-            .ok_or_else(|| self.error("string without terminator".into()))?;
+            .ok_or_else(|| self.error("string without terminator"))?;
         let text = std::str::from_utf8(&rest[..end])
-            .map_err(|e| self.error(format!("string not UTF-8: {e}")))?;
+            .map_err(|e| self.error(&format!("string not UTF-8: {e}")))?;
         self.pos += end + 1;
         Ok(text.to_owned())
     }
@@ -250,16 +250,16 @@ impl<'a> Reader<'a> {
                     let len = self.u32()? as usize;
                     let bytes = self.take(len)?;
                     let text = std::str::from_utf8(bytes)
-                        .map_err(|e| self.error(format!("value not UTF-8: {e}")))?;
+                        .map_err(|e| self.error(&format!("value not UTF-8: {e}")))?;
                     Value::Text(text.to_owned())
                 }
                 b'b' => {
-                    return Err(
-                        self.error("binary values are not requested and not supported".into())
-                    );
+                    return Err(self.error("binary values are not requested and not supported"));
                 }
                 other => {
-                    return Err(self.error(format!("unknown tuple value kind {:?}", other as char)));
+                    return Err(
+                        self.error(&format!("unknown tuple value kind {:?}", other as char))
+                    );
                 }
             };
             values.push(value);

@@ -25,6 +25,7 @@ pub const EMAIL: &str = "pubsub-push@pg2bq-test.iam.gserviceaccount.com";
 
 /// An RSA key pair and its public JWK (without `kid`).
 pub struct TestKey {
+    /// The private key, to sign tokens with.
     pub encoding: EncodingKey,
     jwk: Jwk,
 }
@@ -92,7 +93,7 @@ pub fn valid_claims() -> Value {
 }
 
 /// `valid_claims()` with `changes` merged in (`null` removes a claim).
-pub fn claims_with(changes: Value) -> Value {
+pub fn claims_with(changes: &Value) -> Value {
     let mut claims = valid_claims();
     let map = claims.as_object_mut().unwrap();
     for (name, value) in changes.as_object().unwrap() {
@@ -130,8 +131,11 @@ pub fn settings(jwks_url: &str) -> OidcSettings {
 /// What the JWKS server answers.
 #[derive(Clone)]
 pub struct Reply {
+    /// HTTP status.
     pub status: u16,
+    /// JSON body.
     pub body: Value,
+    /// `Cache-Control` header, if any.
     pub cache_control: Option<&'static str>,
 }
 
@@ -153,6 +157,7 @@ struct Shared {
 
 /// A JWKS server on 127.0.0.1 that counts its requests; it stops with the test's runtime.
 pub struct JwksServer {
+    /// `http://127.0.0.1:<port>/...` of the key set.
     pub url: String,
     shared: Arc<Shared>,
 }

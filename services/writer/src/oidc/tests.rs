@@ -53,7 +53,7 @@ fn malformed(e: &OidcError) -> bool {
 
 async fn refused_claims(changes: Value, expected: &str) {
     let (_server, verifier) = setup().await;
-    let token = sign(&keys()[0], KID, &claims_with(changes));
+    let token = sign(&keys()[0], KID, &claims_with(&changes));
     let result = verify(&verifier, &token).await;
     assert_eq!(result.as_ref().map_err(OidcError::status).err(), Some(403));
     assert_refused(result, &token, rejected, expected);
@@ -67,7 +67,7 @@ async fn a_valid_token_passes_and_yields_the_identity() {
     assert_eq!(push.email, EMAIL);
     assert_eq!(push.subject, "112233445566778899000");
     // The short issuer form, an audience list and an email in another case pass too.
-    let claims = claims_with(json!({
+    let claims = claims_with(&json!({
         "iss": "accounts.google.com",
         "aud": ["other", AUDIENCE],
         "email": EMAIL.to_uppercase(),
@@ -108,7 +108,7 @@ async fn expired_and_future_tokens_are_rejected() {
     refused_claims(json!({ "exp": now + 30 * 86_400 }), "implausibly far").await;
     // Within the leeway, an expired token still passes.
     let (_server, verifier) = setup().await;
-    let claims = claims_with(json!({ "iat": now - 3630, "exp": now - 30 }));
+    let claims = claims_with(&json!({ "iat": now - 3630, "exp": now - 30 }));
     assert!(
         verify(&verifier, &sign(&keys()[0], KID, &claims))
             .await
@@ -150,7 +150,7 @@ async fn unknown_kids_and_bad_signatures_are_rejected() {
     let forged = sign(
         &keys()[1],
         KID,
-        &claims_with(json!({ "email": "me@example.com" })),
+        &claims_with(&json!({ "email": "me@example.com" })),
     );
     let parts = |t: &str| t.split('.').map(str::to_owned).collect::<Vec<_>>();
     let (genuine, forged) = (parts(&genuine), parts(&forged));
@@ -227,7 +227,7 @@ async fn missing_and_malformed_headers_are_refused() {
     assert_refused(result, &long[7..], malformed, "more than the 16384 allowed");
 
     // A signed token whose claims are not of the expected types.
-    let token = sign(&keys()[0], KID, &claims_with(json!({ "exp": "tomorrow" })));
+    let token = sign(&keys()[0], KID, &claims_with(&json!({ "exp": "tomorrow" })));
     let result = verify(&verifier, &token).await;
     assert_refused(
         result,
