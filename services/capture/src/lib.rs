@@ -5,10 +5,10 @@
 //! The folders follow the path of a change; the map is in `services/capture/CONTEXT.md`:
 //! - [`source`]: the replication connection, pgoutput decoding and relations, behind the
 //!   [`source::ChangeSource`] trait;
-//! - [`pipeline`]: the capture loop, batching and acknowledgements;
-//! - [`sinks`]: where encoded batches go (Pub/Sub, null), behind the [`sinks::BatchSink`] trait;
-//! - [`backfill`]: existing rows, copied from exported snapshots into the same sink;
-//! - [`control`]: slot, publication, pause, heartbeats and table activity on the source;
+//! - `pipeline`: the capture loop, batching and acknowledgements;
+//! - `sinks`: where encoded batches go (Pub/Sub, null), behind the `sinks::BatchSink` trait;
+//! - `backfill`: existing rows, copied from exported snapshots into the same sink;
+//! - `control`: slot, publication, pause, heartbeats and table activity on the source;
 //! - [`ops`]: settings, the HTTP endpoint and metrics;
 //! - [`run`]: sessions of streaming, reconnected after transient failures.
 

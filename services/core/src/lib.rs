@@ -4,6 +4,16 @@
 //! log sequence numbers and change sequence numbers, the change batch wire format, the PostgreSQL
 //! type catalogue and its mapping to BigQuery types, naming of BigQuery objects, configuration
 //! from the environment, and logging set-up.
+//!
+//! - The change: [`lsn`], [`seq`] (sequence numbers), [`wire`] (the change batch format).
+//! - Types: [`pg_types`] (canonical PostgreSQL type names), [`bq_types`] (the one type mapping),
+//!   [`bq_values`], [`civil`] and [`pg_array`] (values converted by type).
+//! - BigQuery names: [`bq_naming`].
+//! - Settings: [`config`] (source, target, stream, selection), [`config_file`], [`selection`],
+//!   [`secret_manager`].
+//! - Connections to PostgreSQL: [`pg_connect`], [`pg_tls`], [`pg_tls_probe`], [`tls_verify`],
+//!   [`connect_error`].
+//! - The process: [`logging`], [`shutdown`]; [`probe`] names the freshness probe table.
 
 pub mod bq_naming;
 pub mod bq_types;

@@ -4,19 +4,19 @@
 //! The map:
 //!
 //! - [`http`]: routes, the Pub/Sub push envelope, endpoint authentication ([`oidc`] verifies the
-//!   tokens), metrics ([`metrics`]) and the HTTP answer of each error ([`error`]). It knows no
+//!   tokens), metrics (`metrics`) and the HTTP answer of each error ([`error`]). It knows no
 //!   write mode.
 //! - [`modes`]: the write modes behind one trait, [`modes::WriteMode`]: staged (change table +
 //!   MERGE), native (BigQuery CDC) and append-only; the mode is chosen once at start-up from the
 //!   settings ([`args`]).
-//! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), [`tables`] (creating
+//! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), `tables` (creating
 //!   and evolving tables), [`row_layout`] (where each value goes in the proto row).
 //! - The BigQuery client (REST, Storage Write, proto rows, tokens) is the `pg2bq-bigquery` crate.
 //!
 //! One push request: [`http::routes`] checks the caller ([`http::endpoint_auth`]), reads the
 //! change batch ([`http::envelope`]) and its [`shape::TableShape`], and hands both to the chosen
 //! [`modes::WriteMode`]; the mode converts the changes into rows ([`modes::rows`]), makes sure of
-//! its tables through [`tables::TableRegistry`] (REST), and appends the rows encoded by
+//! its tables through `tables::TableRegistry` (REST), and appends the rows encoded by
 //! [`row_layout::RowLayout`] through [`modes::sink`] (Storage Write); the HTTP layer then records
 //! the metrics and answers 204, or the error's status.
 

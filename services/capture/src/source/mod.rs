@@ -1,9 +1,9 @@
 //! Where replication events come from: the seam between PostgreSQL and the pipeline.
 //!
 //! - [`connection`]: replication connections with the source's TLS settings.
-//! - [`pgoutput`]: the decoder of pgoutput messages.
-//! - [`relations`]: the tables seen in the stream, with types resolved to canonical names.
-//! - [`postgres`]: [`postgres::PgChangeSource`], which turns a replication connection's messages
+//! - `pgoutput`: the decoder of pgoutput messages.
+//! - `relations`: the tables seen in the stream, with types resolved to canonical names.
+//! - `postgres`: `postgres::PgChangeSource`, which turns a replication connection's messages
 //!   into [`SourceEvent`]s.
 //!
 //! The pipeline sees only [`SourceEvent`]s: transactions, resolved row changes, and positions it

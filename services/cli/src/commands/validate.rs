@@ -32,7 +32,7 @@ pub struct ValidateArgs {
     #[arg(long, value_parser = parse_percent)]
     sample_percent: Option<f64>,
     /// Also measure end-to-end freshness: update a probe row in the source and time its arrival
-    /// in BigQuery. The first probe creates <state schema>.freshness_probe and adds it to the
+    /// in BigQuery. The first probe creates `<state schema>.freshness_probe` and adds it to the
     /// publication (capture keeps it there); that needs the rights capture has.
     #[arg(long)]
     freshness: bool,
