@@ -12,16 +12,23 @@ pub enum BigQueryError {
     /// should succeed.
     #[error("BigQuery unavailable: {0}")]
     Transient(String),
-    /// BigQuery refused the request (invalid, not allowed, missing): retrying will not help.
+    /// BigQuery refused the request (not allowed, missing, a failed precondition): retrying will
+    /// not help until someone fixes it.
     #[error("BigQuery refused: {0}")]
     Permanent(String),
+    /// BigQuery refused an append for what it carries (invalid argument) without naming a row:
+    /// some row of it holds a value BigQuery does not accept.
+    #[error("BigQuery refused the rows: {0}")]
+    Invalid(String),
     /// BigQuery refused a row of an append (a value its column does not accept): retrying the
     /// same rows will not help.
     #[error("cannot write: {stream}: row {index} refused: {message}")]
     RowRefused {
         /// The stream appended to.
         stream: String,
-        /// The row's index in the append.
+        /// The row's index among all rows of the append (requests after an accepted one may
+        /// have been written: re-appending the other rows can duplicate some, which the write
+        /// modes tolerate).
         index: i64,
         /// BigQuery's reason.
         message: String,
@@ -37,6 +44,15 @@ impl BigQueryError {
         matches!(self, BigQueryError::Transient(_))
     }
 
+    /// Whether BigQuery refused the content of an append (some rows), rather than the request
+    /// itself: appending the other rows alone can succeed.
+    pub fn is_content_refusal(&self) -> bool {
+        matches!(
+            self,
+            BigQueryError::Invalid(_) | BigQueryError::RowRefused { .. }
+        )
+    }
+
     /// The error of a REST answer with a failure status: 5xx and 429 are transient, every other
     /// status (400, 403, 404, ...) is permanent.
     pub fn from_http_status(status: StatusCode, text: String) -> Self {
@@ -47,15 +63,17 @@ impl BigQueryError {
         }
     }
 
-    /// The error of a failed gRPC call: invalid argument, permission denied and failed
-    /// precondition are permanent, every other code is transient. NotFound stays transient: a
-    /// table's default stream can be missing for a moment after the table is created.
+    /// The error of a failed gRPC call: invalid argument refuses the content, permission denied
+    /// and failed precondition are permanent, every other code is transient. NotFound stays
+    /// transient: a table's default stream can be missing for a moment after the table is
+    /// created.
     #[cfg(feature = "storage-write")]
     pub fn from_grpc_code(code: tonic::Code, text: String) -> Self {
         match code {
-            tonic::Code::InvalidArgument
-            | tonic::Code::PermissionDenied
-            | tonic::Code::FailedPrecondition => BigQueryError::Permanent(text),
+            tonic::Code::InvalidArgument => BigQueryError::Invalid(text),
+            tonic::Code::PermissionDenied | tonic::Code::FailedPrecondition => {
+                BigQueryError::Permanent(text)
+            }
             _ => BigQueryError::Transient(text),
         }
     }

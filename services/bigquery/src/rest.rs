@@ -55,6 +55,17 @@ pub struct TableOptions {
     pub primary_key: Vec<String>,
     /// `max_staleness` as an INTERVAL literal, e.g. `0-0 0 0:15:0` (native CDC tables).
     pub max_staleness: Option<String>,
+    /// The table's description.
+    pub description: Option<String>,
+}
+
+/// What pg2bq reads of an existing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Its columns, in table order.
+    pub fields: Vec<FieldSpec>,
+    /// Its description, if it has one.
+    pub description: Option<String>,
 }
 
 /// The REST table resource that creates `table`.
@@ -76,6 +87,9 @@ pub fn table_resource(
     }
     if let Some(max_staleness) = &options.max_staleness {
         body["maxStaleness"] = json!(max_staleness);
+    }
+    if let Some(description) = &options.description {
+        body["description"] = json!(description);
     }
     body
 }
@@ -201,6 +215,11 @@ impl RestClient {
 
     /// The schema of a table, or `None` if it does not exist.
     pub async fn table_schema(&self, table: &BqTableName) -> Result<Option<Vec<FieldSpec>>> {
+        Ok(self.table(table).await?.map(|info| info.fields))
+    }
+
+    /// The schema and description of a table, or `None` if it does not exist.
+    pub async fn table(&self, table: &BqTableName) -> Result<Option<TableInfo>> {
         let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
         let (status, answer) = self.call(Method::GET, &path, None).await?;
         if status == StatusCode::NOT_FOUND {
@@ -218,7 +237,45 @@ impl RestClient {
             .and_then(Json::as_array)
             .map(|fields| fields.iter().filter_map(FieldSpec::from_json).collect())
             .unwrap_or_default();
-        Ok(Some(fields))
+        let description = answer
+            .get("description")
+            .and_then(Json::as_str)
+            .map(str::to_owned);
+        Ok(Some(TableInfo {
+            fields,
+            description,
+        }))
+    }
+
+    /// Replaces a table's description.
+    pub async fn set_description(&self, table: &BqTableName, description: &str) -> Result<()> {
+        let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
+        let body = json!({ "description": description });
+        let (status, answer) = self.call(Method::PATCH, &path, Some(body)).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::failure(
+                &format!("describing table {}.{}", table.dataset, table.table),
+                status,
+                &answer,
+            ))
+        }
+    }
+
+    /// Deletes a table; a missing table is not an error.
+    pub async fn delete_table(&self, table: &BqTableName) -> Result<()> {
+        let path = format!("/datasets/{}/tables/{}", table.dataset, table.table);
+        let (status, answer) = self.call(Method::DELETE, &path, None).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(Self::failure(
+                &format!("deleting table {}.{}", table.dataset, table.table),
+                status,
+                &answer,
+            ))
+        }
     }
 
     /// The ids of the project's datasets.
@@ -419,8 +476,10 @@ mod tests {
             clustering: vec!["id".into()],
             primary_key: vec!["id".into()],
             max_staleness: Some("0-0 0 0:15:0".into()),
+            description: Some("about t".into()),
         };
         let body = table_resource("p", &table, &fields, &options);
+        assert_eq!(body["description"], "about t");
         assert_eq!(body["tableReference"]["tableId"], "t");
         assert_eq!(body["tableConstraints"]["primaryKey"]["columns"][0], "id");
         assert_eq!(body["clustering"]["fields"][0], "id");

@@ -60,6 +60,22 @@ impl StorageWriter {
         let stream = table.default_stream(&self.project);
         let requests = split_requests(&stream, descriptor, rows);
         let expected = requests.len();
+        // Where each request's rows start among all rows: a refused row is named by its index
+        // in the whole append.
+        let offsets: Vec<i64> = requests
+            .iter()
+            .scan(0i64, |start, request| {
+                let here = *start;
+                let rows = match &request.rows {
+                    Some(Rows::ProtoRows(data)) => {
+                        data.rows.as_ref().map_or(0, |r| r.serialized_rows.len())
+                    }
+                    _ => 0,
+                };
+                *start = start.saturating_add(i64::try_from(rows).unwrap_or(i64::MAX));
+                Some(here)
+            })
+            .collect();
         let mut request = tonic::Request::new(futures::stream::iter(requests));
         let params = MetadataValue::try_from(format!("write_stream={stream}"))
             .map_err(|e| BigQueryError::Config(format!("bad stream name {stream}: {e}")))?;
@@ -89,9 +105,10 @@ impl StorageWriter {
                     ))
                 })?;
             if let Some(row_error) = response.row_errors.first() {
+                let offset = offsets.get(acknowledged).copied().unwrap_or(0);
                 return Err(BigQueryError::RowRefused {
                     stream: stream.clone(),
-                    index: row_error.index,
+                    index: offset.saturating_add(row_error.index),
                     message: row_error.message.clone(),
                 });
             }

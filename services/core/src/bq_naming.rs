@@ -14,6 +14,15 @@ pub const OP_COLUMN: &str = "_pg2bq_op";
 pub const CHANGE_TYPE_COLUMN: &str = "_pg2bq_change_type";
 /// Metadata column of append-only tables: the source transaction id.
 pub const XID_COLUMN: &str = "_pg2bq_xid";
+/// Metadata column of change rows and log rows: the columns whose values PostgreSQL did not send
+/// (unchanged TOAST values), as `,name,name,` (NULL when every value was sent).
+pub const UNCHANGED_COLUMN: &str = "_pg2bq_unchanged";
+/// Metadata column of staged mirror tables: the columns whose value is not known yet (an
+/// unchanged TOAST value whose earlier version has not arrived), as `,name,` (NULL when the row
+/// is complete).
+pub const UNKNOWN_COLUMN: &str = "_pg2bq_unknown";
+/// The table in each dataset that holds the changes that could not be written, with the reason.
+pub const QUARANTINE_TABLE: &str = "_pg2bq_quarantine";
 /// Description of the key columns of a change table: how a writer that never saw the table
 /// learns its key when it is asked to merge it.
 pub const KEY_COLUMN_DESCRIPTION: &str = "pg2bq: primary key column";

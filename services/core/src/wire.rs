@@ -29,6 +29,9 @@ pub mod attributes {
     pub const LAST_SEQ: &str = "last_seq";
     /// `json` or `json+gzip`.
     pub const ENCODING: &str = "encoding";
+    /// Set (to `quarantine`) on changes that `pg2bq quarantine retry` publishes again: once
+    /// written, the writer records them as resolved.
+    pub const RETRY: &str = "retry";
 }
 
 /// A source table, by schema and name.

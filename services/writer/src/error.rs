@@ -45,7 +45,9 @@ impl WriterError {
             WriterError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WriterError::BigQuery(e) => match e {
                 BigQueryError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
-                BigQueryError::Permanent(_) | BigQueryError::RowRefused { .. } => {
+                BigQueryError::Permanent(_)
+                | BigQueryError::Invalid(_)
+                | BigQueryError::RowRefused { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 BigQueryError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,7 +68,7 @@ impl WriterError {
             WriterError::BigQuery(e) => match e {
                 BigQueryError::Transient(_) => "bigquery_transient",
                 BigQueryError::Permanent(_) => "bigquery_permanent",
-                BigQueryError::RowRefused { .. } => "unwritable",
+                BigQueryError::RowRefused { .. } | BigQueryError::Invalid(_) => "unwritable",
                 BigQueryError::Config(_) => "config",
             },
         }

@@ -26,6 +26,8 @@ pub mod http;
 mod metrics;
 pub mod modes;
 pub mod oidc;
+pub mod quarantine;
 pub mod row_layout;
 pub mod shape;
+pub mod table_meta;
 mod tables;

@@ -12,6 +12,7 @@ struct TableCounters {
     rows: u64,
     bytes: u64,
     batches: u64,
+    quarantined: u64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +53,13 @@ impl WriterMetrics {
         inner.append_seconds_sum += append.as_secs_f64();
         inner.appends += 1;
         inner.freshness_seconds = freshness_seconds;
+    }
+
+    /// Records changes of a table set aside in the quarantine.
+    pub fn record_quarantined(&self, table: &str, changes: usize) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        let counters = inner.tables.entry(table.to_owned()).or_default();
+        counters.quarantined = counters.quarantined.saturating_add(changes as u64);
     }
 
     /// Records a refused or failed request.
@@ -115,6 +123,20 @@ impl WriterMetrics {
                 "pg2bq_writer_batches_written_total{{table=\"{}\"}} {}",
                 label(table),
                 c.batches
+            );
+        }
+        header(
+            &mut out,
+            "changes_quarantined_total",
+            "counter",
+            "Changes that could not be written and wait in the quarantine, per source table.",
+        );
+        for (table, c) in &inner.tables {
+            let _ = writeln!(
+                out,
+                "pg2bq_writer_changes_quarantined_total{{table=\"{}\"}} {}",
+                label(table),
+                c.quarantined
             );
         }
         header(

@@ -1,7 +1,8 @@
 //! The BigQuery shape of a source table as one change batch describes it.
 
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, XID_COLUMN,
+    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN,
+    UNKNOWN_COLUMN, XID_COLUMN,
     column_name,
 };
 use pg2bq_core::bq_types::{BqType, bq_type_for};
@@ -58,7 +59,7 @@ impl TableShape {
         self.columns.iter().map(|c| (c.name.clone(), c.bq_type))
     }
 
-    /// Fields of the mirror table: data, then seq and commit time.
+    /// Fields of a native CDC mirror table: data, then seq and commit time.
     pub fn target_fields(&self) -> Vec<(String, BqType)> {
         self.data_fields()
             .chain([
@@ -68,19 +69,30 @@ impl TableShape {
             .collect()
     }
 
-    /// Fields of the change table: data, then op, seq and commit time (the order of change rows).
+    /// Fields of a staged mirror table: data, then seq, commit time and the columns whose
+    /// value is not known yet.
+    pub fn staged_target_fields(&self) -> Vec<(String, BqType)> {
+        let mut fields = self.target_fields();
+        fields.push((UNKNOWN_COLUMN.to_owned(), BqType::String));
+        fields
+    }
+
+    /// Fields of the change table: data, then op, seq, commit time and the columns PostgreSQL
+    /// did not send (the order of change rows).
     pub fn change_fields(&self) -> Vec<(String, BqType)> {
         self.data_fields()
             .chain([
                 (OP_COLUMN.to_owned(), BqType::String),
                 (SEQ_COLUMN.to_owned(), BqType::String),
                 (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
+                (UNCHANGED_COLUMN.to_owned(), BqType::String),
             ])
             .collect()
     }
 
-    /// Fields of an append-only table: data, then change type, seq, commit time and transaction id
-    /// (the order of append rows).
+    /// Fields of an append-only table (and of the log it is staged in): data, then change type,
+    /// seq, commit time, transaction id and the columns PostgreSQL did not send (the order of
+    /// log rows).
     pub fn append_fields(&self) -> Vec<(String, BqType)> {
         self.data_fields()
             .chain([
@@ -88,6 +100,7 @@ impl TableShape {
                 (SEQ_COLUMN.to_owned(), BqType::String),
                 (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
                 (XID_COLUMN.to_owned(), BqType::Int64),
+                (UNCHANGED_COLUMN.to_owned(), BqType::String),
             ])
             .collect()
     }
@@ -107,9 +120,12 @@ impl TableShape {
     }
 }
 
-/// Whether a column name is one of pg2bq's metadata columns.
+/// Whether a column name is one of pg2bq's metadata columns (`_pg2bq_*`; source columns may
+/// not take such names).
 pub fn is_metadata(name: &str) -> bool {
-    [SEQ_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN]
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(name))
+    name.get(..METADATA_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(METADATA_PREFIX))
 }
+
+/// What every metadata column's name starts with.
+const METADATA_PREFIX: &str = "_pg2bq_";

@@ -4,11 +4,13 @@
 //!
 //! Columns are only ever added (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, safe when several
 //! writers add the same column at once), never dropped; an incompatible type change is refused.
-//! Each instance remembers the columns it saw per table, in table order.
+//! Each instance remembers the columns it saw per table, in table order, and the metadata
+//! ([`TableMeta`]) of staging tables.
 
 use crate::error::{Result, WriterError};
+use crate::table_meta::TableMeta;
 use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
-use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
 use pg2bq_core::bq_types::BqType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub struct TableSpec {
 pub struct TableRegistry {
     rest: RestClient,
     known: Mutex<HashMap<BqTableName, TableColumns>>,
+    metas: Mutex<HashMap<BqTableName, TableMeta>>,
     datasets: Mutex<HashSet<String>>,
     emulator: bool,
 }
@@ -43,6 +46,7 @@ impl TableRegistry {
         TableRegistry {
             rest,
             known: Mutex::new(HashMap::new()),
+            metas: Mutex::new(HashMap::new()),
             datasets: Mutex::new(HashSet::new()),
             emulator,
         }
@@ -89,6 +93,69 @@ impl TableRegistry {
         }
         let known = self.known.lock().await;
         Ok(wanted.map(|spec| Arc::clone(known.get(&spec.table).expect("ensured above"))))
+    }
+
+    /// The metadata of the staging table `table`, made to record `wanted`: written when the
+    /// table has none (it was made by an older release: its key then comes from its columns'
+    /// descriptions), extended with `wanted`'s unchanged columns. A different kind or key is
+    /// refused: the table's key is the one it was created with.
+    pub async fn ensure_meta(&self, table: &BqTableName, wanted: &TableMeta) -> Result<TableMeta> {
+        if let Some(known) = self.metas.lock().await.get(table)
+            && fits(known, wanted)
+        {
+            return Ok(known.clone());
+        }
+        // Read, check and extend; a concurrent writer may extend it at the same time, so the
+        // result is read back until it holds what this one needs.
+        for _ in 0..5 {
+            let info = self.rest.table(table).await?.ok_or_else(|| {
+                WriterError::BigQuery(pg2bq_bigquery::BigQueryError::Transient(format!(
+                    "table {}.{} vanished while being described",
+                    table.dataset, table.table
+                )))
+            })?;
+            let recorded = match info
+                .description
+                .as_deref()
+                .and_then(TableMeta::from_description)
+            {
+                Some(meta) => meta,
+                None => older_release_meta(&info.fields, wanted),
+            };
+            if recorded.kind != wanted.kind || recorded.keys != wanted.keys {
+                return Err(WriterError::Unwritable(format!(
+                    "the key of {} changed: BigQuery table {}.{} was made for a {:?} keyed by ({}), \
+                     and the source's changes now come {} ({}); recreate the BigQuery tables and \
+                     copy the table again with `pg2bq backfill {} --recreate`, then \
+                     `pg2bq quarantine retry`",
+                    wanted.source,
+                    table.dataset,
+                    table.table,
+                    recorded.kind,
+                    recorded.keys.join(", "),
+                    if wanted.keys.is_empty() { "without a key" } else { "keyed by" },
+                    wanted.keys.join(", "),
+                    wanted.source,
+                )));
+            }
+            if recorded.covers_unchanged(&wanted.unchanged) && info.description.is_some() {
+                self.metas
+                    .lock()
+                    .await
+                    .insert(table.clone(), recorded.clone());
+                return Ok(recorded);
+            }
+            let next = recorded.with_unchanged(&wanted.unchanged);
+            self.rest
+                .set_description(table, &next.to_description())
+                .await?;
+        }
+        Err(WriterError::BigQuery(
+            pg2bq_bigquery::BigQueryError::Transient(format!(
+                "the description of {}.{} keeps changing under concurrent writers",
+                table.dataset, table.table
+            )),
+        ))
     }
 
     async fn has_all(&self, table: &BqTableName, fields: &[FieldSpec]) -> bool {
@@ -156,6 +223,26 @@ async fn ensure_table(
         tracing::info!(dataset = %table.dataset, table = %table.table, columns = ?added, "added columns");
     }
     Ok(columns)
+}
+
+/// Whether `known` holds everything `wanted` asks for.
+fn fits(known: &TableMeta, wanted: &TableMeta) -> bool {
+    known.kind == wanted.kind && known.keys == wanted.keys && known.covers_unchanged(&wanted.unchanged)
+}
+
+/// The metadata of a staging table made before tables carried it: its key columns are the
+/// ones whose description marks them.
+fn older_release_meta(fields: &[FieldSpec], wanted: &TableMeta) -> TableMeta {
+    let keys = fields
+        .iter()
+        .filter(|f| f.description.as_deref() == Some(KEY_COLUMN_DESCRIPTION))
+        .map(|f| f.name.clone())
+        .collect();
+    TableMeta {
+        keys,
+        unchanged: Vec::new(),
+        ..wanted.clone()
+    }
 }
 
 fn same_type(a: &str, b: &str) -> bool {

@@ -8,7 +8,6 @@ use crate::source::relations::RelationInfo;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{ChangeBatch, WIRE_VERSION};
 use pg2bq_source::state::backfill::Range;
 use tokio_postgres::{Client, IsolationLevel};
@@ -65,8 +64,14 @@ impl RangeCopy<'_> {
             columns: self.info.columns.clone(),
             changes: Vec::new(),
         };
-        let seq = Seq::new(self.consistent_point, 0);
-        let mut batches = CopyBatches::new(&template, seq, commit_time_us, self.limits);
+        let range = u64::try_from(self.range.first_block).unwrap_or(0);
+        let mut batches = CopyBatches::new(
+            &template,
+            self.consistent_point,
+            range,
+            commit_time_us,
+            self.limits,
+        );
         let mut in_flight: FuturesUnordered<PublishFuture> = FuturesUnordered::new();
         let mut rows = 0i64;
         while let Some(chunk) = stream.next().await {
@@ -79,7 +84,7 @@ impl RangeCopy<'_> {
                 .map_err(|e| CaptureError::Decode(format!("COPY of {}: {e}", self.info.table)))?;
             for batch in done {
                 rows += batch.changes as i64;
-                in_flight.push(self.publish(batch, seq, commit_time_us));
+                in_flight.push(self.publish(batch, commit_time_us));
                 while in_flight.len() >= MAX_IN_FLIGHT {
                     acknowledged(in_flight.next().await)?;
                 }
@@ -93,7 +98,7 @@ impl RangeCopy<'_> {
         }
         if let Some(batch) = batches.finish() {
             rows += batch.changes as i64;
-            in_flight.push(self.publish(batch, seq, commit_time_us));
+            in_flight.push(self.publish(batch, commit_time_us));
         }
         while let Some(published) = in_flight.next().await {
             acknowledged(Some(published))?;
@@ -131,13 +136,13 @@ impl RangeCopy<'_> {
         )
     }
 
-    fn publish(&self, batch: JsonBatch, seq: Seq, commit_time_us: i64) -> PublishFuture {
+    fn publish(&self, batch: JsonBatch, commit_time_us: i64) -> PublishFuture {
         let encoded = EncodedBatch {
             source: self.info.table.clone(),
             json: batch.json,
             changes: batch.changes,
-            first_seq: seq.to_string(),
-            last_seq: seq.to_string(),
+            first_seq: batch.first_seq.to_string(),
+            last_seq: batch.last_seq.to_string(),
             min_commit_lsn: self.consistent_point,
             oldest_commit_us: commit_time_us,
             newest_commit_us: commit_time_us,

@@ -8,16 +8,22 @@
 //! that [`ChangeBatch::to_json`] writes for the same changes.
 
 use crate::pipeline::batcher::BatchLimits;
+use pg2bq_core::lsn::Lsn;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{Change, ChangeBatch, Op};
 
-/// A batch body ready to publish: JSON of a [`ChangeBatch`] and its number of changes.
+/// A batch body ready to publish: JSON of a [`ChangeBatch`], its number of changes and the
+/// sequence numbers of its first and last rows.
 #[derive(Debug)]
 pub struct JsonBatch {
     /// The JSON.
     pub json: Vec<u8>,
     /// Number of changes.
     pub changes: usize,
+    /// Sequence number of the first row.
+    pub first_seq: Seq,
+    /// Sequence number of the last row.
+    pub last_seq: Seq,
 }
 
 /// Splits a stream of COPY output chunks into batches of `read` changes, as JSON.
@@ -25,8 +31,17 @@ pub struct JsonBatch {
 pub struct CopyBatches {
     /// The batch's JSON up to its first change: `{"version":..,"columns":[..],"changes":[`.
     batch_prefix: Vec<u8>,
-    /// Every change's JSON up to its values: `{"op":"read","seq":..,"new":[`.
-    change_prefix: Vec<u8>,
+    /// Every change's JSON up to its sequence number: `{"op":"read","seq":"`.
+    before_seq: Vec<u8>,
+    /// From after the sequence number to the values: `","commit_time_us":..,"new":[`.
+    after_seq: Vec<u8>,
+    /// The snapshot's consistent point and the range's first block (every row's `seq`).
+    consistent_point: Lsn,
+    range: u64,
+    /// Rows seen so far: the next row's position in the range.
+    rows: u64,
+    /// Sequence number of the open batch's first row.
+    open_first: Option<Seq>,
     width: usize,
     limits: BatchLimits,
     /// An incomplete line carried to the next chunk.
@@ -36,27 +51,47 @@ pub struct CopyBatches {
 }
 
 impl CopyBatches {
-    /// Batches of the table that `template` describes (its changes are ignored); every row has
-    /// sequence number `seq`, commit time `commit_time_us` and transaction id 0.
-    pub fn new(template: &ChangeBatch, seq: Seq, commit_time_us: i64, limits: BatchLimits) -> Self {
+    /// Batches of the table that `template` describes (its changes are ignored), read from the
+    /// snapshot with `consistent_point` by the range starting at block `range`: row n of the
+    /// range has sequence number `Seq::snapshot_row(consistent_point, range, n)`, commit time
+    /// `commit_time_us` and transaction id 0.
+    pub fn new(
+        template: &ChangeBatch,
+        consistent_point: Lsn,
+        range: u64,
+        commit_time_us: i64,
+        limits: BatchLimits,
+    ) -> Self {
         let empty = ChangeBatch {
             changes: Vec::new(),
             ..template.clone()
         };
+        let marker = Seq::snapshot_row(consistent_point, range, 0);
         let change = Change {
             op: Op::Read,
-            seq,
+            seq: marker,
             commit_time_us,
             xid: 0,
             new: Some(Vec::new()),
             old: None,
         };
+        let json = without_closing(
+            serde_json::to_vec(&change).expect("a change always serialises"),
+            b"]}",
+        );
+        let marker_text = marker.to_string();
+        let at = json
+            .windows(marker_text.len())
+            .position(|w| w == marker_text.as_bytes())
+            .expect("the change's JSON holds its sequence number");
         CopyBatches {
             batch_prefix: without_closing(empty.to_json(), b"]}"),
-            change_prefix: without_closing(
-                serde_json::to_vec(&change).expect("a change always serialises"),
-                b"]}",
-            ),
+            before_seq: json[..at].to_vec(),
+            after_seq: json[at + marker_text.len()..].to_vec(),
+            consistent_point,
+            range,
+            rows: 0,
+            open_first: None,
             width: template.columns.len(),
             limits,
             pending: Vec::new(),
@@ -105,7 +140,12 @@ impl CopyBatches {
         } else {
             self.open.push(b',');
         }
-        self.open.extend_from_slice(&self.change_prefix);
+        let seq = Seq::snapshot_row(self.consistent_point, self.range, self.rows);
+        self.rows = self.rows.saturating_add(1);
+        self.open_first.get_or_insert(seq);
+        self.open.extend_from_slice(&self.before_seq);
+        self.open.extend_from_slice(seq.to_text().as_str().as_bytes());
+        self.open.extend_from_slice(&self.after_seq);
         let mut fields = 0;
         for field in line.split(|b| *b == b'\t') {
             if fields > 0 {
@@ -131,10 +171,18 @@ impl CopyBatches {
     fn close(&mut self) -> JsonBatch {
         self.open.extend_from_slice(b"]}");
         let changes = std::mem::take(&mut self.open_changes);
+        let first = self.open_first.take().unwrap_or_else(|| self.last_seq());
         JsonBatch {
             json: std::mem::take(&mut self.open),
             changes,
+            first_seq: first,
+            last_seq: self.last_seq(),
         }
+    }
+
+    /// Sequence number of the last row seen.
+    fn last_seq(&self) -> Seq {
+        Seq::snapshot_row(self.consistent_point, self.range, self.rows.saturating_sub(1))
     }
 }
 
@@ -237,13 +285,14 @@ mod tests {
         }
     }
 
-    fn expected(rows: Vec<Vec<Value>>, seq: Seq) -> Vec<u8> {
+    fn expected(rows: Vec<Vec<Value>>, first_row: u64) -> Vec<u8> {
         ChangeBatch {
             changes: rows
                 .into_iter()
-                .map(|new| Change {
+                .zip(first_row..)
+                .map(|(new, n)| Change {
                     op: Op::Read,
-                    seq,
+                    seq: Seq::snapshot_row(Lsn(0x1234), 64, n),
                     commit_time_us: 42,
                     xid: 0,
                     new: Some(new),
@@ -261,8 +310,7 @@ mod tests {
 
     #[test]
     fn rows_split_across_chunks_become_the_json_of_their_changes() {
-        let seq = Seq::new(Lsn(0x1234), 0);
-        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(2));
+        let mut batches = CopyBatches::new(&template(3), Lsn(0x1234), 64, 42, limits(2));
         assert!(
             batches
                 .push(b"1\ta\\tb\\\\c\t\\N\n2\tx")
@@ -282,14 +330,17 @@ mod tests {
         ];
         assert_eq!(
             String::from_utf8(done[0].json.clone()).unwrap(),
-            String::from_utf8(expected(first, seq)).unwrap()
+            String::from_utf8(expected(first, 0)).unwrap()
         );
+        assert_eq!(done[0].first_seq, Seq::snapshot_row(Lsn(0x1234), 64, 0));
+        assert_eq!(done[0].last_seq, Seq::snapshot_row(Lsn(0x1234), 64, 1));
         let last = batches.finish().expect("the open batch");
         assert_eq!(last.changes, 1);
         assert_eq!(
             last.json,
-            expected(vec![vec![text("3"), text("\\N"), text("")]], seq)
+            expected(vec![vec![text("3"), text("\\N"), text("")]], 2)
         );
+        assert_eq!(last.first_seq, last.last_seq);
         assert!(batches.finish().is_none());
         let parsed = ChangeBatch::from_json(&last.json).unwrap();
         assert_eq!(parsed.changes[0].new.as_ref().unwrap()[1], text("\\N"));
@@ -297,13 +348,13 @@ mod tests {
 
     #[test]
     fn refuses_rows_of_the_wrong_width_and_broken_escapes() {
-        let seq = Seq::new(Lsn(1), 0);
-        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        let new = || CopyBatches::new(&template(3), Lsn(1), 0, 42, limits(10));
+        let mut batches = new();
         let err = batches.push(b"1\t2\n").unwrap_err();
         assert!(err.contains("2 fields for 3 columns"), "{err}");
-        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        let mut batches = new();
         assert!(batches.push(b"1\t2\t3\\\n").is_err());
-        let mut batches = CopyBatches::new(&template(3), seq, 42, limits(10));
+        let mut batches = new();
         assert!(batches.push(b"1\t2\t\xff\n").is_err());
     }
 }

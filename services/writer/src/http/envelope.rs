@@ -34,6 +34,11 @@ pub struct PushMessage {
 }
 
 impl PushMessage {
+    /// Whether `pg2bq quarantine retry` published this message again.
+    pub fn is_retry(&self) -> bool {
+        self.attributes.contains_key(attributes::RETRY)
+    }
+
     /// The message id, whichever spelling carried it.
     pub fn id(&self) -> &str {
         self.message_id

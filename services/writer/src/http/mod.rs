@@ -15,6 +15,7 @@ use crate::args::WriterArgs;
 use crate::error::{Result, WriterError};
 use crate::metrics::WriterMetrics;
 use crate::modes::{self, WriteMode};
+use crate::quarantine::QuarantineLog;
 use endpoint_auth::EndpointAuth;
 use pg2bq_core::bq_naming::DatasetLayout;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub struct Writer {
     layout: DatasetLayout,
     mode: Box<dyn WriteMode>,
+    quarantine: QuarantineLog,
     auth: EndpointAuth,
     metrics: WriterMetrics,
 }
@@ -35,10 +37,11 @@ impl Writer {
             .target
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
-        let mode = modes::from_settings(args, &layout)?;
+        let (mode, tables, sink) = modes::from_settings(args, &layout)?;
         Ok(Arc::new(Writer {
             layout,
             mode,
+            quarantine: QuarantineLog::new(tables, sink),
             auth,
             metrics: WriterMetrics::default(),
         }))

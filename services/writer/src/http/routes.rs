@@ -5,6 +5,8 @@ use super::Writer;
 use super::envelope;
 use crate::error::{Result, WriterError};
 use crate::metrics::seconds_since;
+use crate::modes::Written;
+use crate::modes::rows::Quarantined;
 use crate::shape::TableShape;
 use axum::Router;
 use axum::body::Bytes;
@@ -36,7 +38,42 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
-        let written = self.mode.write(&batch, &shape).await?;
+        let written = match self.mode.write(&batch, &shape).await {
+            Ok(written) => written,
+            // Something about the whole batch cannot be written (an incompatible schema change,
+            // a changed key): every change waits in the quarantine with the reason.
+            Err(WriterError::Unwritable(reason)) => Written::nothing(
+                (0..batch.changes.len())
+                    .map(|change| Quarantined {
+                        change,
+                        error: reason.clone(),
+                    })
+                    .collect(),
+            ),
+            Err(e) => return Err(e),
+        };
+        let table = batch.source.to_string();
+        if !written.quarantined.is_empty() {
+            self.quarantine
+                .record(&shape.target, &batch, &written.quarantined, message.id())
+                .await?;
+            self.metrics
+                .record_quarantined(&table, written.quarantined.len());
+            tracing::warn!(
+                message_id = message.id(),
+                table = %table,
+                quarantined = written.quarantined.len(),
+                first_error = %written.quarantined[0].error,
+                "changes quarantined: they are kept in BigQuery with the reason \
+                 (`pg2bq quarantine list`); the others were written"
+            );
+        }
+        if message.is_retry() {
+            let failed: Vec<usize> = written.quarantined.iter().map(|q| q.change).collect();
+            self.quarantine
+                .resolve(&shape.target, &batch, &failed, message.id())
+                .await?;
+        }
         let oldest_commit = batch
             .changes
             .iter()
@@ -48,7 +85,6 @@ impl Writer {
         } else {
             0.0
         };
-        let table = batch.source.to_string();
         self.metrics.record_write(
             &table,
             written.rows,

@@ -1,18 +1,23 @@
 //! The append-only write mode: every change is a row of the target table, with its change type,
-//! sequence number, commit time and transaction id.
+//! sequence number, commit time, transaction id and the columns PostgreSQL did not send.
 //!
 //! Change types: `INSERT`, `READ` (a backfilled row), `UPDATE-INSERT` (the new row of an UPDATE),
 //! `UPDATE-DELETE` (the old row of an UPDATE, when PostgreSQL sent it: the key changed or the
 //! table has REPLICA IDENTITY FULL), `DELETE` (the old key or row), `TRUNCATE` (no data).
 //!
-//! The table has no primary key and no MERGE: nothing is ever updated in place.
+//! Rows are staged in `<table>__changes` and inserted into the table by the merger, each once
+//! by its sequence number and change type (`merge/log_sql.rs`): a redelivered batch or a resumed
+//! backfill adds no duplicate. Nothing is ever updated in place.
 
-use super::rows::{data_values, new_values};
+use super::merge::{MergeTarget, Merger};
+use super::rows::{BatchRows, convert_values, new_values, unchanged_value};
 use super::sink::RowSink;
+use super::staged::meta_of;
 use super::{WriteMode, Written};
 use crate::error::Result;
 use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
+use crate::table_meta::TableKind;
 use crate::tables::{TableRegistry, TableSpec};
 use futures::future::BoxFuture;
 use pg2bq_bigquery::rest::TableOptions;
@@ -24,21 +29,38 @@ use std::sync::Arc;
 pub struct AppendOnly {
     tables: Arc<TableRegistry>,
     sink: RowSink,
+    merger: Arc<Merger>,
 }
 
 impl AppendOnly {
-    /// Writes through `sink` into tables made sure of by `tables`.
-    pub fn new(tables: Arc<TableRegistry>, sink: RowSink) -> Self {
-        AppendOnly { tables, sink }
+    /// Writes through `sink` into tables made sure of by `tables`; `merger` inserts the staged
+    /// rows into the tables.
+    pub fn new(tables: Arc<TableRegistry>, sink: RowSink, merger: Arc<Merger>) -> Self {
+        AppendOnly {
+            tables,
+            sink,
+            merger,
+        }
     }
 
-    /// The append-only table of `shape`: no key, no clustering.
-    fn table(&self, shape: &TableShape) -> TableSpec {
-        TableSpec {
-            table: shape.target.clone(),
-            fields: self.tables.fields(&shape.append_fields()),
-            options: TableOptions::default(),
-        }
+    /// The append-only table of `shape` and its staging table: no key, no clustering.
+    fn tables_of(&self, shape: &TableShape, batch: &ChangeBatch) -> [TableSpec; 2] {
+        let fields = self.tables.fields(&shape.append_fields());
+        [
+            TableSpec {
+                table: shape.target.clone(),
+                fields: fields.clone(),
+                options: TableOptions::default(),
+            },
+            TableSpec {
+                table: shape.target.change_table(),
+                fields,
+                options: TableOptions {
+                    description: Some(meta_of(batch, shape, TableKind::Log).to_description()),
+                    ..TableOptions::default()
+                },
+            },
+        ]
     }
 }
 
@@ -49,59 +71,75 @@ impl WriteMode for AppendOnly {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>> {
         Box::pin(async move {
-            let rows = append_rows(batch, shape)?;
-            let [columns] = self.tables.ensure([self.table(shape)]).await?;
+            let mut rows = append_rows(batch, shape);
+            if rows.rows.is_empty() {
+                return Ok(Written::nothing(rows.quarantined));
+            }
+            let staging = shape.target.change_table();
+            let [_, columns] = self.tables.ensure(self.tables_of(shape, batch)).await?;
+            let meta = self
+                .tables
+                .ensure_meta(&staging, &meta_of(batch, shape, TableKind::Log))
+                .await?;
             let layout = RowLayout::new(&columns, &shape.append_fields())?;
-            self.sink.append(&shape.target, &layout, &rows).await
+            let appended = self.sink.append(&staging, &layout, &rows.rows).await?;
+            rows.set_aside(appended.refused);
+            self.merger
+                .mark(MergeTarget::of(shape.target.clone(), &meta, &columns))
+                .await;
+            Ok(Written {
+                rows: appended.written.rows,
+                bytes: appended.written.bytes,
+                quarantined: rows.quarantined,
+            })
         })
+    }
+
+    /// Inserts the staged rows of every table of the layout's datasets (see
+    /// [`Merger::merge_all`]).
+    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(self.merger.merge_all())
     }
 }
 
-/// An append-only row before encoding: data values, then change type, seq, commit time, xid.
-pub type AppendRow = Vec<BqValue>;
-
-/// Converts every change of the batch into append-only rows.
-pub fn append_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<AppendRow>> {
-    let mut rows = Vec::with_capacity(batch.changes.len());
+/// Converts every change of the batch into append-only rows: data values, then change type,
+/// seq, commit time, xid and the columns not sent.
+pub fn append_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
     let nothing = vec![Value::Null; shape.columns.len()];
-    for change in &batch.changes {
-        match change.op {
-            Op::Insert => rows.push(row(batch, shape, change, "INSERT", new_values(change)?)?),
-            Op::Read => rows.push(row(batch, shape, change, "READ", new_values(change)?)?),
+    BatchRows::build(batch, |change| {
+        Ok(match change.op {
+            Op::Insert => vec![row(shape, change, "INSERT", new_values(change)?)?],
+            Op::Read => vec![row(shape, change, "READ", new_values(change)?)?],
             Op::Update => {
+                let mut rows = Vec::with_capacity(2);
                 if let Some(old) = &change.old {
-                    rows.push(row(batch, shape, change, "UPDATE-DELETE", old)?);
+                    rows.push(row(shape, change, "UPDATE-DELETE", old)?);
                 }
-                rows.push(row(
-                    batch,
-                    shape,
-                    change,
-                    "UPDATE-INSERT",
-                    new_values(change)?,
-                )?);
+                rows.push(row(shape, change, "UPDATE-INSERT", new_values(change)?)?);
+                rows
             }
             Op::Delete => {
                 let old = change.old.as_deref().unwrap_or(&nothing);
-                rows.push(row(batch, shape, change, "DELETE", old)?);
+                vec![row(shape, change, "DELETE", old)?]
             }
-            Op::Truncate => rows.push(row(batch, shape, change, "TRUNCATE", &nothing)?),
-        }
-    }
-    Ok(rows)
+            Op::Truncate => vec![row(shape, change, "TRUNCATE", &nothing)?],
+        })
+    })
 }
 
 fn row(
-    batch: &ChangeBatch,
     shape: &TableShape,
     change: &Change,
     change_type: &str,
     values: &[Value],
-) -> Result<AppendRow> {
-    let mut row = data_values(batch, shape, change, values)?;
+) -> std::result::Result<Vec<BqValue>, String> {
+    let converted = convert_values(shape, values)?;
+    let mut row = converted.values;
     row.push(BqValue::Text(change_type.to_owned()));
     row.push(BqValue::Text(change.seq.to_string()));
     row.push(BqValue::Timestamp(change.commit_time_us));
     row.push(BqValue::Int64(i64::from(change.xid)));
+    row.push(unchanged_value(shape, &converted.unchanged));
     Ok(row)
 }
 
@@ -149,7 +187,7 @@ mod tests {
             },
             &columns,
         );
-        let rows = append_rows(&batch, &shape).unwrap();
+        let rows = append_rows(&batch, &shape).rows;
         let kinds: Vec<&BqValue> = rows.iter().map(|r| &r[1]).collect();
         let text = |s: &str| BqValue::Text(s.into());
         assert_eq!(

@@ -4,16 +4,19 @@
 //!   mirror table (`PG2BQ_MERGE_STRATEGY=staged`, and `auto`).
 //! - [`native`]: rows go straight to the mirror table with BigQuery CDC pseudo-columns
 //!   (`PG2BQ_MERGE_STRATEGY=native`).
-//! - [`append_only`]: every change is a row of the target table (`PG2BQ_WRITE_MODE=append-only`,
+//! - [`append_only`]: every change is a row of the target table, once (`PG2BQ_WRITE_MODE=append-only`,
 //!   and tables without a primary key in every mode).
 //!
-//! Shared by the modes: [`rows`] (the values of a change, and the per-key change rows staged and
-//! native write), [`sink`] (where encoded rows go), and the crate's table registry and row layout.
+//! Shared by the modes: [`rows`] (the values of a change, the per-key change rows staged and
+//! native write, and the changes set aside), [`sink`] (where encoded rows go, refused rows set
+//! apart), [`merge`] (folding staged rows into mirrors and logs), and the crate's table registry
+//! and row layout.
 //!
 //! Every mode is a [`WriteMode`]. [`from_settings`] chooses one at start-up; [`MergeMode`] is
 //! the one place that sends tables without a key to append-only.
 
 pub mod append_only;
+pub mod merge;
 pub mod native;
 pub mod rows;
 pub mod sink;
@@ -31,6 +34,8 @@ use pg2bq_bigquery::rest::RestClient;
 use pg2bq_bigquery::storage_write::StorageWriter;
 use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
 use pg2bq_core::wire::ChangeBatch;
+use merge::Merger;
+use rows::Quarantined;
 use sink::RowSink;
 use staged::Staged;
 use std::collections::HashSet;
@@ -38,19 +43,33 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-/// What one write put into BigQuery.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one write put into BigQuery, and what it set aside.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     /// Rows appended.
     pub rows: usize,
     /// Encoded bytes of those rows.
     pub bytes: usize,
+    /// Changes of the batch that cannot be written, with the reason (to be quarantined).
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl Written {
+    /// A write that appended nothing and set `quarantined` aside.
+    pub fn nothing(quarantined: Vec<Quarantined>) -> Self {
+        Written {
+            quarantined,
+            ..Written::default()
+        }
+    }
 }
 
 /// A way of writing change batches to BigQuery.
 pub trait WriteMode: Send + Sync {
     /// Writes one change batch of the table `shape` describes (creating or evolving its tables
-    /// first); returns what was written once BigQuery acknowledged it.
+    /// first); returns what was written once BigQuery acknowledged it, and the changes that
+    /// cannot be written. An error means nothing is known to be written: the batch is to be
+    /// delivered again (or, for [`crate::error::WriterError::Unwritable`], quarantined whole).
     fn write<'a>(
         &'a self,
         batch: &'a ChangeBatch,
@@ -65,7 +84,11 @@ pub trait WriteMode: Send + Sync {
 }
 
 /// The write mode the settings ask for, with its BigQuery clients; `layout` places the tables.
-pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Box<dyn WriteMode>> {
+/// Returns the mode and the registry of tables it writes (shared with the quarantine).
+pub fn from_settings(
+    args: &WriterArgs,
+    layout: &DatasetLayout,
+) -> Result<(Box<dyn WriteMode>, Arc<TableRegistry>, RowSink)> {
     let target = &args.target;
     let tokens = TokenSource::for_target(target)?;
     let rest = RestClient::new(
@@ -77,25 +100,35 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Box<dy
     let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
     let sink = RowSink::new(storage, args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
-    let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone());
+    let merger = Arc::new(Merger::new(
+        rest,
+        layout.clone(),
+        Duration::from_secs(args.change_retention_secs),
+    ));
+    if args.merge_interval_ms > 0 {
+        Arc::clone(&merger).spawn_timer(Duration::from_millis(args.merge_interval_ms));
+    }
+    if args.append_sink == crate::args::AppendSink::Bigquery {
+        Arc::clone(&merger).spawn_start_round();
+    }
+    let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone(), Arc::clone(&merger));
     let strategy: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
-        (WriteModeSetting::AppendOnly, _) => return Ok(Box::new(append_only)),
-        (WriteModeSetting::Merge, MergeStrategy::Native) => {
-            Box::new(Native::new(tables, sink, args.max_staleness_secs))
-        }
+        (WriteModeSetting::AppendOnly, _) => return Ok((Box::new(append_only), tables, sink)),
+        (WriteModeSetting::Merge, MergeStrategy::Native) => Box::new(Native::new(
+            Arc::clone(&tables),
+            sink.clone(),
+            args.max_staleness_secs,
+        )),
         // `auto` is staged: only staged replicates TRUNCATE exactly.
-        (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => {
-            Box::new(Staged::start(
-                rest,
-                layout.clone(),
-                tables,
-                sink,
-                Duration::from_secs(args.change_retention_secs),
-                Duration::from_millis(args.merge_interval_ms),
-            ))
-        }
+        (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => Box::new(
+            Staged::new(Arc::clone(&tables), sink.clone(), merger),
+        ),
     };
-    Ok(Box::new(MergeMode::new(strategy, append_only)))
+    Ok((
+        Box::new(MergeMode::new(strategy, append_only)),
+        tables,
+        sink,
+    ))
 }
 
 /// Merge mode: tables with a primary key are mirrored by the merge strategy (staged or native);
@@ -149,7 +182,9 @@ impl WriteMode for MergeMode {
         })
     }
 
+    /// The merger's round: it folds mirrors and logs alike (tables without a key are logs even
+    /// under the native strategy).
     fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
-        self.strategy.merge_round()
+        self.keyless.merge_round()
     }
 }

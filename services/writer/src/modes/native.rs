@@ -6,13 +6,15 @@
 //! per primary key within the table's `max_staleness`. No MERGE is run.
 //!
 //! BigQuery CDC has no way to say "every row older than S is gone", so a TRUNCATE cannot be
-//! applied exactly (changes from before it that arrive late would come back); it is refused with
-//! a clear error and the message is dead-lettered. Tables that are truncated use `staged`.
+//! applied exactly (changes from before it that arrive late would come back); and an UPSERT
+//! replaces the whole row, so an UPDATE whose unchanged TOAST values PostgreSQL did not send
+//! cannot be applied either. Such changes are quarantined with the fix (`staged`, or REPLICA
+//! IDENTITY FULL and a new backfill); `pg2bq stream create` refuses tables that would need it.
 
-use super::rows::change_rows;
+use super::rows::{BatchRows, change_rows};
 use super::sink::RowSink;
 use super::{WriteMode, Written};
-use crate::error::{Result, WriterError};
+use crate::error::Result;
 use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
 use crate::tables::{TableRegistry, TableSpec};
@@ -55,6 +57,7 @@ impl Native {
                 clustering: shape.clustering(),
                 primary_key: shape.key_names(),
                 max_staleness: Some(self.max_staleness.clone()),
+                description: None,
             },
         }
     }
@@ -67,14 +70,23 @@ impl WriteMode for Native {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>> {
         Box::pin(async move {
-            let rows = native_rows(batch, shape)?;
+            let mut rows = native_rows(batch, shape);
+            if rows.rows.is_empty() {
+                return Ok(Written::nothing(rows.quarantined));
+            }
             let [columns] = self.tables.ensure([self.table(shape)]).await?;
             let layout = RowLayout::with_pseudo_columns(
                 &columns,
                 &native_fields(shape),
                 &[CHANGE_TYPE, CHANGE_SEQUENCE_NUMBER],
             )?;
-            self.sink.append(&shape.target, &layout, &rows).await
+            let appended = self.sink.append(&shape.target, &layout, &rows.rows).await?;
+            rows.set_aside(appended.refused);
+            Ok(Written {
+                rows: appended.written.rows,
+                bytes: appended.written.bytes,
+                quarantined: rows.quarantined,
+            })
         })
     }
 }
@@ -87,29 +99,50 @@ pub fn native_fields(shape: &TableShape) -> Vec<(String, BqType)> {
     fields
 }
 
-/// Converts the batch into native CDC rows, in the order of [`native_fields`].
-pub fn native_rows(batch: &ChangeBatch, shape: &TableShape) -> Result<Vec<Vec<BqValue>>> {
-    if batch.changes.iter().any(|c| c.op == Op::Truncate) {
-        return Err(WriterError::Unwritable(format!(
-            "TRUNCATE of {} cannot be applied with BigQuery native CDC (it has no way to remove every \
-             older row, and late older changes would come back); run the writer with \
-             PG2BQ_MERGE_STRATEGY=staged for tables that are truncated",
-            batch.source
-        )));
+/// Converts the batch into native CDC rows, in the order of [`native_fields`]; a TRUNCATE, and
+/// a change with values PostgreSQL did not send, are set aside with the fix.
+pub fn native_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
+    let mut rows = change_rows(batch, shape);
+    let mut refused = Vec::new();
+    for (i, row) in rows.rows.iter_mut().enumerate() {
+        let origin = &batch.changes[rows.origins[i]];
+        // Change rows are data, op, seq, commit time, unchanged columns.
+        let unchanged = row.pop().unwrap_or(BqValue::Null);
+        let commit = row.pop().unwrap_or(BqValue::Null);
+        let seq = row.pop().unwrap_or(BqValue::Null);
+        let op = row.pop().unwrap_or(BqValue::Null);
+        if origin.op == Op::Truncate {
+            refused.push((
+                i,
+                format!(
+                    "{} (seq {}): a TRUNCATE cannot be applied with BigQuery native CDC (it has no \
+                     way to remove every older row, and late older changes would come back); run \
+                     the writer with PG2BQ_MERGE_STRATEGY=staged for tables that are truncated",
+                    batch.source, origin.seq
+                ),
+            ));
+        } else if unchanged != BqValue::Null {
+            refused.push((
+                i,
+                format!(
+                    "{} (seq {}): PostgreSQL did not send the unchanged TOAST values of columns {} \
+                     and BigQuery native CDC replaces whole rows; run ALTER TABLE {} REPLICA \
+                     IDENTITY FULL and `pg2bq backfill {}`, or use PG2BQ_MERGE_STRATEGY=staged",
+                    batch.source,
+                    origin.seq,
+                    match &unchanged {
+                        BqValue::Text(list) => list.trim_matches(',').replace(',', ", "),
+                        _ => String::new(),
+                    },
+                    batch.source,
+                    batch.source
+                ),
+            ));
+        }
+        row.extend([seq.clone(), commit, op, seq]);
     }
-    let width = shape.columns.len();
-    change_rows(batch, shape)?
-        .into_iter()
-        .map(|mut row| {
-            // Change rows are data, op, seq, commit time.
-            let commit = row.pop().expect("commit time");
-            let seq = row.pop().expect("seq");
-            let op = row.pop().expect("op");
-            debug_assert_eq!(row.len(), width);
-            row.extend([seq.clone(), commit, op, seq]);
-            Ok(row)
-        })
-        .collect()
+    rows.set_aside(refused);
+    rows
 }
 
 /// `max_staleness` as BigQuery's INTERVAL literal (`Y-M D H:M:S`).
@@ -173,7 +206,7 @@ mod tests {
             change(Op::Update, Some("1"), Some("2")),
             change(Op::Delete, Some("2"), None),
         ]);
-        let rows = native_rows(&b, &shape).unwrap();
+        let rows = native_rows(&b, &shape).rows;
         let seq = BqValue::Text("000000000000000A/0000000000000002".into());
         let text = |s: &str| BqValue::Text(s.into());
         assert_eq!(
@@ -211,10 +244,21 @@ mod tests {
     }
 
     #[test]
-    fn truncate_is_refused_with_the_fix() {
-        let (b, shape) = batch(vec![change(Op::Truncate, None, None)]);
-        let err = native_rows(&b, &shape).unwrap_err().to_string();
+    fn truncate_and_unsent_values_are_set_aside_with_the_fix() {
+        let (b, shape) = batch(vec![
+            change(Op::Truncate, None, None),
+            change(Op::Insert, None, Some("7")),
+        ]);
+        let rows = native_rows(&b, &shape);
+        assert_eq!(rows.origins, vec![1], "the insert is written");
+        let err = &rows.quarantined[0].error;
         assert!(err.contains("PG2BQ_MERGE_STRATEGY=staged"), "{err}");
+        let mut unsent = change(Op::Update, None, Some("1"));
+        unsent.new = Some(vec![Value::UnchangedToast]);
+        let (b, shape) = batch(vec![unsent]);
+        let rows = native_rows(&b, &shape);
+        assert!(rows.rows.is_empty());
+        assert!(rows.quarantined[0].error.contains("REPLICA IDENTITY FULL"));
     }
 
     #[test]

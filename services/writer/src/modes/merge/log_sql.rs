@@ -1,0 +1,114 @@
+//! The SQL that keeps an append-only table (a log of changes) free of duplicates: every change
+//! staged in `<table>__changes` is inserted into the log once, identified by its sequence number
+//! and change type, whatever number of times it was delivered.
+//!
+//! Backfilled rows (`READ`) carry `<consistent point>/0/<range>/<row>`: a backfill range copied
+//! again from a newer snapshot (after a restart, or `pg2bq backfill` on demand) supersedes the
+//! rows an older snapshot of the same range gave, so a resumed backfill leaves each row once.
+
+use super::MergeTarget;
+use pg2bq_core::bq_naming::{CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, SEQ_COLUMN, quote_column};
+use std::time::Duration;
+
+/// The snapshot (consistent point) section of a sequence number.
+fn snapshot_of(seq: &str) -> String {
+    format!("SUBSTR({seq}, 1, 16)")
+}
+
+/// The range section of a backfilled row's sequence number.
+fn range_of(seq: &str) -> String {
+    format!("SUBSTR({seq}, 35, 16)")
+}
+
+/// The statements that bring the log up to date, in order: drop rows of superseded backfill
+/// snapshots from it, then insert every staged change it does not hold yet.
+pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
+    let log = target.table.quoted(project);
+    let changes = target.table.change_table().quoted(project);
+    let seq = quote_column(SEQ_COLUMN);
+    let kind = quote_column(CHANGE_TYPE_COLUMN);
+    let superseded = format!(
+        "DELETE FROM {log} AS T WHERE T.{kind} = 'READ' AND {} < \
+         (SELECT MAX({}) FROM {changes} AS C WHERE C.{kind} = 'READ' AND {} = {})",
+        snapshot_of(&format!("T.{seq}")),
+        snapshot_of(&format!("C.{seq}")),
+        range_of(&format!("C.{seq}")),
+        range_of(&format!("T.{seq}")),
+    );
+    let columns: Vec<String> = target
+        .columns
+        .iter()
+        .map(|c| quote_column(c))
+        .chain(
+            [
+                CHANGE_TYPE_COLUMN,
+                SEQ_COLUMN,
+                COMMIT_TS_COLUMN,
+                pg2bq_core::bq_naming::XID_COLUMN,
+                pg2bq_core::bq_naming::UNCHANGED_COLUMN,
+            ]
+            .iter()
+            .map(|c| quote_column(c)),
+        )
+        .collect();
+    let list = columns.join(", ");
+    let newest_snapshot = format!(
+        "MAX(IF({kind} = 'READ', {}, NULL)) OVER (PARTITION BY {})",
+        snapshot_of(&seq),
+        range_of(&seq)
+    );
+    let insert = format!(
+        "INSERT INTO {log} ({list}) \
+         SELECT {list} FROM {changes} AS S \
+         WHERE NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1 \
+           AND ({kind} <> 'READ' OR {} = {newest_snapshot})",
+        snapshot_of(&seq),
+    );
+    [superseded, insert]
+}
+
+/// The statement that deletes staged log rows older than `retention`: the log holds them by
+/// then, and a late delivery of one of them is recognised by the log itself.
+pub fn prune_statement(project: &str, target: &MergeTarget, retention: Duration) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {} SECOND)",
+        target.table.change_table().quoted(project),
+        quote_column(COMMIT_TS_COLUMN),
+        retention.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table_meta::TableKind;
+    use pg2bq_core::bq_naming::BqTableName;
+
+    #[test]
+    fn inserts_each_change_once_and_only_the_newest_snapshot_of_a_range() {
+        let target = MergeTarget {
+            table: BqTableName {
+                dataset: "d".into(),
+                table: "log".into(),
+            },
+            kind: TableKind::Log,
+            keys: vec![],
+            columns: vec!["at".into(), "msg".into()],
+            unchanged: vec![],
+        };
+        let [superseded, insert] = log_statements("p", &target);
+        assert!(superseded.starts_with(
+            "DELETE FROM `p.d.log` AS T WHERE T.`_pg2bq_change_type` = 'READ' AND SUBSTR(T.`_pg2bq_seq`, 1, 16) <"
+        ));
+        assert!(superseded.contains("SUBSTR(C.`_pg2bq_seq`, 35, 16) = SUBSTR(T.`_pg2bq_seq`, 35, 16)"));
+        assert!(insert.starts_with(
+            "INSERT INTO `p.d.log` (`at`, `msg`, `_pg2bq_change_type`, `_pg2bq_seq`, `_pg2bq_commit_ts`, `_pg2bq_xid`, `_pg2bq_unchanged`) SELECT"
+        ));
+        assert!(insert.contains(
+            "WHERE T.`_pg2bq_seq` = S.`_pg2bq_seq` AND T.`_pg2bq_change_type` = S.`_pg2bq_change_type`"
+        ));
+        assert!(insert.contains("ROW_NUMBER() OVER (PARTITION BY `_pg2bq_seq`, `_pg2bq_change_type`) = 1"));
+        assert!(prune_statement("p", &target, Duration::from_secs(60)).contains("INTERVAL 60 SECOND"));
+    }
+}

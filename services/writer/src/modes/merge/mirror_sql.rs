@@ -1,0 +1,272 @@
+//! The SQL that keeps a mirror table equal to its source: the MERGE that folds the newest change
+//! per key of the change table into the mirror, and the DELETE that prunes change rows no MERGE
+//! needs any more.
+//!
+//! Per key, the newest change wins (whatever order changes arrived in), and per column, the
+//! newest value that was actually sent: a column PostgreSQL did not send (an unchanged TOAST
+//! value, named in the change's `_pg2bq_unchanged`) keeps the mirror's value, or takes the
+//! value of the newest older change of the key that sent it (an INSERT and an UPDATE of the same
+//! key in one MERGE window, in either order). A value that no change sent yet is NULL and named
+//! in the mirror row's `_pg2bq_unknown`, and filled in by the MERGE that sees it arrive. Keys
+//! are compared NULL-safely.
+
+use super::MergeTarget;
+use pg2bq_core::bq_naming::{
+    COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN, UNKNOWN_COLUMN, quote_column,
+};
+use std::time::Duration;
+
+/// A GoogleSQL string literal of `text`.
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `IFNULL(STRPOS(<list>, ',<column>,'), 0) > 0`: whether a column list names `column`.
+fn names(list: &str, column: &str) -> String {
+    format!(
+        "IFNULL(STRPOS({list}, {}), 0) > 0",
+        sql_string(&format!(",{column},"))
+    )
+}
+
+/// The statements that bring the mirror table up to date, in order.
+///
+/// A TRUNCATE at sequence number S removes every row older than S, whatever order changes arrive
+/// in: the first statement deletes mirror rows older than the newest TRUNCATE, and the MERGE folds
+/// in only changes newer than it, so a late change from before the TRUNCATE is ignored.
+pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
+    let mirror = target.table.quoted(project);
+    let changes = target.table.change_table().quoted(project);
+    let seq = quote_column(SEQ_COLUMN);
+    let op = quote_column(OP_COLUMN);
+    let ts = quote_column(COMMIT_TS_COLUMN);
+    let unchanged = quote_column(UNCHANGED_COLUMN);
+    let unknown = quote_column(UNKNOWN_COLUMN);
+    let keys: Vec<String> = target.keys.iter().map(|k| quote_column(k)).collect();
+    let partition = keys.join(", ");
+    let last_truncate = format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE')");
+    let values: Vec<&String> = target
+        .columns
+        .iter()
+        .filter(|c| !target.keys.contains(c))
+        .collect();
+    // Columns that have arrived unchanged: their values come from the newest change that sent
+    // them (`_pg2bq_sent_<i>` is its sequence number, NULL if none did).
+    let resolved: Vec<(usize, &String)> = values
+        .iter()
+        .filter(|c| target.unchanged.contains(c))
+        .copied()
+        .enumerate()
+        .collect();
+    let sent = |i: usize| quote_column(&format!("_pg2bq_sent_{i}"));
+    // The window of the resolved columns' values (only declared when there are some).
+    let window = if resolved.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " WINDOW w AS (PARTITION BY {partition} ORDER BY {seq} DESC \
+             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+        )
+    };
+    let mut ranked = vec![format!(
+        "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {seq} DESC) AS `_pg2bq_rank`"
+    )];
+    ranked.extend(resolved.iter().map(|(i, c)| {
+        format!(
+            "FIRST_VALUE(IF({op} = 'UPSERT' AND NOT {}, {seq}, NULL) IGNORE NULLS) OVER w AS {}",
+            names(&unchanged, c),
+            sent(*i)
+        )
+    }));
+    let level1 = format!(
+        "SELECT *, {} FROM {changes} WHERE {op} <> 'TRUNCATE' AND {seq} > IFNULL({last_truncate}, ''){window}",
+        ranked.join(", ")
+    );
+    let mut picked: Vec<String> = keys.clone();
+    for column in &values {
+        let quoted = quote_column(column);
+        match resolved.iter().find(|(_, c)| c == column) {
+            Some((i, _)) => {
+                picked.push(format!(
+                    "FIRST_VALUE(IF({seq} = {s}, {quoted}, NULL) IGNORE NULLS) OVER w AS {quoted}",
+                    s = sent(*i)
+                ));
+                picked.push(sent(*i));
+            }
+            None => picked.push(quoted),
+        }
+    }
+    picked.extend([op.clone(), seq.clone(), ts.clone(), unchanged.clone()]);
+    picked.push("`_pg2bq_rank`".to_owned());
+    // The newest change per key, with the resolved values taken over all changes of the key.
+    let source = format!(
+        "SELECT * FROM (SELECT {} FROM ({level1}){window}) WHERE `_pg2bq_rank` = 1",
+        picked.join(", ")
+    );
+    // Whether S knows a column's value (it sent it, or an older change did).
+    let known = |column: &str| match resolved.iter().find(|(_, c)| c.as_str() == column) {
+        Some((i, _)) => format!("S.{} IS NOT NULL", sent(*i)),
+        None => format!("NOT {}", names(&format!("S.{unchanged}"), column)),
+    };
+    let unknown_list = |matched: bool| {
+        let parts: Vec<String> = values
+            .iter()
+            .map(|c| {
+                let still = if matched {
+                    format!(
+                        "NOT ({}) AND {}",
+                        known(c),
+                        names(&format!("T.{unknown}"), c)
+                    )
+                } else {
+                    format!("NOT ({})", known(c))
+                };
+                format!("IF({still}, {}, '')", sql_string(&format!("{c},")))
+            })
+            .collect();
+        let mut concat = vec!["','".to_owned()];
+        concat.extend(parts);
+        format!("NULLIF(CONCAT({}), ',')", concat.join(", "))
+    };
+    let on = keys
+        .iter()
+        .map(|k| format!("T.{k} IS NOT DISTINCT FROM S.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut set: Vec<String> = values
+        .iter()
+        .map(|c| {
+            let quoted = quote_column(c);
+            format!("{quoted} = IF({}, S.{quoted}, T.{quoted})", known(c))
+        })
+        .collect();
+    set.extend([
+        format!("{seq} = S.{seq}"),
+        format!("{ts} = S.{ts}"),
+        format!("{unknown} = {}", unknown_list(true)),
+    ]);
+    let mut inserted: Vec<String> = keys.clone();
+    inserted.extend(values.iter().map(|c| quote_column(c)));
+    inserted.extend([seq.clone(), ts.clone()]);
+    let mut inserted_values: Vec<String> = inserted.iter().map(|c| format!("S.{c}")).collect();
+    inserted.push(unknown.clone());
+    inserted_values.push(unknown_list(false));
+    let truncated = format!("DELETE FROM {mirror} WHERE {seq} < {last_truncate}");
+    let merge = format!(
+        "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
+         WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
+         WHEN MATCHED AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
+           THEN UPDATE SET {set} \
+         WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
+        set = set.join(", "),
+        names = inserted.join(", "),
+        values = inserted_values.join(", "),
+    );
+    [truncated, merge]
+}
+
+/// The statement that deletes the change rows no MERGE needs any more, once older than
+/// `retention`: rows older than the newest TRUNCATE (the MERGE skips them) and rows a newer
+/// change of the same key supersedes (the MERGE folds only the newest per key, and has folded
+/// the values of the superseded ones into the mirror). The newest change of every key and the
+/// newest TRUNCATE stay, so late and duplicate deliveries still lose to them. The retention also
+/// keeps the statement away from rows still in BigQuery's streaming buffer, which DML may not
+/// touch.
+pub fn prune_statement(project: &str, target: &MergeTarget, retention: Duration) -> String {
+    let changes = target.table.change_table().quoted(project);
+    let seq = quote_column(SEQ_COLUMN);
+    let op = quote_column(OP_COLUMN);
+    let same_key = target
+        .keys
+        .iter()
+        .map(|k| format!("N.{c} IS NOT DISTINCT FROM C.{c}", c = quote_column(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "DELETE FROM {changes} AS C \
+         WHERE C.{commit_ts} < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {secs} SECOND) \
+           AND (C.{seq} < (SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE') \
+                OR (C.{op} <> 'TRUNCATE' AND EXISTS (SELECT 1 FROM {changes} AS N \
+                    WHERE {same_key} AND N.{seq} > C.{seq})))",
+        commit_ts = quote_column(COMMIT_TS_COLUMN),
+        secs = retention.as_secs(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table_meta::TableKind;
+    use pg2bq_core::bq_naming::BqTableName;
+
+    fn target(unchanged: &[&str]) -> MergeTarget {
+        MergeTarget {
+            table: BqTableName {
+                dataset: "d".into(),
+                table: "t".into(),
+            },
+            kind: TableKind::Mirror,
+            keys: vec!["a".into(), "b".into()],
+            columns: vec!["a".into(), "b".into(), "v".into(), "doc".into()],
+            unchanged: unchanged.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_change_per_key_and_the_last_truncate() {
+        let sql = prune_statement("p", &target(&[]), Duration::from_secs(3600));
+        assert!(
+            sql.starts_with("DELETE FROM `p.d.t__changes` AS C"),
+            "{sql}"
+        );
+        assert!(sql.contains("INTERVAL 3600 SECOND"), "{sql}");
+        assert!(
+            sql.contains("C.`_pg2bq_seq` < (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "WHERE N.`a` IS NOT DISTINCT FROM C.`a` AND N.`b` IS NOT DISTINCT FROM C.`b` AND N.`_pg2bq_seq` > C.`_pg2bq_seq`"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_the_newest_change_per_key_after_the_last_truncate() {
+        let [truncated, sql] = merge_statements("p", &target(&[]));
+        assert_eq!(
+            truncated,
+            "DELETE FROM `p.d.t` WHERE `_pg2bq_seq` < \
+             (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"
+        );
+        assert!(sql.starts_with("MERGE `p.d.t` AS T USING (SELECT * FROM (SELECT `a`, `b`, `v`, `doc`,"));
+        assert!(sql.contains("`_pg2bq_op` <> 'TRUNCATE' AND `_pg2bq_seq` > IFNULL((SELECT MAX("));
+        assert!(sql.contains("PARTITION BY `a`, `b` ORDER BY `_pg2bq_seq` DESC"));
+        assert!(sql.contains("ON T.`a` IS NOT DISTINCT FROM S.`a` AND T.`b` IS NOT DISTINCT FROM S.`b`"));
+        assert!(sql.contains(
+            "`v` = IF(NOT IFNULL(STRPOS(S.`_pg2bq_unchanged`, ',v,'), 0) > 0, S.`v`, T.`v`)"
+        ));
+        assert!(!sql.contains("_pg2bq_sent_"), "no column arrived unchanged yet");
+    }
+
+    #[test]
+    fn columns_that_arrived_unchanged_take_the_newest_value_sent() {
+        let [_, sql] = merge_statements("p", &target(&["doc"]));
+        assert!(
+            sql.contains("FIRST_VALUE(IF(`_pg2bq_op` = 'UPSERT' AND NOT IFNULL(STRPOS(`_pg2bq_unchanged`, ',doc,'), 0) > 0, `_pg2bq_seq`, NULL) IGNORE NULLS) OVER w AS `_pg2bq_sent_0`"),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "FIRST_VALUE(IF(`_pg2bq_seq` = `_pg2bq_sent_0`, `doc`, NULL) IGNORE NULLS) OVER w AS `doc`"
+        ));
+        assert!(sql.contains("`doc` = IF(S.`_pg2bq_sent_0` IS NOT NULL, S.`doc`, T.`doc`)"));
+        assert!(sql.contains("IF(NOT (S.`_pg2bq_sent_0` IS NOT NULL), 'doc,', '')"), "{sql}");
+        assert!(sql.contains("(S.`_pg2bq_seq` = T.`_pg2bq_seq` AND T.`_pg2bq_unknown` IS NOT NULL)"));
+    }
+
+    #[test]
+    fn string_literals_are_escaped() {
+        assert_eq!(sql_string("a'b\\c"), "'a\\'b\\\\c'");
+    }
+}

@@ -1,0 +1,114 @@
+//! The staged merge strategy: rows go to a change table, and a MERGE folds the newest change per
+//! key of the change table into the mirror table (see `merge/mirror_sql.rs`).
+//!
+//! The change table keeps every change, so the newest change per key is always known, whatever
+//! order the changes arrived in: a late, older UPSERT never resurrects a deleted row, a duplicate
+//! changes nothing, and a value PostgreSQL did not send (an unchanged TOAST value) is taken from
+//! an older change of the key or from the mirror.
+
+use super::merge::{MergeTarget, Merger};
+use super::rows::{change_rows, unchanged_columns};
+use super::sink::RowSink;
+use super::{WriteMode, Written};
+use crate::error::Result;
+use crate::row_layout::RowLayout;
+use crate::shape::TableShape;
+use crate::table_meta::{TableKind, TableMeta};
+use crate::tables::{TableRegistry, TableSpec};
+use futures::future::BoxFuture;
+use pg2bq_bigquery::rest::TableOptions;
+use pg2bq_core::wire::ChangeBatch;
+use std::sync::Arc;
+
+/// The staged merge strategy.
+pub struct Staged {
+    tables: Arc<TableRegistry>,
+    sink: RowSink,
+    merger: Arc<Merger>,
+}
+
+impl Staged {
+    /// Writes through `sink` into tables made sure of by `tables`; `merger` folds them.
+    pub fn new(tables: Arc<TableRegistry>, sink: RowSink, merger: Arc<Merger>) -> Self {
+        Staged {
+            tables,
+            sink,
+            merger,
+        }
+    }
+
+    /// The mirror table and the change table of `shape`. The mirror table declares its primary
+    /// key (`NOT ENFORCED`); the change table carries the table's metadata (`meta`).
+    fn tables_of(&self, shape: &TableShape, meta: &TableMeta) -> [TableSpec; 2] {
+        [
+            TableSpec {
+                table: shape.target.clone(),
+                fields: self.tables.fields(&shape.staged_target_fields()),
+                options: TableOptions {
+                    clustering: shape.clustering(),
+                    primary_key: shape.key_names(),
+                    ..TableOptions::default()
+                },
+            },
+            TableSpec {
+                table: shape.target.change_table(),
+                fields: self.tables.fields(&shape.change_fields()),
+                options: TableOptions {
+                    description: Some(meta.to_description()),
+                    ..TableOptions::default()
+                },
+            },
+        ]
+    }
+}
+
+/// The metadata of a table written in `kind`.
+pub fn meta_of(batch: &ChangeBatch, shape: &TableShape, kind: TableKind) -> TableMeta {
+    TableMeta {
+        kind,
+        source: batch.source.to_string(),
+        keys: if kind == TableKind::Mirror {
+            shape.key_names()
+        } else {
+            Vec::new()
+        },
+        unchanged: unchanged_columns(batch, shape),
+    }
+}
+
+impl WriteMode for Staged {
+    fn write<'a>(
+        &'a self,
+        batch: &'a ChangeBatch,
+        shape: &'a TableShape,
+    ) -> BoxFuture<'a, Result<Written>> {
+        Box::pin(async move {
+            let mut rows = change_rows(batch, shape);
+            if rows.rows.is_empty() {
+                return Ok(Written::nothing(rows.quarantined));
+            }
+            let wanted = meta_of(batch, shape, TableKind::Mirror);
+            let change_table = shape.target.change_table();
+            let [_, change_columns] = self.tables.ensure(self.tables_of(shape, &wanted)).await?;
+            // The metadata names the columns that arrive unchanged before such rows are appended:
+            // a MERGE that reads them knows how to resolve them.
+            let meta = self.tables.ensure_meta(&change_table, &wanted).await?;
+            let layout = RowLayout::new(&change_columns, &shape.change_fields())?;
+            let appended = self.sink.append(&change_table, &layout, &rows.rows).await?;
+            rows.set_aside(appended.refused);
+            self.merger
+                .mark(MergeTarget::of(shape.target.clone(), &meta, &change_columns))
+                .await;
+            Ok(Written {
+                rows: appended.written.rows,
+                bytes: appended.written.bytes,
+                quarantined: rows.quarantined,
+            })
+        })
+    }
+
+    /// Merges every target table of the layout's datasets (see [`Merger::merge_all`]).
+    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(self.merger.merge_all())
+    }
+}

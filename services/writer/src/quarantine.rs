@@ -1,0 +1,220 @@
+//! The quarantine: changes that cannot be written, kept in BigQuery with the reason, so that one
+//! bad change never takes the others with it and nothing is dead-lettered for a data problem.
+//!
+//! Each dataset has a table `_pg2bq_quarantine` of events. A `quarantined` event holds the raw
+//! change (as a one-change batch, with its table's columns), its sequence number and the error.
+//! `pg2bq quarantine retry` publishes quarantined changes again, with the message attribute
+//! `retry`; once a writer writes such a change, it adds a `resolved` event for it. A change is
+//! quarantined while it has a `quarantined` event and no `resolved` one (`pg2bq stream status`
+//! shows the table as degraded). Events are only ever appended.
+
+use crate::error::Result;
+use crate::modes::rows::Quarantined;
+use crate::modes::sink::RowSink;
+use crate::row_layout::RowLayout;
+use crate::tables::{TableRegistry, TableSpec};
+use pg2bq_bigquery::rest::TableOptions;
+use pg2bq_core::bq_naming::{BqTableName, QUARANTINE_TABLE};
+use pg2bq_core::bq_types::BqType;
+use pg2bq_core::bq_values::BqValue;
+use pg2bq_core::civil::now_us;
+use pg2bq_core::wire::{Change, ChangeBatch, TableId};
+use std::sync::Arc;
+
+/// The columns of the quarantine table, in row order.
+const FIELDS: [(&str, BqType); 10] = [
+    ("id", BqType::String),
+    ("event", BqType::String),
+    ("occurred_at", BqType::Timestamp),
+    ("source_table", BqType::String),
+    ("target_table", BqType::String),
+    ("seq", BqType::String),
+    ("op", BqType::String),
+    ("error", BqType::String),
+    ("change", BqType::String),
+    ("message_id", BqType::String),
+];
+
+/// Event of a change set aside.
+pub const QUARANTINED: &str = "quarantined";
+/// Event of a quarantined change written after a retry.
+pub const RESOLVED: &str = "resolved";
+
+/// Appends quarantine events.
+pub struct QuarantineLog {
+    tables: Arc<TableRegistry>,
+    sink: RowSink,
+}
+
+impl QuarantineLog {
+    /// Events appended through `sink` into tables made sure of by `tables`.
+    pub fn new(tables: Arc<TableRegistry>, sink: RowSink) -> Self {
+        QuarantineLog { tables, sink }
+    }
+
+    /// Records that `items` of `batch`, bound for `target`, cannot be written.
+    pub async fn record(
+        &self,
+        target: &BqTableName,
+        batch: &ChangeBatch,
+        items: &[Quarantined],
+        message_id: &str,
+    ) -> Result<()> {
+        let rows = items
+            .iter()
+            .filter_map(|item| {
+                let change = batch.changes.get(item.change)?;
+                Some(event_row(
+                    QUARANTINED,
+                    target,
+                    batch,
+                    change,
+                    &item.error,
+                    message_id,
+                ))
+            })
+            .collect::<Vec<_>>();
+        self.append(target, rows).await
+    }
+
+    /// Records that the changes of `batch` (a retry) were written, but those at `except`.
+    pub async fn resolve(
+        &self,
+        target: &BqTableName,
+        batch: &ChangeBatch,
+        except: &[usize],
+        message_id: &str,
+    ) -> Result<()> {
+        let rows = batch
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !except.contains(i))
+            .map(|(_, change)| event_row(RESOLVED, target, batch, change, "", message_id))
+            .collect::<Vec<_>>();
+        self.append(target, rows).await
+    }
+
+    async fn append(&self, target: &BqTableName, rows: Vec<Vec<BqValue>>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let table = quarantine_table(&target.dataset);
+        let fields: Vec<(String, BqType)> = FIELDS
+            .iter()
+            .map(|(name, bq_type)| ((*name).to_owned(), *bq_type))
+            .collect();
+        let spec = TableSpec {
+            table: table.clone(),
+            fields: self.tables.fields(&fields),
+            options: TableOptions {
+                clustering: vec!["source_table".to_owned()],
+                description: Some(
+                    "pg2bq: changes that could not be written, with the reason; see \
+                     `pg2bq quarantine list`"
+                        .to_owned(),
+                ),
+                ..TableOptions::default()
+            },
+        };
+        let [columns] = self.tables.ensure([spec]).await?;
+        let layout = RowLayout::new(&columns, &fields)?;
+        let appended = self.sink.append(&table, &layout, &rows).await?;
+        if let Some((_, reason)) = appended.refused.first() {
+            // Nothing may be lost: the push is answered with an error and delivered again.
+            return Err(crate::error::WriterError::BigQuery(
+                pg2bq_bigquery::BigQueryError::Transient(format!(
+                    "BigQuery refused a quarantine event ({reason})"
+                )),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The quarantine table of a dataset.
+pub fn quarantine_table(dataset: &str) -> BqTableName {
+    BqTableName {
+        dataset: dataset.to_owned(),
+        table: QUARANTINE_TABLE.to_owned(),
+    }
+}
+
+fn event_row(
+    event: &str,
+    target: &BqTableName,
+    batch: &ChangeBatch,
+    change: &Change,
+    error: &str,
+    message_id: &str,
+) -> Vec<BqValue> {
+    let text = |s: &str| BqValue::Text(s.to_owned());
+    let single = ChangeBatch {
+        version: batch.version,
+        source: batch.source.clone(),
+        columns: batch.columns.clone(),
+        changes: vec![change.clone()],
+    };
+    vec![
+        text(&change_id(&batch.source, change)),
+        text(event),
+        BqValue::Timestamp(now_us()),
+        text(&batch.source.to_string()),
+        text(&target.table),
+        text(&change.seq.to_string()),
+        text(&format!("{:?}", change.op).to_lowercase()),
+        if error.is_empty() {
+            BqValue::Null
+        } else {
+            text(error)
+        },
+        BqValue::Text(String::from_utf8_lossy(&single.to_json()).into_owned()),
+        text(message_id),
+    ]
+}
+
+/// A change's identity in the quarantine: its table, its sequence number and a hash of the
+/// change (backfilled rows of one snapshot differ by their last sections, but a change and its
+/// redelivery are the same). FNV-1a, so that it is the same in every build.
+pub fn change_id(source: &TableId, change: &Change) -> String {
+    let json = serde_json::to_vec(change).expect("a change always serialises");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in source.to_string().bytes().chain([0]).chain(json) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}#{hash:016x}", change.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg2bq_core::lsn::Lsn;
+    use pg2bq_core::seq::Seq;
+    use pg2bq_core::wire::{Op, Value};
+
+    #[test]
+    fn a_change_and_its_redelivery_share_an_id_other_changes_do_not() {
+        let table = TableId {
+            schema: "s".into(),
+            table: "t".into(),
+        };
+        let change = |v: &str| Change {
+            op: Op::Insert,
+            seq: Seq::new(Lsn(9), 1),
+            commit_time_us: 5,
+            xid: 1,
+            new: Some(vec![Value::Text(v.into())]),
+            old: None,
+        };
+        let id = change_id(&table, &change("a"));
+        assert_eq!(id, change_id(&table, &change("a")));
+        assert_ne!(id, change_id(&table, &change("b")));
+        assert!(id.starts_with("0000000000000009/0000000000000001#"), "{id}");
+        let other = TableId {
+            schema: "s".into(),
+            table: "u".into(),
+        };
+        assert_ne!(id, change_id(&other, &change("a")));
+    }
+}

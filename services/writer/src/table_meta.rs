@@ -1,0 +1,96 @@
+//! What pg2bq records about a table in BigQuery, once, in the description of its staging table
+//! (`<table>__changes`): which source table it mirrors, how (a mirror merged by key, or an
+//! append-only log), its key columns, and the columns that have arrived as unchanged TOAST
+//! values. Any writer instance reads it to merge a table it never wrote, and compares each
+//! batch's key with it: the key is fixed when the table is created, not re-derived from the
+//! latest batch.
+
+use serde::{Deserialize, Serialize};
+
+/// How a staging table is folded into its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// A mirror: the newest change per key is merged into the target table.
+    Mirror,
+    /// A log: every change is inserted into the target table once, by its sequence number.
+    Log,
+}
+
+/// The record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// Mirror or log.
+    pub kind: TableKind,
+    /// `schema.table` in the source.
+    pub source: String,
+    /// BigQuery names of the key columns (empty for a log of a table without a key).
+    pub keys: Vec<String>,
+    /// BigQuery names of the columns that have arrived as unchanged TOAST values: the MERGE
+    /// takes their values from older changes of the same key.
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Described {
+    pg2bq: TableMeta,
+}
+
+impl TableMeta {
+    /// The table description that holds the record.
+    pub fn to_description(&self) -> String {
+        serde_json::to_string(&Described {
+            pg2bq: self.clone(),
+        })
+        .expect("table metadata serialises")
+    }
+
+    /// The record in a table description, if it holds one.
+    pub fn from_description(description: &str) -> Option<Self> {
+        serde_json::from_str::<Described>(description)
+            .ok()
+            .map(|d| d.pg2bq)
+    }
+
+    /// Whether every column of `columns` is recorded as arriving unchanged.
+    pub fn covers_unchanged(&self, columns: &[String]) -> bool {
+        columns.iter().all(|c| self.unchanged.contains(c))
+    }
+
+    /// The record with `columns` added to the unchanged ones.
+    pub fn with_unchanged(&self, columns: &[String]) -> Self {
+        let mut next = self.clone();
+        for column in columns {
+            if !next.unchanged.contains(column) {
+                next.unchanged.push(column.clone());
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_a_description_and_ignores_other_descriptions() {
+        let meta = TableMeta {
+            kind: TableKind::Mirror,
+            source: "public.t".into(),
+            keys: vec!["id".into()],
+            unchanged: vec![],
+        };
+        let text = meta.to_description();
+        assert_eq!(
+            text,
+            r#"{"pg2bq":{"kind":"mirror","source":"public.t","keys":["id"],"unchanged":[]}}"#
+        );
+        assert_eq!(TableMeta::from_description(&text), Some(meta.clone()));
+        assert_eq!(TableMeta::from_description("a user's words"), None);
+        let more = meta.with_unchanged(&["body".into(), "body".into()]);
+        assert_eq!(more.unchanged, vec!["body".to_owned()]);
+        assert!(more.covers_unchanged(&["body".into()]) && !meta.covers_unchanged(&["body".into()]));
+    }
+}
