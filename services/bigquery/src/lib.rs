@@ -6,6 +6,7 @@
 //!   (AppendRows over gRPC).
 //! - [`proto_rows`]: the proto2 row descriptor and the row encoder that Storage Write reads.
 //! - (`storage_write` and `proto_rows` come with the default feature `storage-write`.)
+//! - [`quarantine`]: the quarantine table of changes that could not be written, and its readers.
 //! - [`auth`]: where access tokens come from (Application Default Credentials, or none for an
 //!   emulator).
 //! - [`error`]: [`BigQueryError`], the one error type of the crate; it tells whether retrying
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod error;
 #[cfg(feature = "storage-write")]
 pub mod proto_rows;
+pub mod quarantine;
 pub mod rest;
 #[cfg(feature = "storage-write")]
 pub mod storage_write;

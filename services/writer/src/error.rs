@@ -47,9 +47,7 @@ impl WriterError {
                 BigQueryError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
                 BigQueryError::Permanent(_)
                 | BigQueryError::Invalid(_)
-                | BigQueryError::RowRefused { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                | BigQueryError::RowRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 BigQueryError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

@@ -1,7 +1,8 @@
 //! The quarantine: changes that cannot be written, kept in BigQuery with the reason, so that one
 //! bad change never takes the others with it and nothing is dead-lettered for a data problem.
 //!
-//! Each dataset has a table `_pg2bq_quarantine` of events. A `quarantined` event holds the raw
+//! Each dataset has a table `_pg2bq_quarantine` of events (its layout and readers are
+//! `pg2bq_bigquery::quarantine`). A `quarantined` event holds the raw
 //! change (as a one-change batch, with its table's columns), its sequence number and the error.
 //! `pg2bq quarantine retry` publishes quarantined changes again, with the message attribute
 //! `retry`; once a writer writes such a change, it adds a `resolved` event for it. A change is
@@ -13,32 +14,14 @@ use crate::modes::rows::Quarantined;
 use crate::modes::sink::RowSink;
 use crate::row_layout::RowLayout;
 use crate::tables::{TableRegistry, TableSpec};
+use pg2bq_bigquery::quarantine::{FIELDS, QUARANTINED, RESOLVED};
 use pg2bq_bigquery::rest::TableOptions;
-use pg2bq_core::bq_naming::{BqTableName, QUARANTINE_TABLE};
+use pg2bq_core::bq_naming::BqTableName;
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::bq_values::BqValue;
 use pg2bq_core::civil::now_us;
 use pg2bq_core::wire::{Change, ChangeBatch, TableId};
 use std::sync::Arc;
-
-/// The columns of the quarantine table, in row order.
-const FIELDS: [(&str, BqType); 10] = [
-    ("id", BqType::String),
-    ("event", BqType::String),
-    ("occurred_at", BqType::Timestamp),
-    ("source_table", BqType::String),
-    ("target_table", BqType::String),
-    ("seq", BqType::String),
-    ("op", BqType::String),
-    ("error", BqType::String),
-    ("change", BqType::String),
-    ("message_id", BqType::String),
-];
-
-/// Event of a change set aside.
-pub const QUARANTINED: &str = "quarantined";
-/// Event of a quarantined change written after a retry.
-pub const RESOLVED: &str = "resolved";
 
 /// Appends quarantine events.
 pub struct QuarantineLog {
@@ -99,7 +82,7 @@ impl QuarantineLog {
         if rows.is_empty() {
             return Ok(());
         }
-        let table = quarantine_table(&target.dataset);
+        let table = pg2bq_bigquery::quarantine::table(&target.dataset);
         let fields: Vec<(String, BqType)> = FIELDS
             .iter()
             .map(|(name, bq_type)| ((*name).to_owned(), *bq_type))
@@ -129,14 +112,6 @@ impl QuarantineLog {
             ));
         }
         Ok(())
-    }
-}
-
-/// The quarantine table of a dataset.
-pub fn quarantine_table(dataset: &str) -> BqTableName {
-    BqTableName {
-        dataset: dataset.to_owned(),
-        table: QUARANTINE_TABLE.to_owned(),
     }
 }
 

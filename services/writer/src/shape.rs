@@ -2,8 +2,7 @@
 
 use pg2bq_core::bq_naming::{
     BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN,
-    UNKNOWN_COLUMN, XID_COLUMN,
-    column_name,
+    UNKNOWN_COLUMN, XID_COLUMN, column_name,
 };
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::wire::ColumnSpec;

@@ -91,6 +91,8 @@ mod tests {
         assert_eq!(TableMeta::from_description("a user's words"), None);
         let more = meta.with_unchanged(&["body".into(), "body".into()]);
         assert_eq!(more.unchanged, vec!["body".to_owned()]);
-        assert!(more.covers_unchanged(&["body".into()]) && !meta.covers_unchanged(&["body".into()]));
+        assert!(
+            more.covers_unchanged(&["body".into()]) && !meta.covers_unchanged(&["body".into()])
+        );
     }
 }

@@ -133,7 +133,11 @@ impl TableRegistry {
                     table.table,
                     recorded.kind,
                     recorded.keys.join(", "),
-                    if wanted.keys.is_empty() { "without a key" } else { "keyed by" },
+                    if wanted.keys.is_empty() {
+                        "without a key"
+                    } else {
+                        "keyed by"
+                    },
                     wanted.keys.join(", "),
                     wanted.source,
                 )));
@@ -227,7 +231,9 @@ async fn ensure_table(
 
 /// Whether `known` holds everything `wanted` asks for.
 fn fits(known: &TableMeta, wanted: &TableMeta) -> bool {
-    known.kind == wanted.kind && known.keys == wanted.keys && known.covers_unchanged(&wanted.unchanged)
+    known.kind == wanted.kind
+        && known.keys == wanted.keys
+        && known.covers_unchanged(&wanted.unchanged)
 }
 
 /// The metadata of a staging table made before tables carried it: its key columns are the

@@ -151,11 +151,7 @@ fn convert_for(seconds: f64) -> (u64, f64, f64) {
             decode_cpu += thread_cpu_seconds() - before;
             let change_rows = change_rows(&batch, &shape);
             assert!(change_rows.quarantined.is_empty(), "every change converts");
-            let encoded: Vec<Vec<u8>> = change_rows
-                .rows
-                .iter()
-                .map(|r| layout.encode(r))
-                .collect();
+            let encoded: Vec<Vec<u8>> = change_rows.rows.iter().map(|r| layout.encode(r)).collect();
             encoded_bytes += encoded.iter().map(Vec::len).sum::<usize>();
             rows += encoded.len() as u64;
         }

@@ -144,7 +144,8 @@ impl CopyBatches {
         self.rows = self.rows.saturating_add(1);
         self.open_first.get_or_insert(seq);
         self.open.extend_from_slice(&self.before_seq);
-        self.open.extend_from_slice(seq.to_text().as_str().as_bytes());
+        self.open
+            .extend_from_slice(seq.to_text().as_str().as_bytes());
         self.open.extend_from_slice(&self.after_seq);
         let mut fields = 0;
         for field in line.split(|b| *b == b'\t') {
@@ -182,7 +183,11 @@ impl CopyBatches {
 
     /// Sequence number of the last row seen.
     fn last_seq(&self) -> Seq {
-        Seq::snapshot_row(self.consistent_point, self.range, self.rows.saturating_sub(1))
+        Seq::snapshot_row(
+            self.consistent_point,
+            self.range,
+            self.rows.saturating_sub(1),
+        )
     }
 }
 

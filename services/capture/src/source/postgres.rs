@@ -154,6 +154,9 @@ async fn message(relations: &mut Relations, message: PgOutputMessage) -> Result<
         } => {
             let info = relations.get(relation_id)?;
             info.fill_unchanged_toast(&mut new, old.as_deref());
+            relations
+                .fill_moved_toast(relation_id, &info, old.as_deref(), &mut new)
+                .await?;
             SourceEvent::Change {
                 relation_id,
                 info,

@@ -2,6 +2,7 @@
 
 use super::pgoutput::RelationColumn;
 use crate::error::{CaptureError, Result};
+use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::wire::{ColumnSpec, TableId, Value};
 use pg2bq_source::catalog::{self, Catalog, ReplicaIdentity, SourceTable};
 use std::collections::HashMap;
@@ -123,6 +124,112 @@ impl Relations {
         });
         self.by_id.insert(relation_id, Arc::clone(&info));
         Ok(info)
+    }
+
+    /// Fills the unchanged TOAST values of an update that changed the row's key (PostgreSQL sent
+    /// the old key, `old`) under a replica identity other than FULL: the writer cannot take them
+    /// from an older change of the new key, which has none, so they are read from the source by
+    /// the new key. The value read may be newer than the update; every later change of the row
+    /// follows and wins, so the mirror ends equal to the source. A row gone since keeps the
+    /// markers (a later change removed or moved it).
+    pub async fn fill_moved_toast(
+        &self,
+        relation_id: u32,
+        info: &RelationInfo,
+        old: Option<&[Value]>,
+        new: &mut [Value],
+    ) -> Result<()> {
+        let Some(old) = old.filter(|_| !info.full_identity) else {
+            return Ok(());
+        };
+        if !new.contains(&Value::UnchangedToast) {
+            return Ok(());
+        }
+        let mut key_names = Vec::new();
+        let mut key_values: Vec<Option<String>> = Vec::new();
+        for ((column, value), before) in info.columns.iter().zip(new.iter()).zip(old) {
+            if !column.key {
+                continue;
+            }
+            let value = if *value == Value::UnchangedToast {
+                before
+            } else {
+                value
+            };
+            key_names.push(column.name.as_str());
+            key_values.push(match value {
+                Value::Text(text) => Some(text.clone()),
+                _ => None,
+            });
+        }
+        let wanted: Vec<usize> = new
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v == Value::UnchangedToast)
+            .map(|(i, _)| i)
+            .collect();
+        let declared = self.declared_types(relation_id, &key_names).await?;
+        let select: Vec<String> = wanted
+            .iter()
+            .map(|&i| format!("{}::text", quote_ident(&info.columns[i].name)))
+            .collect();
+        let filter: Vec<String> = key_names
+            .iter()
+            .enumerate()
+            .map(|(n, name)| {
+                format!(
+                    "{} IS NOT DISTINCT FROM ${}::text::{}",
+                    quote_ident(name),
+                    n + 1,
+                    declared[n]
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            select.join(", "),
+            catalog::tables::quoted(&info.table),
+            filter.join(" AND ")
+        );
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = key_values
+            .iter()
+            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let row =
+            self.client
+                .query_opt(sql.as_str(), &params)
+                .await
+                .map_err(CaptureError::postgres(format!(
+                    "reading the unchanged TOAST values of {} after its key changed",
+                    info.table
+                )))?;
+        if let Some(row) = row {
+            for (n, &i) in wanted.iter().enumerate() {
+                let text: Option<String> = row.get(n);
+                new[i] = text.map_or(Value::Null, Value::Text);
+            }
+        }
+        Ok(())
+    }
+
+    /// The declared types (`format_type`) of columns of a table, in the order of `names`.
+    async fn declared_types(&self, relation_id: u32, names: &[&str]) -> Result<Vec<String>> {
+        let mut types = Vec::with_capacity(names.len());
+        for name in names {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+                     WHERE attrelid = $1 AND attname = $2",
+                    &[&relation_id, name],
+                )
+                .await
+                .map_err(CaptureError::postgres(format!(
+                    "looking up the type of column {name} of relation {relation_id}"
+                )))?;
+            types.push(row.get(0));
+        }
+        Ok(types)
     }
 }
 

@@ -28,13 +28,13 @@ use crate::shape::TableShape;
 use crate::tables::TableRegistry;
 use append_only::AppendOnly;
 use futures::future::BoxFuture;
+use merge::Merger;
 use native::Native;
 use pg2bq_bigquery::auth::TokenSource;
 use pg2bq_bigquery::rest::RestClient;
 use pg2bq_bigquery::storage_write::StorageWriter;
 use pg2bq_core::bq_naming::{BqTableName, DatasetLayout};
 use pg2bq_core::wire::ChangeBatch;
-use merge::Merger;
 use rows::Quarantined;
 use sink::RowSink;
 use staged::Staged;
@@ -120,9 +120,9 @@ pub fn from_settings(
             args.max_staleness_secs,
         )),
         // `auto` is staged: only staged replicates TRUNCATE exactly.
-        (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => Box::new(
-            Staged::new(Arc::clone(&tables), sink.clone(), merger),
-        ),
+        (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => {
+            Box::new(Staged::new(Arc::clone(&tables), sink.clone(), merger))
+        }
     };
     Ok((
         Box::new(MergeMode::new(strategy, append_only)),

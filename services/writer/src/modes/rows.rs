@@ -145,8 +145,14 @@ pub fn change_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
                 rows.push(row(RowOp::Upsert, new)?);
                 rows
             }
-            Op::Delete => vec![row(RowOp::Delete, change.old.as_deref().unwrap_or_default())?],
-            Op::Truncate => vec![row(RowOp::Truncate, &vec![Value::Null; shape.columns.len()])?],
+            Op::Delete => vec![row(
+                RowOp::Delete,
+                change.old.as_deref().unwrap_or_default(),
+            )?],
+            Op::Truncate => vec![row(
+                RowOp::Truncate,
+                &vec![Value::Null; shape.columns.len()],
+            )?],
         })
     })
 }
@@ -337,7 +343,10 @@ mod tests {
     #[test]
     fn rows_refused_downstream_take_only_their_own_change_with_them() {
         let b = batch(vec![
-            update(Some(vec![text("1"), Value::Null]), vec![text("2"), text("x")]),
+            update(
+                Some(vec![text("1"), Value::Null]),
+                vec![text("2"), text("x")],
+            ),
             update(None, vec![text("3"), text("y")]),
         ]);
         let mut rows = change_rows(&b, &shape(&b));

@@ -97,7 +97,11 @@ impl WriteMode for Staged {
             let appended = self.sink.append(&change_table, &layout, &rows.rows).await?;
             rows.set_aside(appended.refused);
             self.merger
-                .mark(MergeTarget::of(shape.target.clone(), &meta, &change_columns))
+                .mark(MergeTarget::of(
+                    shape.target.clone(),
+                    &meta,
+                    &change_columns,
+                ))
                 .await;
             Ok(Written {
                 rows: appended.written.rows,

@@ -101,14 +101,22 @@ mod tests {
         assert!(superseded.starts_with(
             "DELETE FROM `p.d.log` AS T WHERE T.`_pg2bq_change_type` = 'READ' AND SUBSTR(T.`_pg2bq_seq`, 1, 16) <"
         ));
-        assert!(superseded.contains("SUBSTR(C.`_pg2bq_seq`, 35, 16) = SUBSTR(T.`_pg2bq_seq`, 35, 16)"));
+        assert!(
+            superseded.contains("SUBSTR(C.`_pg2bq_seq`, 35, 16) = SUBSTR(T.`_pg2bq_seq`, 35, 16)")
+        );
         assert!(insert.starts_with(
             "INSERT INTO `p.d.log` (`at`, `msg`, `_pg2bq_change_type`, `_pg2bq_seq`, `_pg2bq_commit_ts`, `_pg2bq_xid`, `_pg2bq_unchanged`) SELECT"
         ));
         assert!(insert.contains(
             "WHERE T.`_pg2bq_seq` = S.`_pg2bq_seq` AND T.`_pg2bq_change_type` = S.`_pg2bq_change_type`"
         ));
-        assert!(insert.contains("ROW_NUMBER() OVER (PARTITION BY `_pg2bq_seq`, `_pg2bq_change_type`) = 1"));
-        assert!(prune_statement("p", &target, Duration::from_secs(60)).contains("INTERVAL 60 SECOND"));
+        assert!(
+            insert.contains(
+                "ROW_NUMBER() OVER (PARTITION BY `_pg2bq_seq`, `_pg2bq_change_type`) = 1"
+            )
+        );
+        assert!(
+            prune_statement("p", &target, Duration::from_secs(60)).contains("INTERVAL 60 SECOND")
+        );
     }
 }

@@ -240,14 +240,25 @@ mod tests {
             "DELETE FROM `p.d.t` WHERE `_pg2bq_seq` < \
              (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"
         );
-        assert!(sql.starts_with("MERGE `p.d.t` AS T USING (SELECT * FROM (SELECT `a`, `b`, `v`, `doc`,"));
+        assert!(
+            sql.starts_with(
+                "MERGE `p.d.t` AS T USING (SELECT * FROM (SELECT `a`, `b`, `v`, `doc`,"
+            )
+        );
         assert!(sql.contains("`_pg2bq_op` <> 'TRUNCATE' AND `_pg2bq_seq` > IFNULL((SELECT MAX("));
         assert!(sql.contains("PARTITION BY `a`, `b` ORDER BY `_pg2bq_seq` DESC"));
-        assert!(sql.contains("ON T.`a` IS NOT DISTINCT FROM S.`a` AND T.`b` IS NOT DISTINCT FROM S.`b`"));
+        assert!(
+            sql.contains(
+                "ON T.`a` IS NOT DISTINCT FROM S.`a` AND T.`b` IS NOT DISTINCT FROM S.`b`"
+            )
+        );
         assert!(sql.contains(
             "`v` = IF(NOT IFNULL(STRPOS(S.`_pg2bq_unchanged`, ',v,'), 0) > 0, S.`v`, T.`v`)"
         ));
-        assert!(!sql.contains("_pg2bq_sent_"), "no column arrived unchanged yet");
+        assert!(
+            !sql.contains("_pg2bq_sent_"),
+            "no column arrived unchanged yet"
+        );
     }
 
     #[test]
@@ -261,8 +272,13 @@ mod tests {
             "FIRST_VALUE(IF(`_pg2bq_seq` = `_pg2bq_sent_0`, `doc`, NULL) IGNORE NULLS) OVER w AS `doc`"
         ));
         assert!(sql.contains("`doc` = IF(S.`_pg2bq_sent_0` IS NOT NULL, S.`doc`, T.`doc`)"));
-        assert!(sql.contains("IF(NOT (S.`_pg2bq_sent_0` IS NOT NULL), 'doc,', '')"), "{sql}");
-        assert!(sql.contains("(S.`_pg2bq_seq` = T.`_pg2bq_seq` AND T.`_pg2bq_unknown` IS NOT NULL)"));
+        assert!(
+            sql.contains("IF(NOT (S.`_pg2bq_sent_0` IS NOT NULL), 'doc,', '')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(S.`_pg2bq_seq` = T.`_pg2bq_seq` AND T.`_pg2bq_unknown` IS NOT NULL)")
+        );
     }
 
     #[test]

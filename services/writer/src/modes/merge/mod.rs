@@ -17,7 +17,9 @@ use crate::error::Result;
 use crate::shape::is_metadata;
 use crate::table_meta::{TableKind, TableMeta};
 use pg2bq_bigquery::rest::{FieldSpec, RestClient};
-use pg2bq_core::bq_naming::{BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, KEY_COLUMN_DESCRIPTION};
+use pg2bq_core::bq_naming::{
+    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, KEY_COLUMN_DESCRIPTION,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
