@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::shape::is_metadata;
 use pg2bq_bigquery::rest::{FieldSpec, RestClient};
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, KEY_COLUMN_DESCRIPTION,
+    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, Datasets, KEY_COLUMN_DESCRIPTION,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,9 +85,9 @@ impl Merger {
 
     /// Change tables of the layout's datasets whose key columns are marked.
     async fn discover(&self) -> Result<Vec<MergeTarget>> {
-        let datasets = match &self.layout {
-            DatasetLayout::Single { dataset } => vec![dataset.clone()],
-            DatasetLayout::PerSchema { prefix } => {
+        let datasets = match self.layout.datasets() {
+            Datasets::Single { dataset } => vec![dataset.clone()],
+            Datasets::PerSchema { prefix } => {
                 let all = self.rest.list_datasets().await?;
                 all.into_iter()
                     .filter(|d| d.starts_with(prefix.as_str()))
