@@ -4,8 +4,8 @@
 use crate::error::{CliError, Result};
 use pg2bq_bigquery::auth::TokenSource;
 use pg2bq_bigquery::rest::RestClient;
-use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::CoreError;
+use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::config::TargetArgs;
 
 /// A REST client of the target's project (no credentials for an emulator).

@@ -1,6 +1,6 @@
 //! Where a source table and its columns land in BigQuery ([`DatasetLayout`]), the explicit
 //! renames ([`rename`]), the check that no two source objects land on one name
-//! ([`collisions`]), and the names of the metadata columns.
+//! ([`mod@collisions`]), and the names of the metadata columns.
 
 pub mod collisions;
 pub mod rename;
@@ -143,7 +143,7 @@ pub enum Datasets {
 /// character becomes `_`, and a name starting with a digit (or empty) gets a leading `_`
 /// ([`sanitize`]). A name longer than BigQuery takes is cut to [`MAX_MIRROR_TABLE_BYTES`] (tables),
 /// [`MAX_COLUMN_NAME_CHARS`] (columns) or [`MAX_DATASET_NAME_CHARS`] (datasets). Distinct source
-/// names can so become one BigQuery name; [`collisions`] finds them, and the [`RenameMap`] gives
+/// names can so become one BigQuery name; [`collisions()`] finds them, and the [`RenameMap`] gives
 /// either another name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetLayout {

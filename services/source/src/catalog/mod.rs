@@ -191,7 +191,7 @@ impl Catalog {
 }
 
 /// Every BigQuery name problem of a stream's tables under `layout` (see
-/// [`pg2bq_core::bq_naming::collisions`]): the `tables` it replicates and the freshness probe
+/// [`pg2bq_core::bq_naming::collisions()`]): the `tables` it replicates and the freshness probe
 /// table of `state_schema`, which is written to BigQuery whenever it exists.
 pub fn name_problems(
     layout: &DatasetLayout,
