@@ -26,7 +26,8 @@ pub struct StreamCommand {
 #[derive(Debug, Subcommand)]
 pub enum StreamAction {
     /// Record a new stream, not started: checks the source and the BigQuery names of the
-    /// selected tables, creates the state schema and the publication of the selected tables. Capture waits until `start`; the slot is created then.
+    /// selected tables, creates the state schema and the publication of the selected tables.
+    /// Capture waits until `start`; the slot is created then.
     Create {
         #[command(flatten)]
         tables: SelectionArgs,
