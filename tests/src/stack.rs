@@ -73,6 +73,7 @@ impl Stack {
             location: "US".to_owned(),
             dataset: None,
             dataset_prefix: dataset_prefix.to_owned(),
+            rename: Vec::new(),
             rest_endpoint: self.bq_rest.clone(),
             grpc_endpoint: self.bq_grpc.clone(),
         }

@@ -2,8 +2,10 @@
 //! the fix for each failure.
 
 use crate::error::{CliError, Result};
+use pg2bq_core::bq_naming::DatasetLayout;
+use pg2bq_core::bq_naming::collisions::{SourceNames, unused_renames};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
-use pg2bq_source::catalog::{ReplicaIdentity, SourceTable};
+use pg2bq_source::catalog::{ReplicaIdentity, SourceTable, name_problems};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -229,6 +231,61 @@ pub fn table_checks(tables: &[SourceTable]) -> Vec<Check> {
     checks
 }
 
+/// Evaluates the BigQuery names of the selected tables under `layout`: a FAIL per collision (see
+/// [`pg2bq_source::catalog::name_problems`]) with its rename, a WARN per entry of the rename
+/// map that names no selected table or column.
+pub fn name_checks(
+    tables: &[SourceTable],
+    layout: &DatasetLayout,
+    state_schema: &str,
+) -> Vec<Check> {
+    let problems = name_problems(layout, tables, state_schema);
+    let mut checks: Vec<Check> = problems
+        .iter()
+        .map(|p| {
+            check(
+                &p.rename().table.to_string(),
+                Outcome::Fail,
+                p.detail(),
+                Some(p.fix()),
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        let columns: usize = tables.iter().map(|t| t.columns.len()).sum();
+        checks.push(check(
+            "BigQuery names",
+            Outcome::Pass,
+            format!(
+                "{} tables and {columns} columns, each on its own BigQuery name",
+                tables.len()
+            ),
+            None,
+        ));
+    }
+    let names: Vec<SourceNames> = tables.iter().map(SourceTable::source_names).collect();
+    for entry in unused_renames(layout, &names) {
+        let selected = names.iter().any(|t| t.id == entry.table);
+        let detail = match (&entry.column, selected) {
+            (Some(column), true) => format!(
+                "the rename {entry} is not used: {} has no replicated column {column}",
+                entry.table
+            ),
+            _ => format!(
+                "the rename {entry} is not used: {} is not a selected table",
+                entry.table
+            ),
+        };
+        checks.push(check(
+            "BigQuery names",
+            Outcome::Warn,
+            detail,
+            Some("check the entry's names: they are matched exactly, case included".into()),
+        ));
+    }
+    checks
+}
+
 /// Types that become STRING although they are not text in PostgreSQL.
 pub fn is_text_only(pg_type: &str) -> bool {
     const TEXT_TYPES: [&str; 6] = ["text", "varchar", "bpchar", "char", "name", "enum"];
@@ -353,6 +410,97 @@ mod tests {
         assert_eq!(find("replication slots").outcome, Outcome::Fail);
         assert_eq!(find("max_slot_wal_keep_size").outcome, Outcome::Warn);
         assert!(render(&checks).contains("FAIL  wal_level"));
+    }
+
+    fn table_with(schema: &str, name: &str, columns: &[&str]) -> SourceTable {
+        SourceTable {
+            id: TableId {
+                schema: schema.into(),
+                table: name.into(),
+            },
+            oid: 1,
+            kind: TableKind::Table,
+            replica_identity: ReplicaIdentity::Default,
+            primary_key: vec![columns[0].to_owned()],
+            columns: columns
+                .iter()
+                .map(|c| SourceColumn {
+                    spec: ColumnSpec {
+                        name: (*c).to_owned(),
+                        pg_type: "int4".into(),
+                        type_modifier: -1,
+                        key: *c == columns[0],
+                    },
+                    declared_type: "integer".into(),
+                    nullable: true,
+                })
+                .collect(),
+            generated: vec![],
+            rows_estimated: 0,
+            selectable: true,
+        }
+    }
+
+    #[test]
+    fn colliding_bigquery_names_fail_with_the_rename_that_separates_them() {
+        let tables = [
+            table_with("a_b", "c", &["id", "Name", "name"]),
+            table_with("a", "b_c", &["id"]),
+        ];
+        let single = DatasetLayout::from_settings(Some("mirror"), "").unwrap();
+        let checks = name_checks(&tables, &single, "pg2bq");
+        let text = render(&checks);
+        let failed: Vec<&Check> = checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .collect();
+        assert_eq!(failed.len(), 2, "{text}");
+        assert!(
+            text.contains("FAIL  a_b.c  BigQuery name collision: a.b_c and a_b.c are both written to mirror.a_b_c"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: give a_b.c another BigQuery table: add a_b.c=a_b_c_2 to the rename map (PG2BQ_BQ_RENAME"),
+            "{text}"
+        );
+        assert!(
+            text.contains("columns Name and name of a_b.c") && text.contains("a_b.c.name=name_2"),
+            "{text}"
+        );
+        // A dataset per schema and the suggested column rename leave nothing to fix; an entry
+        // that names nothing selected is a warning.
+        let fixed = DatasetLayout::from_settings(None, "")
+            .unwrap()
+            .with_renames(
+                pg2bq_core::bq_naming::RenameMap::parse("a_b.c.name=name_2, a_b.x=y").unwrap(),
+            );
+        let checks = name_checks(&tables, &fixed, "pg2bq");
+        let text = render(&checks);
+        assert!(!checks.iter().any(|c| c.outcome == Outcome::Fail), "{text}");
+        assert!(
+            text.contains(
+                "PASS  BigQuery names  2 tables and 4 columns, each on its own BigQuery name"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("WARN  BigQuery names  the rename a_b.x=y is not used: a_b.x is not a selected table"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_freshness_probe_counts_among_the_tables() {
+        let tables = [table_with("pg2bq_freshness", "probe", &["id"])];
+        let single = DatasetLayout::from_settings(Some("mirror"), "").unwrap();
+        let checks = name_checks(&tables, &single, "pg2bq");
+        assert!(
+            checks.iter().any(|c| c.outcome == Outcome::Fail
+                && c.detail
+                    .contains("pg2bq.freshness_probe and pg2bq_freshness.probe")),
+            "{}",
+            render(&checks)
+        );
     }
 
     #[test]

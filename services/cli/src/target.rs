@@ -4,6 +4,7 @@
 use crate::error::{CliError, Result};
 use pg2bq_bigquery::auth::TokenSource;
 use pg2bq_bigquery::rest::RestClient;
+use pg2bq_core::CoreError;
 use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::config::TargetArgs;
 
@@ -20,7 +21,10 @@ pub fn client(target: &TargetArgs) -> Result<RestClient> {
     .map_err(CliError::bigquery("BigQuery client"))
 }
 
-/// Where the target puts each source table.
+/// Where the target puts each source table and column (with the rename map).
 pub fn layout(target: &TargetArgs) -> Result<DatasetLayout> {
-    target.layout().map_err(|e| CliError::Config(e.to_string()))
+    target.layout().map_err(|e| match e {
+        CoreError::Config(message) => CliError::Config(message),
+        other => other.into(),
+    })
 }

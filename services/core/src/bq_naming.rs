@@ -1,7 +1,16 @@
-//! Where a source table lands in BigQuery, and the names of the metadata columns.
+//! Where a source table and its columns land in BigQuery ([`DatasetLayout`]), the explicit
+//! renames ([`rename`]), the check that no two source objects land on one name
+//! ([`mod@collisions`]), and the names of the metadata columns.
+
+pub mod collisions;
+pub mod rename;
 
 use crate::error::{CoreError, Result};
 use crate::wire::TableId;
+pub use collisions::{NameProblem, collisions};
+pub use rename::{RenameEntry, RenameMap};
+use std::collections::BTreeMap;
+use std::fmt;
 
 /// Metadata column: the change's sequence number (newest wins).
 pub const SEQ_COLUMN: &str = "_pg2bq_seq";
@@ -29,9 +38,100 @@ pub const KEY_COLUMN_DESCRIPTION: &str = "pg2bq: primary key column";
 /// Suffix of the change table that the staged merge strategy folds into the target table.
 pub const CHANGE_TABLE_SUFFIX: &str = "__changes";
 
+/// BigQuery's longest table name, in UTF-8 bytes.
+pub const MAX_TABLE_NAME_BYTES: usize = 1024;
+/// The longest mirror table name pg2bq gives: its change table (the name and
+/// [`CHANGE_TABLE_SUFFIX`]) must fit within [`MAX_TABLE_NAME_BYTES`] too.
+pub const MAX_MIRROR_TABLE_BYTES: usize = MAX_TABLE_NAME_BYTES - CHANGE_TABLE_SUFFIX.len();
+/// BigQuery's longest column name, in characters.
+pub const MAX_COLUMN_NAME_CHARS: usize = 300;
+/// BigQuery's longest dataset name, in characters.
+pub const MAX_DATASET_NAME_CHARS: usize = 1024;
+/// Prefix of pg2bq's metadata columns (and of any it may add).
+pub const METADATA_PREFIX: &str = "_pg2bq_";
+
+/// Column names a source column must not take, compared without regard to case: BigQuery's
+/// reserved prefixes, BigQuery CDC's pseudo-columns (written by the native merge strategy), and
+/// pg2bq's metadata columns.
+const RESERVED_COLUMNS: &[ReservedColumn] = &[
+    ReservedColumn::prefix("_TABLE_", "BigQuery"),
+    ReservedColumn::prefix("_FILE_", "BigQuery"),
+    ReservedColumn::prefix("_PARTITION", "BigQuery"),
+    ReservedColumn::prefix("_ROW_TIMESTAMP", "BigQuery"),
+    ReservedColumn::prefix("__ROOT__", "BigQuery"),
+    ReservedColumn::prefix("_COLIDENTIFIER", "BigQuery"),
+    ReservedColumn::name("_CHANGE_TYPE", "BigQuery CDC (the native merge strategy)"),
+    ReservedColumn::name(
+        "_CHANGE_SEQUENCE_NUMBER",
+        "BigQuery CDC (the native merge strategy)",
+    ),
+    ReservedColumn::prefix(METADATA_PREFIX, "pg2bq's metadata columns"),
+];
+
+/// A column name, or a prefix of column names, that BigQuery or pg2bq reserves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedColumn {
+    /// The name or prefix, as BigQuery's documentation writes it.
+    pub pattern: &'static str,
+    /// Whether every name starting with `pattern` is reserved (else only `pattern` itself).
+    pub is_prefix: bool,
+    /// Who reserves it.
+    pub owner: &'static str,
+}
+
+impl ReservedColumn {
+    const fn prefix(pattern: &'static str, owner: &'static str) -> Self {
+        ReservedColumn {
+            pattern,
+            is_prefix: true,
+            owner,
+        }
+    }
+
+    const fn name(pattern: &'static str, owner: &'static str) -> Self {
+        ReservedColumn {
+            pattern,
+            is_prefix: false,
+            owner,
+        }
+    }
+
+    fn covers(&self, name: &str) -> bool {
+        let (name, pattern) = (name.to_ascii_lowercase(), self.pattern.to_ascii_lowercase());
+        if self.is_prefix {
+            name.starts_with(&pattern)
+        } else {
+            name == pattern
+        }
+    }
+}
+
+impl fmt::Display for ReservedColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_prefix {
+            write!(
+                f,
+                "column names starting with {} are reserved for {}",
+                self.pattern, self.owner
+            )
+        } else {
+            write!(
+                f,
+                "the column name {} is reserved for {}",
+                self.pattern, self.owner
+            )
+        }
+    }
+}
+
+/// The reservation a BigQuery column name falls under, if any (case does not matter).
+pub fn reserved_column(name: &str) -> Option<ReservedColumn> {
+    RESERVED_COLUMNS.iter().find(|r| r.covers(name)).copied()
+}
+
 /// How source tables are arranged into BigQuery datasets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatasetLayout {
+pub enum Datasets {
     /// One dataset per source schema, named `<prefix><schema>`; tables keep their names.
     PerSchema {
         /// Prepended to every dataset name (may be empty).
@@ -44,37 +144,125 @@ pub enum DatasetLayout {
     },
 }
 
+/// Where source tables and their columns land in BigQuery: the arrangement of the datasets, the
+/// naming rule and the explicit renames. Every BigQuery name of a source object comes from here
+/// (the writer's tables and columns, validate, stream status, discover, the collision check).
+///
+/// The naming rule: a name keeps its ASCII letters, digits and underscores, every other
+/// character becomes `_`, and a name starting with a digit (or empty) gets a leading `_`
+/// ([`sanitize`]). A name longer than BigQuery takes is cut to [`MAX_MIRROR_TABLE_BYTES`] (tables),
+/// [`MAX_COLUMN_NAME_CHARS`] (columns) or [`MAX_DATASET_NAME_CHARS`] (datasets). Distinct source
+/// names can so become one BigQuery name; [`collisions()`] finds them, and the [`RenameMap`] gives
+/// either another name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetLayout {
+    datasets: Datasets,
+    renames: RenameMap,
+}
+
 impl DatasetLayout {
-    /// Reads the layout from its settings: a single dataset wins over a prefix.
+    /// Reads the layout from its settings: a single dataset wins over a prefix. No renames.
     pub fn from_settings(single_dataset: Option<&str>, prefix: &str) -> Result<Self> {
-        match single_dataset.filter(|d| !d.is_empty()) {
+        let datasets = match single_dataset.filter(|d| !d.is_empty()) {
             Some(dataset) => {
-                if sanitize(dataset) != dataset {
+                if sanitize(dataset) != dataset || dataset.len() > MAX_DATASET_NAME_CHARS {
                     return Err(CoreError::Config(format!(
-                        "dataset '{dataset}' is not a valid BigQuery dataset name: use letters, digits and underscores"
+                        "dataset '{dataset}' is not a valid BigQuery dataset name: use letters, digits and underscores (at most {MAX_DATASET_NAME_CHARS})"
                     )));
                 }
-                Ok(DatasetLayout::Single {
+                Datasets::Single {
                     dataset: dataset.to_owned(),
-                })
+                }
             }
-            None => Ok(DatasetLayout::PerSchema {
+            None => Datasets::PerSchema {
                 prefix: sanitize(prefix),
-            }),
-        }
+            },
+        };
+        Ok(DatasetLayout {
+            datasets,
+            renames: RenameMap::default(),
+        })
+    }
+
+    /// This layout with explicit renames.
+    pub fn with_renames(self, renames: RenameMap) -> Self {
+        DatasetLayout { renames, ..self }
+    }
+
+    /// The arrangement of the datasets.
+    pub fn datasets(&self) -> &Datasets {
+        &self.datasets
+    }
+
+    /// The explicit renames.
+    pub fn renames(&self) -> &RenameMap {
+        &self.renames
     }
 
     /// The BigQuery table a source table is written to.
     pub fn target(&self, source: &TableId) -> BqTableName {
-        match self {
-            DatasetLayout::PerSchema { prefix } => BqTableName {
-                dataset: format!("{prefix}{}", sanitize(&source.schema)),
-                table: sanitize(&source.table),
-            },
-            DatasetLayout::Single { dataset } => BqTableName {
-                dataset: dataset.clone(),
-                table: format!("{}_{}", sanitize(&source.schema), sanitize(&source.table)),
-            },
+        let (dataset, table) = match &self.datasets {
+            Datasets::PerSchema { prefix } => (
+                truncate(
+                    format!("{prefix}{}", sanitize(&source.schema)),
+                    MAX_DATASET_NAME_CHARS,
+                ),
+                sanitize(&source.table),
+            ),
+            Datasets::Single { dataset } => (
+                dataset.clone(),
+                format!("{}_{}", sanitize(&source.schema), sanitize(&source.table)),
+            ),
+        };
+        let table = match self.renames.table(source) {
+            Some(renamed) => renamed.to_owned(),
+            None => truncate(table, MAX_MIRROR_TABLE_BYTES),
+        };
+        BqTableName { dataset, table }
+    }
+
+    /// The BigQuery name of a column of a source table.
+    pub fn column(&self, source: &TableId, column: &str) -> String {
+        match self.renames.column(source, column) {
+            Some(renamed) => renamed.to_owned(),
+            None => default_column_name(column),
+        }
+    }
+
+    /// The BigQuery names of a source table: its table and its columns.
+    pub fn names(&self, source: &TableId) -> TableNames {
+        TableNames {
+            target: self.target(source),
+            columns: self.renames.columns_of(source),
+        }
+    }
+}
+
+/// The BigQuery names of one source table: the table, and the name of each column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// The mirror table.
+    pub target: BqTableName,
+    /// Renamed columns: source name to BigQuery name.
+    columns: BTreeMap<String, String>,
+}
+
+impl TableNames {
+    /// The BigQuery name of a column.
+    pub fn column(&self, pg_name: &str) -> String {
+        match self.columns.get(pg_name) {
+            Some(renamed) => renamed.clone(),
+            None => default_column_name(pg_name),
+        }
+    }
+}
+
+/// A table whose columns keep the names the naming rule gives them (no renames).
+impl From<BqTableName> for TableNames {
+    fn from(target: BqTableName) -> Self {
+        TableNames {
+            target,
+            columns: BTreeMap::new(),
         }
     }
 }
@@ -129,9 +317,22 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
-/// The BigQuery column name for a PostgreSQL column (see [`sanitize`]).
-pub fn column_name(pg_name: &str) -> String {
-    sanitize(pg_name)
+/// Whether `name` is what [`sanitize`] gives: letters, digits and underscores, not empty, not
+/// starting with a digit.
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && sanitize(name) == name
+}
+
+/// `name` (ASCII) cut to `max` characters.
+fn truncate(mut name: String, max: usize) -> String {
+    name.truncate(max);
+    name
+}
+
+/// The BigQuery column name the naming rule gives a PostgreSQL column (see [`DatasetLayout`]);
+/// a rename may give another ([`DatasetLayout::column`]).
+fn default_column_name(pg_name: &str) -> String {
+    truncate(sanitize(pg_name), MAX_COLUMN_NAME_CHARS)
 }
 
 /// A column name quoted for GoogleSQL.
@@ -172,9 +373,88 @@ mod tests {
     }
 
     #[test]
+    fn renames_replace_the_rule_for_tables_and_columns() {
+        let renames = RenameMap::parse(r#"public."a.b"=ab, public.t.Total=total_net"#).unwrap();
+        for layout in [
+            DatasetLayout::from_settings(Some("mirror"), "").unwrap(),
+            DatasetLayout::from_settings(None, "pg_").unwrap(),
+        ] {
+            let layout = layout.with_renames(renames.clone());
+            let renamed = layout.target(&table("public", "a.b"));
+            assert_eq!(renamed.table, "ab", "the whole table name, in any layout");
+            assert_eq!(renamed.change_table().table, "ab__changes");
+            assert_eq!(
+                layout.target(&table("public", "a.b")).dataset,
+                layout.target(&table("public", "t")).dataset,
+                "a rename keeps the dataset"
+            );
+            let t = table("public", "t");
+            assert_eq!(layout.column(&t, "Total"), "total_net");
+            assert_eq!(layout.column(&t, "total"), "total", "matched exactly");
+            assert_eq!(layout.column(&table("public", "u"), "Total"), "Total");
+            let names = layout.names(&t);
+            assert_eq!(names.target, layout.target(&t));
+            assert_eq!(
+                (names.column("Total"), names.column("x-y")),
+                ("total_net".to_owned(), "x_y".to_owned())
+            );
+        }
+        let bare = TableNames::from(BqTableName {
+            dataset: "d".into(),
+            table: "t".into(),
+        });
+        assert_eq!(bare.column("Total"), "Total");
+    }
+
+    #[test]
+    fn names_are_cut_to_what_bigquery_takes() {
+        let layout = DatasetLayout::from_settings(Some("mirror"), "").unwrap();
+        let long = "x".repeat(2000);
+        let t = layout.target(&table("s", &long));
+        assert_eq!(t.table.len(), MAX_MIRROR_TABLE_BYTES);
+        assert_eq!(t.change_table().table.len(), MAX_TABLE_NAME_BYTES);
+        assert_eq!(
+            layout.column(&table("s", "t"), &long).len(),
+            MAX_COLUMN_NAME_CHARS
+        );
+        let per_schema = DatasetLayout::from_settings(None, "p_").unwrap();
+        assert_eq!(
+            per_schema.target(&table(&long, "t")).dataset.len(),
+            MAX_DATASET_NAME_CHARS
+        );
+        assert!(DatasetLayout::from_settings(Some(&long), "").is_err());
+    }
+
+    #[test]
+    fn reserved_column_names_ignore_case() {
+        assert_eq!(
+            reserved_column("_PartitionTime").map(|r| r.pattern),
+            Some("_PARTITION")
+        );
+        assert_eq!(
+            reserved_column("_PG2BQ_SEQ").map(|r| r.owner),
+            Some("pg2bq's metadata columns")
+        );
+        assert!(reserved_column("_change_type").is_some());
+        assert!(reserved_column("_change_type_2").is_none());
+        assert!(reserved_column("partition").is_none());
+        for metadata in [
+            SEQ_COLUMN,
+            COMMIT_TS_COLUMN,
+            OP_COLUMN,
+            CHANGE_TYPE_COLUMN,
+            XID_COLUMN,
+        ] {
+            assert!(reserved_column(metadata).is_some(), "{metadata}");
+        }
+    }
+
+    #[test]
     fn sanitizes_identifiers() {
         assert_eq!(sanitize("1abc"), "_1abc");
         assert_eq!(sanitize("a b.c"), "a_b_c");
         assert_eq!(sanitize(""), "_");
+        assert_eq!(sanitize("名前"), "__");
+        assert!(is_identifier("_1abc") && !is_identifier("1abc") && !is_identifier(""));
     }
 }

@@ -3,7 +3,7 @@
 //! Secrets are taken only from the environment (never from a file or a flag that would show in
 //! a process list) and never printed: [`Secret`] redacts itself in `Debug` and `Display`.
 
-use crate::bq_naming::DatasetLayout;
+use crate::bq_naming::{DatasetLayout, RenameMap};
 use crate::error::Result;
 use crate::pg_tls::TlsArgs;
 use std::fmt;
@@ -194,6 +194,12 @@ pub struct TargetArgs {
         default_value = ""
     )]
     pub dataset_prefix: String,
+    /// Explicit BigQuery names, for source names that collide or that BigQuery reserves:
+    /// comma-separated `schema.table=bq_table` and `schema.table.column=bq_column` entries; a
+    /// source name with `.`, `=`, `,`, `"` or spaces goes in double quotes (`""` for a quote),
+    /// e.g. `public."orders.2024"=orders_2024`. The writer and every command must have the same.
+    #[arg(long = "bq-rename", env = "PG2BQ_BQ_RENAME", value_name = "ENTRIES")]
+    pub rename: Vec<String>,
     /// BigQuery REST endpoint (an emulator's `http://host:port` locally).
     #[arg(
         long = "bq-rest-endpoint",
@@ -216,9 +222,13 @@ impl TargetArgs {
         !self.project.trim().is_empty()
     }
 
-    /// The dataset layout these settings describe.
+    /// The dataset layout these settings describe, with the rename map.
     pub fn layout(&self) -> Result<DatasetLayout> {
-        DatasetLayout::from_settings(self.dataset.as_deref(), &self.dataset_prefix)
+        let renames = RenameMap::parse_all(&self.rename)?;
+        Ok(
+            DatasetLayout::from_settings(self.dataset.as_deref(), &self.dataset_prefix)?
+                .with_renames(renames),
+        )
     }
 
     /// Whether the endpoints point at a local emulator (plain `http://`): no Google credentials

@@ -53,6 +53,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("target", "location", "PG2BQ_BQ_LOCATION"),
     setting("target", "dataset", "PG2BQ_BQ_DATASET"),
     setting("target", "dataset_prefix", "PG2BQ_BQ_DATASET_PREFIX"),
+    setting("target", "rename", "PG2BQ_BQ_RENAME"),
     setting("target", "rest_endpoint", "PG2BQ_BQ_REST_ENDPOINT"),
     setting("target", "grpc_endpoint", "PG2BQ_BQ_GRPC_ENDPOINT"),
     setting("stream", "slot", "PG2BQ_SLOT"),

@@ -1,8 +1,8 @@
 //! The BigQuery shape of a source table as one change batch describes it.
 
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN,
-    UNKNOWN_COLUMN, XID_COLUMN, column_name,
+    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, TableNames,
+    UNCHANGED_COLUMN, UNKNOWN_COLUMN, XID_COLUMN,
 };
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::wire::ColumnSpec;
@@ -30,18 +30,24 @@ pub struct TableShape {
 }
 
 impl TableShape {
-    /// The shape of `columns` written to `target`.
-    pub fn new(target: BqTableName, columns: &[ColumnSpec]) -> Self {
+    /// The shape of `columns` written with `names` (the layout's names of the source table,
+    /// [`pg2bq_core::bq_naming::DatasetLayout::names`]; a bare target table keeps every column's
+    /// name by the naming rule).
+    pub fn new(names: impl Into<TableNames>, columns: &[ColumnSpec]) -> Self {
+        let names = names.into();
         let columns = columns
             .iter()
             .map(|c| DataColumn {
-                name: column_name(&c.name),
+                name: names.column(&c.name),
                 bq_type: bq_type_for(&c.pg_type, c.type_modifier),
                 pg_type: c.pg_type.clone(),
                 key: c.key,
             })
             .collect();
-        TableShape { target, columns }
+        TableShape {
+            target: names.target,
+            columns,
+        }
     }
 
     /// Key columns.

@@ -29,7 +29,9 @@ pub enum ProfileAction {
 
 #[derive(Debug, Subcommand)]
 pub enum ProfileWhich {
-    /// The source PostgreSQL: wal_level, REPLICATION, privileges, slots and senders, keys.
+    /// The source PostgreSQL: wal_level, REPLICATION, privileges, slots and senders, keys, and
+    /// the BigQuery names of the selected tables and columns (two that land on one name fail,
+    /// with the rename that separates them).
     Source {
         #[command(flatten)]
         source: SourceArgs,
@@ -37,6 +39,10 @@ pub enum ProfileWhich {
         tables: SelectionArgs,
         #[command(flatten)]
         stream: StreamArgs,
+        /// Where the tables land in BigQuery (the dataset settings and the rename map), for the
+        /// check of their BigQuery names.
+        #[command(flatten)]
+        target: Box<TargetArgs>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -58,8 +64,12 @@ pub async fn run_profile_test(which: ProfileWhich) -> Result<ExitCode> {
             source,
             tables,
             stream,
+            target,
             json,
-        } => (source_checks(&source, &tables, &stream).await?, json),
+        } => (
+            source_checks(&source, &tables, &stream, &target).await?,
+            json,
+        ),
         ProfileWhich::Target { target, json } => (target_checks(&target).await, json),
     };
     if json {
@@ -82,10 +92,12 @@ async fn source_checks(
     source: &SourceArgs,
     tables: &SelectionArgs,
     stream: &StreamArgs,
+    target: &TargetArgs,
 ) -> Result<Vec<profile::Check>> {
     let selection = tables
         .selection()
         .map_err(|e| CliError::Config(e.to_string()))?;
+    let layout = pg2bq_cli::target::layout(target)?;
     let sql = match connect_sql(source, "pg2bq-profile-test").await {
         Ok(sql) => sql,
         Err(e) => return Ok(vec![connection::connection_failed(&e)]),
@@ -104,6 +116,11 @@ async fn source_checks(
         .selected_tables(&sql, &selection, &stream.state_schema)
         .await?;
     checks.extend(profile::table_checks(&selected));
+    checks.extend(profile::name_checks(
+        &selected,
+        &layout,
+        &stream.state_schema,
+    ));
     Ok(checks)
 }
 

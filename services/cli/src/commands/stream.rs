@@ -25,11 +25,16 @@ pub struct StreamCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StreamAction {
-    /// Record a new stream, not started: checks the source, creates the state schema and the
-    /// publication of the selected tables. Capture waits until `start`; the slot is created then.
+    /// Record a new stream, not started: checks the source and the BigQuery names of the
+    /// selected tables, creates the state schema and the publication of the selected tables.
+    /// Capture waits until `start`; the slot is created then.
     Create {
         #[command(flatten)]
         tables: SelectionArgs,
+        /// Where the tables land in BigQuery (the dataset settings and the rename map), for the
+        /// check of their BigQuery names.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Create it even if a source check fails.
         #[arg(long)]
         force: bool,
@@ -64,8 +69,12 @@ pub async fn run_stream(args: StreamCommand) -> Result<ExitCode> {
     let source = connect_sql(&args.source, "pg2bq-stream").await?;
     let slot = &args.stream.slot;
     match &args.action {
-        StreamAction::Create { tables, force } => {
-            return create_stream(&source, &args, tables, *force).await;
+        StreamAction::Create {
+            tables,
+            target,
+            force,
+        } => {
+            return create_stream(&source, &args, tables, target, *force).await;
         }
         StreamAction::Pause | StreamAction::Resume | StreamAction::Start => {
             let desired = if matches!(args.action, StreamAction::Pause) {
@@ -129,16 +138,23 @@ async fn create_stream(
     source: &tokio_postgres::Client,
     args: &StreamCommand,
     tables: &SelectionArgs,
+    target: &TargetArgs,
     force: bool,
 ) -> Result<ExitCode> {
     let selection = tables
         .selection()
         .map_err(|e| CliError::Config(e.to_string()))?;
+    let layout = pg2bq_cli::target::layout(target)?;
     let selected = Catalog::new()
         .selected_tables(source, &selection, &args.stream.state_schema)
         .await?;
     let mut checks = profile::server_checks(&profile::server_facts(source).await?);
     checks.extend(profile::table_checks(&selected));
+    checks.extend(profile::name_checks(
+        &selected,
+        &layout,
+        &args.stream.state_schema,
+    ));
     let failed = checks.iter().any(|c| c.outcome == profile::Outcome::Fail);
     if failed && !force {
         eprint!("{}", profile::render(&checks));

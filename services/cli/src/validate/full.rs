@@ -7,7 +7,7 @@ use super::sql::{Dialect, RowFilter, Shape};
 use crate::canonical;
 use crate::error::{CliError, Result};
 use pg2bq_bigquery::rest::RestClient;
-use pg2bq_core::bq_naming::{column_name, quote_column};
+use pg2bq_core::bq_naming::quote_column;
 use pg2bq_core::bq_types::BqType;
 use pg2bq_core::pg_connect::quote_ident;
 use std::collections::BTreeMap;
@@ -90,8 +90,10 @@ async fn read_bigquery(
     filter: &RowFilter,
 ) -> std::result::Result<Vec<String>, String> {
     let select: Vec<String> = shape
-        .columns()
-        .map(|(c, t)| bigquery_expression(&column_name(&c.name), t))
+        .bq_columns
+        .iter()
+        .zip(shape.types.iter().copied())
+        .map(|(name, t)| bigquery_expression(name, t))
         .collect();
     let sql = format!(
         "SELECT {} FROM {}{}",

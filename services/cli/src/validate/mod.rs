@@ -21,7 +21,7 @@ pub mod sql;
 use crate::error::{CliError, Result};
 use checksum::ChecksumSummary;
 use pg2bq_bigquery::rest::RestClient;
-use pg2bq_core::bq_naming::{DatasetLayout, column_name};
+use pg2bq_core::bq_naming::DatasetLayout;
 use pg2bq_core::probe::freshness_probe;
 use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
@@ -176,7 +176,7 @@ pub async fn validate_with(
             eprint!("\r\x1b[Kvalidating {} ({}/{count})…", table.id, i + 1);
             let _ = std::io::stderr().flush();
         }
-        let shape = Shape::new(table.clone(), layout.target(&table.id));
+        let shape = Shape::new(table.clone(), layout.names(&table.id));
         reports.push(validate_table(source, bigquery, &shape, options, &filter).await?);
     }
     if options.progress {
@@ -230,11 +230,10 @@ async fn bigquery_problem(bigquery: &RestClient, shape: &Shape) -> Option<String
     };
     let present: HashSet<String> = fields.iter().map(|f| f.name.to_lowercase()).collect();
     let lacking: Vec<String> = shape
-        .table
-        .columns
+        .bq_columns
         .iter()
-        .map(|c| column_name(&c.name))
         .filter(|name| !present.contains(&name.to_lowercase()))
+        .cloned()
         .collect();
     (!lacking.is_empty())
         .then(|| format!("the BigQuery table lacks column(s) {}", lacking.join(", ")))

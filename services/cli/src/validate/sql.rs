@@ -31,7 +31,7 @@
 //! Numbers come out of bqemulator in its own forms (NUMERIC with 9 decimals, BIGNUMERIC columns
 //! are STRING): the decimal normalisation above absorbs both.
 
-use pg2bq_core::bq_naming::{BqTableName, column_name, quote_column};
+use pg2bq_core::bq_naming::{BqTableName, TableNames, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
 use pg2bq_core::pg_connect::quote_ident;
@@ -78,29 +78,40 @@ impl From<&pg2bq_source::catalog::SourceTable> for ComparedTable {
     }
 }
 
-/// A source table with the BigQuery type of each column and its mirror.
+/// A source table with the BigQuery name and type of each column and its mirror.
 #[derive(Debug, Clone)]
 pub struct Shape {
     /// The source table.
     pub table: ComparedTable,
     /// The BigQuery type of each column, in order.
     pub types: Vec<BqType>,
+    /// The BigQuery name of each column, in order.
+    pub bq_columns: Vec<String>,
     /// The mirror table.
     pub target: BqTableName,
 }
 
 impl Shape {
-    /// The shape of `table` written to `target`.
-    pub fn new(table: ComparedTable, target: BqTableName) -> Self {
+    /// The shape of `table` written with `names` (the layout's names of the table,
+    /// [`pg2bq_core::bq_naming::DatasetLayout::names`]; a bare target table keeps every column's
+    /// name by the naming rule).
+    pub fn new(table: ComparedTable, names: impl Into<TableNames>) -> Self {
+        let names = names.into();
         let types = table
             .columns
             .iter()
             .map(|c| bq_type_for(&c.pg_type, c.type_modifier))
             .collect();
+        let bq_columns = table
+            .columns
+            .iter()
+            .map(|c| names.column(&c.name))
+            .collect();
         Shape {
             table,
             types,
-            target,
+            bq_columns,
+            target: names.target,
         }
     }
 
@@ -197,7 +208,7 @@ impl RowFilter {
                 let (column, bq_type) = (&shape.table.columns[i], shape.types[i]);
                 value(
                     dialect,
-                    &column_ref(dialect, column),
+                    &column_ref(dialect, shape, i),
                     &column.pg_type,
                     bq_type,
                 )
@@ -276,7 +287,7 @@ fn hashed_rows(dialect: Dialect, shape: &Shape, project: &str) -> String {
         .map(|(i, (c, t))| {
             format!(
                 "{} AS v{i}",
-                value(dialect, &column_ref(dialect, c), &c.pg_type, t)
+                value(dialect, &column_ref(dialect, shape, i), &c.pg_type, t)
             )
         })
         .collect();
@@ -296,11 +307,11 @@ fn hashed_rows(dialect: Dialect, shape: &Shape, project: &str) -> String {
     )
 }
 
-/// A column as referenced in the dialect.
-pub fn column_ref(dialect: Dialect, column: &ColumnSpec) -> String {
+/// The column at `position` of a shape as referenced in the dialect.
+pub fn column_ref(dialect: Dialect, shape: &Shape, position: usize) -> String {
     match dialect {
-        Dialect::Postgres => quote_ident(&column.name),
-        Dialect::BigQuery => quote_column(&column_name(&column.name)),
+        Dialect::Postgres => quote_ident(&shape.table.columns[position].name),
+        Dialect::BigQuery => quote_column(&shape.bq_columns[position]),
     }
 }
 

@@ -152,3 +152,53 @@ fn locate_prefers_the_flag() {
         .collect();
     assert_eq!(locate(&args), Some(PathBuf::from("b.toml")));
 }
+
+#[test]
+fn the_rename_list_reaches_the_layout_with_its_quoted_names() {
+    use crate::wire::TableId;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[derive(Debug, clap::Parser)]
+    struct Target {
+        #[command(flatten)]
+        target: crate::config::TargetArgs,
+    }
+    let file = ConfigFile::parse(
+        "[target]\nrename = ['public.\"a,b.c\"=abc', 'public.t.\"Total, net\"=total_net']\n",
+    )
+    .unwrap();
+    let matches = ignoring_environment(file.apply_with(Target::command(), &|_| false))
+        .try_get_matches_from(["t"])
+        .unwrap();
+    let layout = Target::from_arg_matches(&matches)
+        .unwrap()
+        .target
+        .layout()
+        .unwrap();
+    let id = |table: &str| TableId {
+        schema: "public".into(),
+        table: table.into(),
+    };
+    assert_eq!(layout.target(&id("a,b.c")).table, "abc");
+    assert_eq!(layout.column(&id("t"), "Total, net"), "total_net");
+
+    // The flag may be given more than once; a malformed entry stops the command.
+    let matches = ignoring_environment(Target::command())
+        .try_get_matches_from(["t", "--bq-rename", "s.a=x", "--bq-rename", "s.b=y"])
+        .unwrap();
+    let target = Target::from_arg_matches(&matches).unwrap().target;
+    assert_eq!(target.layout().unwrap().renames().entries().len(), 2);
+    let matches = ignoring_environment(Target::command())
+        .try_get_matches_from(["t", "--bq-rename", "s.a"])
+        .unwrap();
+    let error = Target::from_arg_matches(&matches)
+        .unwrap()
+        .target
+        .layout()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("PG2BQ_BQ_RENAME") && error.contains("malformed entry 's.a'"),
+        "{error}"
+    );
+}

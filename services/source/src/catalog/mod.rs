@@ -2,13 +2,16 @@
 //!
 //! Capture (for its relations and backfills), `pg2bq discover`, `profile test`, `stream create`
 //! and `validate` all describe tables here, so they agree on the columns (pgoutput's order,
-//! generated columns left out), the canonical types ([`types`]) and the keys.
+//! generated columns left out), the canonical types ([`types`]) and the keys. [`name_problems`]
+//! checks the BigQuery names of described tables.
 
 pub mod tables;
 pub mod types;
 
 use crate::error::{Result, SourceError};
-use pg2bq_core::probe::FRESHNESS_PROBE_TABLE;
+use pg2bq_core::bq_naming::collisions::SourceNames;
+use pg2bq_core::bq_naming::{DatasetLayout, NameProblem, collisions};
+use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
 use pg2bq_core::selection::TableSelection;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
@@ -185,6 +188,25 @@ impl Catalog {
             .filter_map(|oid| described.remove(oid))
             .collect())
     }
+}
+
+/// Every BigQuery name problem of a stream's tables under `layout` (see
+/// [`pg2bq_core::bq_naming::collisions()`]): the `tables` it replicates and the freshness probe
+/// table of `state_schema`, which is written to BigQuery whenever it exists.
+pub fn name_problems(
+    layout: &DatasetLayout,
+    tables: &[SourceTable],
+    state_schema: &str,
+) -> Vec<NameProblem> {
+    let mut names: Vec<SourceNames> = tables.iter().map(SourceTable::source_names).collect();
+    let probe = freshness_probe(state_schema);
+    if !names.iter().any(|t| t.id == probe) {
+        names.push(SourceNames {
+            id: probe,
+            columns: Vec::new(),
+        });
+    }
+    collisions(layout, &names)
 }
 
 /// `reltuples` as a row count: -1 when never analysed.

@@ -1,6 +1,7 @@
 //! Source tables as pg2bq replicates them: the columns pgoutput sends, in its order, with
 //! canonical types and the key the stream identifies rows by.
 
+use pg2bq_core::bq_naming::collisions::SourceNames;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 use serde::Serialize;
 
@@ -103,6 +104,14 @@ impl SourceTable {
     /// `"schema"."table"`.
     pub fn quoted_name(&self) -> String {
         quoted(&self.id)
+    }
+
+    /// Its name and its replicated columns' names, as the BigQuery name check takes them.
+    pub fn source_names(&self) -> SourceNames {
+        SourceNames {
+            id: self.id.clone(),
+            columns: self.columns.iter().map(|c| c.spec.name.clone()).collect(),
+        }
     }
 }
 

@@ -37,7 +37,7 @@ impl Writer {
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
-        let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
+        let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
         let written = match self.mode.write(&batch, &shape).await {
             Ok(written) => written,
             // Something about the whole batch cannot be written (an incompatible schema change,

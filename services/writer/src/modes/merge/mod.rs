@@ -18,7 +18,7 @@ use crate::shape::is_metadata;
 use crate::table_meta::{TableKind, TableMeta};
 use pg2bq_bigquery::rest::{FieldSpec, RestClient};
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, KEY_COLUMN_DESCRIPTION,
+    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, Datasets, KEY_COLUMN_DESCRIPTION,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -145,9 +145,9 @@ impl Merger {
     /// Staging tables of the layout's datasets, with what their metadata says. Staging tables
     /// of an older release without metadata are mirrors whose key columns are marked.
     async fn discover(&self) -> Result<Vec<MergeTarget>> {
-        let datasets = match &self.layout {
-            DatasetLayout::Single { dataset } => vec![dataset.clone()],
-            DatasetLayout::PerSchema { prefix } => {
+        let datasets = match self.layout.datasets() {
+            Datasets::Single { dataset } => vec![dataset.clone()],
+            Datasets::PerSchema { prefix } => {
                 let all = self.rest.list_datasets().await?;
                 all.into_iter()
                     .filter(|d| d.starts_with(prefix.as_str()))
