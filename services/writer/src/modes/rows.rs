@@ -363,9 +363,7 @@ mod tests {
             update(None, vec![text("2"), text("y")]),
         ]);
         let rows = BatchRows::build(&b, |change| {
-            if change.new.as_ref().unwrap()[0] == text("1") {
-                panic!("boom");
-            }
+            assert_ne!(change.new.as_ref().unwrap()[0], text("1"), "boom");
             Ok(vec![vec![BqValue::Null]])
         });
         assert_eq!(rows.origins, vec![1]);
