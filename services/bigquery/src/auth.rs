@@ -17,13 +17,18 @@ pub enum TokenSource {
 impl TokenSource {
     /// Application Default Credentials with the BigQuery scope.
     pub fn google() -> Result<Self> {
+        Self::google_for(BIGQUERY_SCOPE)
+    }
+
+    /// Application Default Credentials with `scope` (Pub/Sub's, for the CLI's publishing).
+    pub fn google_for(scope: &str) -> Result<Self> {
         let credentials = Builder::default()
-            .with_scopes([BIGQUERY_SCOPE])
+            .with_scopes([scope])
             .build_access_token_credentials()
             .map_err(|e| {
                 BigQueryError::Config(format!(
-                    "no Google credentials for BigQuery ({e}); on GCP run with a service account, \
-                     locally point PG2BQ_BQ_*_ENDPOINT at an emulator"
+                    "no Google credentials ({e}); on GCP run with a service account, locally \
+                     point PG2BQ_BQ_*_ENDPOINT and PUBSUB_EMULATOR_HOST at the emulators"
                 ))
             })?;
         Ok(TokenSource::Google(credentials))

@@ -28,6 +28,7 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 
 /// Runs capture until SIGTERM/SIGINT or a fatal error.
 pub async fn run(args: CaptureArgs) -> Result<()> {
+    args.check()?;
     let selection = args.selection()?;
     let metrics = Arc::new(CaptureMetrics::default());
     if args.health_port != 0 {
@@ -146,7 +147,7 @@ async fn session(
         sslmode = args.source.tls.sslmode.as_str(),
         slot = %stream.slot,
         publication = %stream.publication,
-        topic = %args.topic,
+        topic = %args.pubsub.topic,
         "streaming changes"
     );
     metrics.set_streaming(true);

@@ -9,6 +9,8 @@
 //!   backfill progress, all through the state store of `pg2bq-source`.
 //! - [`validate`]: source against mirror (full, checksum, sample, freshness); [`canonical`]
 //!   normalises values alike on both sides; [`report`] prints the result.
+//! - [`quarantine`] and [`pubsub`]: the changes the writer could not write, and publishing them
+//!   again.
 //! - [`seed`] and [`init`]: the demo's data, and the example configuration file.
 //!
 //! Tables are described by `pg2bq_source::catalog`, pg2bq's state is read and written through
@@ -22,6 +24,8 @@ pub mod discover;
 pub mod error;
 pub mod init;
 pub mod profile;
+pub mod pubsub;
+pub mod quarantine;
 pub mod report;
 pub mod seed;
 pub mod stream;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use commands::backfill::{BackfillArgs, run_backfill};
 use commands::discover::{DiscoverArgs, run_discover};
 use commands::profile::{ProfileAction, ProfileArgs, ProfileWhich, run_profile_test};
+use commands::quarantine::{QuarantineArgs, run_quarantine};
 use commands::seed::{SeedArgs, run_seed};
 use commands::stream::{StreamCommand, run_stream};
 use commands::validate::{ValidateArgs, run_validate};
@@ -43,6 +44,9 @@ enum Command {
     Stream(StreamCommand),
     /// Connection profiles.
     Profile(ProfileArgs),
+    /// The changes that could not be written (kept in BigQuery with the reason), and sending
+    /// them again once their cause is fixed.
+    Quarantine(QuarantineArgs),
     /// Schemas, tables, columns, types, keys and row estimates, with the BigQuery type of each
     /// column.
     Discover(DiscoverArgs),
@@ -78,7 +82,7 @@ impl Command {
                         which: ProfileWhich::Source { source, .. },
                     },
             }) => Some(source),
-            Command::Profile(_) | Command::Init(_) => None,
+            Command::Profile(_) | Command::Init(_) | Command::Quarantine(_) => None,
         }
     }
 }
@@ -106,6 +110,7 @@ async fn main() -> ExitCode {
         Command::Stream(args) => run_stream(args).await,
         Command::Discover(args) => run_discover(args).await,
         Command::Seed(args) => run_seed(args).await,
+        Command::Quarantine(args) => run_quarantine(args).await,
         Command::Profile(ProfileArgs {
             action: ProfileAction::Test { which },
         }) => run_profile_test(which).await,

@@ -286,6 +286,41 @@ pub fn name_checks(
     checks
 }
 
+/// With BigQuery's native CDC (`PG2BQ_MERGE_STRATEGY=native`) an UPSERT replaces the whole
+/// row, so an UPDATE that leaves a TOASTed value unchanged (PostgreSQL does not send it unless
+/// the replica identity is FULL) cannot be applied: such tables fail, with the fix.
+pub fn native_strategy_checks(tables: &[SourceTable]) -> Vec<Check> {
+    tables
+        .iter()
+        .filter(|t| t.replica_identity != ReplicaIdentity::Full && !t.primary_key.is_empty())
+        .filter_map(|t| {
+            let toastable: Vec<&str> = t
+                .columns
+                .iter()
+                .filter(|c| c.toastable && !c.spec.key)
+                .map(|c| c.spec.name.as_str())
+                .collect();
+            (!toastable.is_empty()).then(|| {
+                let name = t.id.to_string();
+                check(
+                    &name,
+                    Outcome::Fail,
+                    format!(
+                        "native CDC replaces whole rows, and an UPDATE that leaves a TOASTed value \
+                         of {} unchanged does not carry it",
+                        toastable.join(", ")
+                    ),
+                    Some(format!(
+                        "ALTER TABLE {} REPLICA IDENTITY FULL; or use PG2BQ_MERGE_STRATEGY=staged, \
+                         which keeps unchanged values",
+                        t.quoted_name()
+                    )),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Types that become STRING although they are not text in PostgreSQL.
 pub fn is_text_only(pg_type: &str) -> bool {
     const TEXT_TYPES: [&str; 6] = ["text", "varchar", "bpchar", "char", "name", "enum"];
@@ -433,6 +468,7 @@ mod tests {
                     },
                     declared_type: "integer".into(),
                     nullable: true,
+                    toastable: true,
                 })
                 .collect(),
             generated: vec![],
@@ -523,6 +559,7 @@ mod tests {
                 },
                 declared_type: "interval".into(),
                 nullable: true,
+                toastable: true,
             }],
             generated: vec![],
             rows_estimated: 0,

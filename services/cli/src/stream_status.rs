@@ -41,8 +41,8 @@ pub struct StreamStatus {
 pub struct TableStatus {
     /// `schema.table`.
     pub table: String,
-    /// `created`, `backfilling`, `streaming`, `paused` or `failed` (an error since the last
-    /// change published).
+    /// `created`, `backfilling`, `streaming`, `paused`, `failed` (an error since the last
+    /// change published) or `degraded` (changes wait in the quarantine).
     pub phase: String,
     /// Rows copied by backfill.
     pub rows_backfilled: i64,
@@ -55,6 +55,11 @@ pub struct TableStatus {
     pub freshness_ms: Option<i64>,
     /// The last error capture met for the table, with its time.
     pub last_error: Option<String>,
+    /// Changes of the table waiting in the writer's quarantine (they could not be written);
+    /// `None` without a target.
+    pub quarantined: Option<i64>,
+    /// Why the oldest of them could not be written.
+    pub quarantine_error: Option<String>,
 }
 
 /// Reads the status of the stream; with `bigquery`, also each table's freshness.
@@ -104,11 +109,22 @@ pub async fn status(
                 }),
                 table: progress.table,
                 freshness_ms: None,
+                quarantined: None,
+                quarantine_error: None,
             });
         }
     }
     if let Some((client, layout)) = bigquery {
+        let quarantine = crate::quarantine::summaries(client, layout).await?;
         for table in &mut tables {
+            let open = quarantine.iter().find(|q| q.source_table == table.table);
+            table.quarantined = Some(open.map_or(0, |q| q.open));
+            if let Some(open) = open.filter(|q| q.open > 0) {
+                table.quarantine_error = Some(open.first_error.clone());
+                if table.phase != "failed" {
+                    table.phase = "degraded".to_owned();
+                }
+            }
             if let Some(newest) = activity.get(&table.table).and_then(|a| a.last_commit_us) {
                 table.freshness_ms = freshness_ms(client, layout, &table.table, newest).await?;
             }
@@ -200,21 +216,22 @@ pub fn render(status: &StreamStatus) -> String {
         .unwrap_or(5)
         .max(5);
     out.push_str(&format!(
-        "{:<width$}  {:<11}  {:>15}  {:>9}  {:>9}  LAST ERROR\n",
-        "TABLE", "PHASE", "ROWS BACKFILLED", "CHANGES", "FRESHNESS"
+        "{:<width$}  {:<11}  {:>15}  {:>9}  {:>9}  {:>11}  LAST ERROR\n",
+        "TABLE", "PHASE", "ROWS BACKFILLED", "CHANGES", "FRESHNESS", "QUARANTINED"
     ));
     for t in &status.tables {
         let freshness = t
             .freshness_ms
             .map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        let quarantined = t.quarantined.map_or("-".to_owned(), |n| n.to_string());
+        let error = match (&t.quarantine_error, &t.last_error) {
+            (Some(q), _) => format!("quarantine: {q} (fix it, then `pg2bq quarantine retry`)"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "-".to_owned(),
+        };
         out.push_str(&format!(
-            "{:<width$}  {:<11}  {:>15}  {:>9}  {:>9}  {}\n",
-            t.table,
-            t.phase,
-            t.rows_backfilled,
-            t.changes_published,
-            freshness,
-            t.last_error.as_deref().unwrap_or("-")
+            "{:<width$}  {:<11}  {:>15}  {:>9}  {:>9}  {:>11}  {}\n",
+            t.table, t.phase, t.rows_backfilled, t.changes_published, freshness, quarantined, error
         ));
     }
     out

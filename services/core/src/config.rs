@@ -124,6 +124,29 @@ impl SourceArgs {
     }
 }
 
+/// How changes land in BigQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteModeSetting {
+    /// Tables mirror the source (tables without a primary key are written append-only).
+    Merge,
+    /// Every change is a row, with change type, sequence number, commit time and transaction id.
+    AppendOnly,
+}
+
+/// How `merge` mode brings mirror tables up to date (a stream setting: the writer follows it,
+/// and `pg2bq stream create` checks the tables against it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeStrategy {
+    /// `staged` for now: it alone replicates TRUNCATE exactly (see the README).
+    Auto,
+    /// BigQuery CDC: rows carry `_CHANGE_TYPE` and `_CHANGE_SEQUENCE_NUMBER`, BigQuery applies
+    /// them within `max_staleness`. TRUNCATE, and UPDATEs whose unchanged TOAST values
+    /// PostgreSQL did not send, cannot be applied (they are quarantined).
+    Native,
+    /// A change table per table, folded into the mirror by MERGE.
+    Staged,
+}
+
 /// The stream's names in the source database: its replication slot, its publication and
 /// pg2bq's state schema. Every binary reads them from the same settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -148,6 +171,35 @@ pub struct StreamArgs {
         default_value = "pg2bq"
     )]
     pub state_schema: String,
+}
+
+/// The stream's Pub/Sub topic, where capture publishes change batches (and `pg2bq quarantine
+/// retry` publishes quarantined changes again).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PubSubArgs {
+    /// Google Cloud project of the Pub/Sub topic.
+    #[arg(long, env = "PG2BQ_PROJECT", default_value = "")]
+    pub project: String,
+    /// Pub/Sub topic of change batches.
+    #[arg(long, env = "PG2BQ_TOPIC", default_value = "pg2bq-changes")]
+    pub topic: String,
+    /// `host:port` of the Pub/Sub emulator; unset in GCP.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
+    pub pubsub_emulator_host: Option<String>,
+}
+
+impl PubSubArgs {
+    /// `projects/<project>/topics/<topic>`.
+    pub fn topic_path(&self) -> String {
+        format!("projects/{}/topics/{}", self.project, self.topic)
+    }
+
+    /// The emulator's `host:port`, when one is set.
+    pub fn emulator_host(&self) -> Option<&str> {
+        self.pubsub_emulator_host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+    }
 }
 
 /// Which tables the stream replicates.

@@ -1,6 +1,7 @@
 //! The writer's settings: flags or environment variables.
 
 use pg2bq_core::config::TargetArgs;
+pub use pg2bq_core::config::{MergeStrategy, WriteModeSetting};
 
 /// How push requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -9,27 +10,6 @@ pub enum PushAuth {
     Oidc,
     /// Accept every request (the local emulator sends no token).
     None,
-}
-
-/// How changes land in BigQuery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WriteModeSetting {
-    /// Tables mirror the source (tables without a primary key are written append-only).
-    Merge,
-    /// Every change is a row, with change type, sequence number, commit time and transaction id.
-    AppendOnly,
-}
-
-/// How `merge` mode brings mirror tables up to date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MergeStrategy {
-    /// `staged` for now: it alone replicates TRUNCATE exactly (see the README).
-    Auto,
-    /// BigQuery CDC: rows carry `_CHANGE_TYPE` and `_CHANGE_SEQUENCE_NUMBER`, BigQuery applies
-    /// them within `max_staleness`. TRUNCATE is refused (BigQuery CDC has no way to express it).
-    Native,
-    /// A change table per table, folded into the mirror by MERGE.
-    Staged,
 }
 
 /// Where encoded rows go.

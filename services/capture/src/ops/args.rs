@@ -4,7 +4,7 @@ use crate::backfill::BackfillMode;
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::{Compression, SinkKind, SinkSettings};
-use pg2bq_core::config::{SelectionArgs, SourceArgs, StreamArgs};
+use pg2bq_core::config::{PubSubArgs, SelectionArgs, SourceArgs, StreamArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
@@ -21,15 +21,9 @@ pub struct CaptureArgs {
     /// The replicated tables.
     #[command(flatten)]
     pub tables: SelectionArgs,
-    /// Google Cloud project of the Pub/Sub topic.
-    #[arg(long, env = "PG2BQ_PROJECT")]
-    pub project: String,
-    /// Pub/Sub topic for change batches.
-    #[arg(long, env = "PG2BQ_TOPIC", default_value = "pg2bq-changes")]
-    pub topic: String,
-    /// `host:port` of the Pub/Sub emulator; unset in GCP.
-    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
-    pub pubsub_emulator_host: Option<String>,
+    /// The Pub/Sub topic of change batches.
+    #[command(flatten)]
+    pub pubsub: PubSubArgs,
     /// Most changes in one message.
     #[arg(long, env = "PG2BQ_BATCH_MAX_ROWS", default_value_t = 1000)]
     pub batch_max_rows: usize,
@@ -104,8 +98,8 @@ impl CaptureArgs {
     pub fn sink(&self) -> SinkSettings {
         SinkSettings {
             kind: self.publisher,
-            topic: format!("projects/{}/topics/{}", self.project, self.topic),
-            emulator_host: self.pubsub_emulator_host.clone().filter(|h| !h.is_empty()),
+            topic: self.pubsub.topic_path(),
+            emulator_host: self.pubsub.emulator_host().map(str::to_owned),
             retry_for: Duration::from_secs(self.publish_retry_secs),
             compression: self.compression,
         }
@@ -119,6 +113,18 @@ impl CaptureArgs {
         TableSelection::new(&self.backfill_exclude, Vec::<String>::new())
             .map(Some)
             .map_err(|e| CaptureError::Config(e.to_string()))
+    }
+
+    /// Refuses settings capture cannot run with.
+    pub fn check(&self) -> Result<()> {
+        if self.pubsub.project.trim().is_empty() && self.publisher == SinkKind::Pubsub {
+            return Err(CaptureError::Config(
+                "no Google Cloud project for the Pub/Sub topic: set PG2BQ_PROJECT (or `project` \
+                 in the [target] section of the configuration file)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The table selection from the include and exclude patterns.

@@ -3,7 +3,7 @@
 use pg2bq_cli::backfill_status;
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::stream::state;
-use pg2bq_core::config::{SourceArgs, StreamArgs};
+use pg2bq_core::config::{SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::wire::TableId;
 use pg2bq_source::state::StateStore;
@@ -25,6 +25,12 @@ pub struct BackfillArgs {
     /// Print progress as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With a table: first delete its BigQuery tables (the mirror or log and its staging
+    /// table), so that the copy recreates them, e.g. after the table's key changed.
+    #[arg(long, requires = "table")]
+    pub recreate: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// Runs `pg2bq backfill`.
@@ -41,6 +47,22 @@ pub async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
         schema: schema.to_owned(),
         table: table.to_owned(),
     };
+    if args.recreate {
+        let rest = pg2bq_cli::target::client(&args.target)?;
+        let target = pg2bq_cli::target::layout(&args.target)?.target(&table);
+        for bigquery_table in [target.change_table(), target] {
+            rest.delete_table(&bigquery_table)
+                .await
+                .map_err(CliError::bigquery(format!(
+                    "deleting {}.{}",
+                    bigquery_table.dataset, bigquery_table.table
+                )))?;
+            println!(
+                "deleted {}.{}",
+                bigquery_table.dataset, bigquery_table.table
+            );
+        }
+    }
     if !store.reset_backfill(&source, &table).await? {
         return Err(CliError::Config(format!(
             "{name} has no backfill record for slot '{}': is it in the stream's publication, and has capture started?",

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod discover;
 pub mod profile;
+pub mod quarantine;
 pub mod seed;
 pub mod stream;
 pub mod validate;

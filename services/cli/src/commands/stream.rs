@@ -3,7 +3,9 @@
 use clap::Subcommand;
 use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::{profile, stream};
-use pg2bq_core::config::{SelectionArgs, SourceArgs, StreamArgs, TargetArgs};
+use pg2bq_core::config::{
+    MergeStrategy, SelectionArgs, SourceArgs, StreamArgs, TargetArgs, WriteModeSetting,
+};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_source::catalog::Catalog;
 use pg2bq_source::state::stream::DesiredState;
@@ -35,6 +37,13 @@ pub enum StreamAction {
         /// check of their BigQuery names.
         #[command(flatten)]
         target: TargetArgs,
+        /// How the writer will mirror the tables (`PG2BQ_MERGE_STRATEGY`): with `native`, tables
+        /// whose unchanged TOAST values native CDC cannot apply are refused.
+        #[arg(long, env = "PG2BQ_MERGE_STRATEGY", value_enum, default_value_t = MergeStrategy::Auto)]
+        merge_strategy: MergeStrategy,
+        /// `merge` or `append-only` (`PG2BQ_WRITE_MODE`).
+        #[arg(long, env = "PG2BQ_WRITE_MODE", value_enum, default_value_t = WriteModeSetting::Merge)]
+        write_mode: WriteModeSetting,
         /// Create it even if a source check fails.
         #[arg(long)]
         force: bool,
@@ -46,7 +55,7 @@ pub enum StreamAction {
     /// Continue reading changes from where the stream paused.
     Resume,
     /// The stream's state and slot lag, and per table: phase (created, backfilling, streaming,
-    /// paused, failed), rows, changes, freshness and last error. Freshness needs the target
+    /// paused, failed, degraded), rows, changes, freshness, quarantined changes and last error. Freshness needs the target
     /// (PG2BQ_PROJECT and the BigQuery settings); without it, it shows `-`.
     Status {
         #[command(flatten)]
@@ -72,9 +81,13 @@ pub async fn run_stream(args: StreamCommand) -> Result<ExitCode> {
         StreamAction::Create {
             tables,
             target,
+            merge_strategy,
+            write_mode,
             force,
         } => {
-            return create_stream(&source, &args, tables, target, *force).await;
+            let native =
+                *write_mode == WriteModeSetting::Merge && *merge_strategy == MergeStrategy::Native;
+            return create_stream(&source, &args, tables, target, native, *force).await;
         }
         StreamAction::Pause | StreamAction::Resume | StreamAction::Start => {
             let desired = if matches!(args.action, StreamAction::Pause) {
@@ -139,6 +152,7 @@ async fn create_stream(
     args: &StreamCommand,
     tables: &SelectionArgs,
     target: &TargetArgs,
+    native: bool,
     force: bool,
 ) -> Result<ExitCode> {
     let selection = tables
@@ -150,6 +164,9 @@ async fn create_stream(
         .await?;
     let mut checks = profile::server_checks(&profile::server_facts(source).await?);
     checks.extend(profile::table_checks(&selected));
+    if native {
+        checks.extend(profile::native_strategy_checks(&selected));
+    }
     checks.extend(profile::name_checks(
         &selected,
         &layout,

@@ -118,7 +118,8 @@ impl Catalog {
         let columns = client
             .query(
                 "SELECT a.attrelid, a.attname::text, a.atttypid, a.atttypmod, NOT a.attnotnull, \
-                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' \
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', \
+                        a.attstorage <> 'p' \
                  FROM pg_catalog.pg_attribute a \
                  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attrelid, a.attnum",
@@ -179,6 +180,7 @@ impl Catalog {
                     },
                     declared_type: column.get(5),
                     nullable: column.get(4),
+                    toastable: column.get(7),
                 });
             }
             described.insert(oid, table);

@@ -61,6 +61,9 @@ pub struct SourceColumn {
     pub declared_type: String,
     /// Whether it may be NULL.
     pub nullable: bool,
+    /// Whether PostgreSQL may store its values out of line (TOAST): an UPDATE that leaves such
+    /// a value unchanged does not send it, unless the table's replica identity is FULL.
+    pub toastable: bool,
 }
 
 /// A source table as pg2bq replicates it.
