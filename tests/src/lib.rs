@@ -5,6 +5,7 @@
 //! parallel against one shared stack (`make up`).
 
 pub mod bench;
+pub mod cli;
 pub mod pipeline;
 pub mod processes;
 pub mod pubsub;

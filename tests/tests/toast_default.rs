@@ -60,7 +60,11 @@ async fn unknown_and_long_bodies(pipeline: &TestPipeline, dataset: &str) -> (Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_toast_values_replicate_exactly_under_the_default_identity() {
     let mut pipeline = TestPipeline::start("toastdef", &["tx"], SCHEMA).await;
-    pipeline.sql.batch_execute(WORKLOAD).await.expect("workload");
+    pipeline
+        .sql
+        .batch_execute(WORKLOAD)
+        .await
+        .expect("workload");
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(90)).await;
     assert_eq!(
         pg2bq_e2e::pipeline::row_counts(&reports),
@@ -115,7 +119,11 @@ async fn shuffled_and_duplicated_deliveries_with_unchanged_toast_values_end_exac
     };
     let mut pipeline = TestPipeline::start_with("toastshuf", &["tx"], SCHEMA, options).await;
     let (pubsub, subscription) = pipeline.pull_subscription().await;
-    pipeline.sql.batch_execute(WORKLOAD).await.expect("workload");
+    pipeline
+        .sql
+        .batch_execute(WORKLOAD)
+        .await
+        .expect("workload");
     let mut messages: Vec<Pulled> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -139,11 +147,15 @@ async fn shuffled_and_duplicated_deliveries_with_unchanged_toast_values_end_exac
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let unchanged = messages.iter().filter(|m| sends_unchanged(m)).count();
-    assert!(unchanged > 5, "updates without their TOAST values ({unchanged} messages)");
+    assert!(
+        unchanged > 5,
+        "updates without their TOAST values ({unchanged} messages)"
+    );
 
     // The updates that did not send their bodies come first, twice, and are merged before
     // the rows they update arrive; then everything again, twice, shuffled.
-    let writer = StandaloneWriter::start(&pipeline.stack, "toastshuf-writer", "e2e_toastshuf_").await;
+    let writer =
+        StandaloneWriter::start(&pipeline.stack, "toastshuf-writer", "e2e_toastshuf_").await;
     let body = |(i, m): (usize, &Pulled)| {
         envelope(&m.batch, &serde_json::to_value(&m.attributes).unwrap(), i)
     };

@@ -162,6 +162,22 @@ impl TableRegistry {
         ))
     }
 
+    /// Forgets what this instance knows of `tables`, so that the next write reads them again
+    /// (an append failed: one of them may have been deleted or changed behind its back).
+    pub async fn forget(&self, tables: &[BqTableName]) {
+        let mut known = self.known.lock().await;
+        let mut metas = self.metas.lock().await;
+        for table in tables {
+            known.remove(table);
+            metas.remove(table);
+        }
+    }
+
+    /// Forgets `target` and its staging table (see [`TableRegistry::forget`]).
+    pub async fn forget_target(&self, target: &BqTableName) {
+        self.forget(&[target.clone(), target.change_table()]).await;
+    }
+
     async fn has_all(&self, table: &BqTableName, fields: &[FieldSpec]) -> bool {
         let known = self.known.lock().await;
         known.get(table).is_some_and(|columns| {

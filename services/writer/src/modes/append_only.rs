@@ -71,27 +71,35 @@ impl WriteMode for AppendOnly {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>> {
         Box::pin(async move {
-            let mut rows = append_rows(batch, shape);
-            if rows.rows.is_empty() {
-                return Ok(Written::nothing(rows.quarantined));
+            let written = async {
+                let mut rows = append_rows(batch, shape);
+                if rows.rows.is_empty() {
+                    return Ok(Written::nothing(rows.quarantined));
+                }
+                let staging = shape.target.change_table();
+                let [_, columns] = self.tables.ensure(self.tables_of(shape, batch)).await?;
+                let meta = self
+                    .tables
+                    .ensure_meta(&staging, &meta_of(batch, shape, TableKind::Log))
+                    .await?;
+                let layout = RowLayout::new(&columns, &shape.append_fields())?;
+                let appended = self.sink.append(&staging, &layout, &rows.rows).await?;
+                rows.set_aside(appended.refused);
+                self.merger
+                    .mark(MergeTarget::of(shape.target.clone(), &meta, &columns))
+                    .await;
+                Ok(Written {
+                    rows: appended.written.rows,
+                    bytes: appended.written.bytes,
+                    quarantined: rows.quarantined,
+                })
             }
-            let staging = shape.target.change_table();
-            let [_, columns] = self.tables.ensure(self.tables_of(shape, batch)).await?;
-            let meta = self
-                .tables
-                .ensure_meta(&staging, &meta_of(batch, shape, TableKind::Log))
-                .await?;
-            let layout = RowLayout::new(&columns, &shape.append_fields())?;
-            let appended = self.sink.append(&staging, &layout, &rows.rows).await?;
-            rows.set_aside(appended.refused);
-            self.merger
-                .mark(MergeTarget::of(shape.target.clone(), &meta, &columns))
-                .await;
-            Ok(Written {
-                rows: appended.written.rows,
-                bytes: appended.written.bytes,
-                quarantined: rows.quarantined,
-            })
+            .await;
+            if written.is_err() {
+                // A table may have been deleted or changed behind this writer's back.
+                self.tables.forget_target(&shape.target).await;
+            }
+            written
         })
     }
 

@@ -70,23 +70,31 @@ impl WriteMode for Native {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>> {
         Box::pin(async move {
-            let mut rows = native_rows(batch, shape);
-            if rows.rows.is_empty() {
-                return Ok(Written::nothing(rows.quarantined));
+            let written = async {
+                let mut rows = native_rows(batch, shape);
+                if rows.rows.is_empty() {
+                    return Ok(Written::nothing(rows.quarantined));
+                }
+                let [columns] = self.tables.ensure([self.table(shape)]).await?;
+                let layout = RowLayout::with_pseudo_columns(
+                    &columns,
+                    &native_fields(shape),
+                    &[CHANGE_TYPE, CHANGE_SEQUENCE_NUMBER],
+                )?;
+                let appended = self.sink.append(&shape.target, &layout, &rows.rows).await?;
+                rows.set_aside(appended.refused);
+                Ok(Written {
+                    rows: appended.written.rows,
+                    bytes: appended.written.bytes,
+                    quarantined: rows.quarantined,
+                })
             }
-            let [columns] = self.tables.ensure([self.table(shape)]).await?;
-            let layout = RowLayout::with_pseudo_columns(
-                &columns,
-                &native_fields(shape),
-                &[CHANGE_TYPE, CHANGE_SEQUENCE_NUMBER],
-            )?;
-            let appended = self.sink.append(&shape.target, &layout, &rows.rows).await?;
-            rows.set_aside(appended.refused);
-            Ok(Written {
-                rows: appended.written.rows,
-                bytes: appended.written.bytes,
-                quarantined: rows.quarantined,
-            })
+            .await;
+            if written.is_err() {
+                // A table may have been deleted or changed behind this writer's back.
+                self.tables.forget_target(&shape.target).await;
+            }
+            written
         })
     }
 }

@@ -83,31 +83,40 @@ impl WriteMode for Staged {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>> {
         Box::pin(async move {
-            let mut rows = change_rows(batch, shape);
-            if rows.rows.is_empty() {
-                return Ok(Written::nothing(rows.quarantined));
+            let written = async {
+                let mut rows = change_rows(batch, shape);
+                if rows.rows.is_empty() {
+                    return Ok(Written::nothing(rows.quarantined));
+                }
+                let wanted = meta_of(batch, shape, TableKind::Mirror);
+                let change_table = shape.target.change_table();
+                let [_, change_columns] =
+                    self.tables.ensure(self.tables_of(shape, &wanted)).await?;
+                // The metadata names the columns that arrive unchanged before such rows are appended:
+                // a MERGE that reads them knows how to resolve them.
+                let meta = self.tables.ensure_meta(&change_table, &wanted).await?;
+                let layout = RowLayout::new(&change_columns, &shape.change_fields())?;
+                let appended = self.sink.append(&change_table, &layout, &rows.rows).await?;
+                rows.set_aside(appended.refused);
+                self.merger
+                    .mark(MergeTarget::of(
+                        shape.target.clone(),
+                        &meta,
+                        &change_columns,
+                    ))
+                    .await;
+                Ok(Written {
+                    rows: appended.written.rows,
+                    bytes: appended.written.bytes,
+                    quarantined: rows.quarantined,
+                })
             }
-            let wanted = meta_of(batch, shape, TableKind::Mirror);
-            let change_table = shape.target.change_table();
-            let [_, change_columns] = self.tables.ensure(self.tables_of(shape, &wanted)).await?;
-            // The metadata names the columns that arrive unchanged before such rows are appended:
-            // a MERGE that reads them knows how to resolve them.
-            let meta = self.tables.ensure_meta(&change_table, &wanted).await?;
-            let layout = RowLayout::new(&change_columns, &shape.change_fields())?;
-            let appended = self.sink.append(&change_table, &layout, &rows.rows).await?;
-            rows.set_aside(appended.refused);
-            self.merger
-                .mark(MergeTarget::of(
-                    shape.target.clone(),
-                    &meta,
-                    &change_columns,
-                ))
-                .await;
-            Ok(Written {
-                rows: appended.written.rows,
-                bytes: appended.written.bytes,
-                quarantined: rows.quarantined,
-            })
+            .await;
+            if written.is_err() {
+                // A table may have been deleted or changed behind this writer's back.
+                self.tables.forget_target(&shape.target).await;
+            }
+            written
         })
     }
 
