@@ -4,7 +4,7 @@
 use super::Writer;
 use super::envelope;
 use crate::error::{Result, WriterError};
-use crate::metrics::seconds_since;
+use crate::metrics::{counting_adjustments, describe, seconds_since};
 use crate::shape::TableShape;
 use axum::Router;
 use axum::body::Bytes;
@@ -36,7 +36,8 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.target(&batch.source), &batch.columns);
-        let written = self.mode.write(&batch, &shape).await?;
+        let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
+        let written = written?;
         let oldest_commit = batch
             .changes
             .iter()
@@ -56,6 +57,7 @@ impl Writer {
             started.elapsed(),
             freshness,
         );
+        self.metrics.record_adjustments(&table, &adjusted);
         tracing::info!(
             message_id = message.id(),
             table = %table,
@@ -64,6 +66,8 @@ impl Writer {
             bytes = written.bytes,
             append_ms = started.elapsed().as_millis() as u64,
             freshness_ms = (freshness * 1000.0) as u64,
+            values_adjusted = adjusted.values().sum::<u64>(),
+            adjustments = %describe(&adjusted),
             "wrote batch"
         );
         Ok(written.rows)

@@ -9,8 +9,9 @@
 //! every row older than its sequence number is gone (see `staged/statements.rs`).
 
 use crate::error::{Result, WriterError};
+use crate::metrics::noted;
 use crate::shape::TableShape;
-use pg2bq_core::bq_values::{BqValue, convert};
+use pg2bq_core::bq_values::{BqValue, convert_with_adjustment};
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 
 /// What a change-table row does to its key.
@@ -116,7 +117,12 @@ pub fn data_values(
     for (column, value) in shape.columns.iter().zip(values) {
         let converted = match value {
             Value::Null => BqValue::Null,
-            Value::Text(text) => convert(&column.pg_type, column.bq_type, text).map_err(|e| {
+            Value::Text(text) => noted(convert_with_adjustment(
+                &column.pg_type,
+                column.bq_type,
+                text,
+            ))
+            .map_err(|e| {
                 WriterError::Unwritable(format!(
                     "{}.{} (seq {}): {e}",
                     batch.source, column.name, change.seq
