@@ -111,8 +111,15 @@ impl Parser<'_> {
             self.advance();
         }
         let raw: String = self.chars.get(start..self.pos)?.iter().collect();
-        (self.pos > start).then(|| raw.trim().to_owned())
+        // Only the whitespace PostgreSQL's array syntax skips: an unquoted element may begin or
+        // end with other spaces (no-break space, line separator), which are its own.
+        (self.pos > start).then(|| raw.trim_matches(array_space).to_owned())
     }
+}
+
+/// Whitespace around unquoted array elements, as PostgreSQL's `array_isspace` knows it.
+fn array_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}')
 }
 
 fn element(element_type: &str, text: Option<&str>) -> Value {
@@ -167,6 +174,11 @@ mod tests {
             Some(json!([{"a": 1}]))
         );
         assert_eq!(parse_array("[0:1]={7,8}", "int4"), Some(json!([7, 8])));
+        // PostgreSQL quotes elements with ASCII whitespace around them, not other spaces.
+        assert_eq!(
+            parse_array("{\u{a0},\u{2028}x\u{a0},\"y \"}", "text"),
+            Some(json!(["\u{a0}", "\u{2028}x\u{a0}", "y "]))
+        );
         assert_eq!(parse_array("{1,2", "int4"), None);
         assert_eq!(parse_array("1,2}", "int4"), None);
     }
