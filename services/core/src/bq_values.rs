@@ -252,6 +252,12 @@ const BIGNUMERIC_MAX_DIGITS: &str =
 /// The magnitude of BIGNUMERIC's smallest value, 2^255·10^-38, as digits without the point.
 const BIGNUMERIC_MIN_DIGITS: &str =
     "57896044618658097711785492504343953926634992332820282019728792003956564819968";
+/// BIGNUMERIC's largest value, (2^255 − 1)·10^-38.
+pub const BIGNUMERIC_MAX: &str =
+    "578960446186580977117854925043439539266.34992332820282019728792003956564819967";
+/// BIGNUMERIC's smallest value, −2^255·10^-38.
+pub const BIGNUMERIC_MIN: &str =
+    "-578960446186580977117854925043439539266.34992332820282019728792003956564819968";
 /// Digits after the point BigQuery's NUMERIC keeps.
 pub const NUMERIC_SCALE: usize = 9;
 /// Digits before the point BigQuery's NUMERIC holds.
@@ -747,8 +753,9 @@ mod tests {
         // Zeros beyond the scale change nothing.
         assert_eq!(big(&format!("1.5{}", "0".repeat(60))), (text("1.5"), None));
         // BIGNUMERIC's exact limits, and one step beyond them.
-        let max = "578960446186580977117854925043439539266.34992332820282019728792003956564819967";
-        let min = "-578960446186580977117854925043439539266.34992332820282019728792003956564819968";
+        let (max, min) = (BIGNUMERIC_MAX, BIGNUMERIC_MIN);
+        assert_eq!(max.replace('.', ""), BIGNUMERIC_MAX_DIGITS);
+        assert_eq!(min.replace(['.', '-'], ""), BIGNUMERIC_MIN_DIGITS);
         assert_eq!(big(max), (text(max), None));
         assert_eq!(big(min), (text(min), None));
         let beyond_max = format!("{}8", &max[..max.len() - 1]);
