@@ -218,6 +218,92 @@ async fn checksums_agree_on_every_type_and_locate_each_difference() {
     assert!(text.contains("checksums differ"), "{text}");
 }
 
+/// A value of each documented adjustment rule (PostgreSQL's extremes among them: the largest
+/// timestamp used to stop the writer), and money at its limits.
+const ADJUSTED_SCHEMA: &str = "CREATE SCHEMA ad; CREATE TABLE ad.t (id int PRIMARY KEY, \
+    d date, ts timestamp, tz timestamptz, tm time, n numeric, m money, dn numeric(12, 3));";
+
+const ADJUSTED_ROWS: &str = r#"
+INSERT INTO ad.t VALUES
+  (1, 'infinity', '294276-12-31 23:59:59.999999', '-infinity', '24:00:00', 'NaN',
+   '92233720368547758.07', 'NaN'),
+  (2, '5874897-12-31', 'infinity', '4714-11-24 00:00:00+00 BC', '24:00:00', 'Infinity',
+   '-92233720368547758.08', -999999999.999),
+  (3, '4714-11-24 BC', '4714-11-24 00:00:00 BC', '294276-12-31 23:59:59.999999+00', '12:00',
+   ('0.' || repeat('6', 50))::numeric, 0, 0),
+  (4, '2024-02-29', '2024-02-29 12:00', '2024-02-29 12:00+00', '00:00', 1.5, 1, 1),
+  (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+"#;
+
+/// Values the writer adjusts by a documented rule match, and both comparisons count them per
+/// column and rule; the writer counts them in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adjusted_values_match_and_are_reported_per_column_and_rule() {
+    let mut pipeline = TestPipeline::start("adjusted", &["ad"], ADJUSTED_SCHEMA).await;
+    pipeline
+        .sql
+        .batch_execute(ADJUSTED_ROWS)
+        .await
+        .expect("rows");
+    pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    let expected = [
+        ("d", "infinity_to_max", 1),
+        ("d", "clamped_to_max", 1),
+        ("d", "clamped_to_min", 1),
+        ("ts", "infinity_to_max", 1),
+        ("ts", "clamped_to_max", 1),
+        ("ts", "clamped_to_min", 1),
+        ("tz", "minus_infinity_to_min", 1),
+        ("tz", "clamped_to_max", 1),
+        ("tz", "clamped_to_min", 1),
+        ("tm", "time_of_2400", 2),
+        ("n", "nan_to_null", 1),
+        ("n", "infinity_to_null", 1),
+        ("n", "rounded", 1),
+        ("dn", "nan_to_null", 1),
+    ];
+    let mut expected: Vec<(String, String, u64)> = expected
+        .iter()
+        .map(|(c, r, n)| ((*c).to_owned(), (*r).to_owned(), *n))
+        .collect();
+    expected.sort();
+    for mode in ["full", "checksum"] {
+        let (code, report) = validate_json(&pipeline, &["--mode", mode]);
+        assert_eq!(code, 0, "{mode}: adjusted values match:\n{report:#}");
+        let table = &report["tables"][0];
+        assert_eq!(table["method"], mode);
+        let mut adjusted: Vec<(String, String, u64)> = table["adjusted"]
+            .as_array()
+            .expect("adjusted")
+            .iter()
+            .map(|a| {
+                (
+                    a["column"].as_str().unwrap().to_owned(),
+                    a["rule"].as_str().unwrap().to_owned(),
+                    a["values"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        adjusted.sort();
+        assert_eq!(adjusted, expected, "{mode}: {table}");
+        let (code, text, _) = validate(&pipeline, &["--mode", mode]);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("adjusted values (written by a documented rule")
+                && text.contains("      tm: time_of_2400 2\n")
+                && text.contains("      n: nan_to_null 1, infinity_to_null 1, rounded 1\n"),
+            "{mode}: {text}"
+        );
+    }
+    let rounded = pipeline
+        .writer_metric("values_adjusted_total{table=\"ad.t\",rule=\"rounded\"}")
+        .await;
+    let midnight = pipeline
+        .writer_metric("values_adjusted_total{table=\"ad.t\",rule=\"time_of_2400\"}")
+        .await;
+    assert_eq!((rounded, midnight), (Some(1.0), Some(2.0)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_compares_the_same_keys_on_both_sides() {
     let schema = "CREATE SCHEMA sa; CREATE TABLE sa.t (id int PRIMARY KEY, v text);";

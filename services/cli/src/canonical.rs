@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use pg2bq_core::bq_types::BqType;
-use pg2bq_core::bq_values::{BqValue, convert};
+use pg2bq_core::bq_values::{Adjustment, BqValue, convert_with_adjustment};
 use pg2bq_core::civil::{parse_date, parse_time_of_day, parse_timestamp};
 
 /// Marker of SQL NULL in canonical rows.
@@ -11,12 +11,22 @@ pub const NULL: &str = "∅";
 
 /// The canonical text of a PostgreSQL value, as the writer would write it.
 pub fn from_postgres(pg_type: &str, bq_type: BqType, text: Option<&str>) -> String {
+    from_postgres_adjusted(pg_type, bq_type, text).0
+}
+
+/// The canonical text of a PostgreSQL value, as the writer would write it, and the documented
+/// rule by which the writer adjusts it, if any.
+pub fn from_postgres_adjusted(
+    pg_type: &str,
+    bq_type: BqType,
+    text: Option<&str>,
+) -> (String, Option<Adjustment>) {
     let Some(text) = text else {
-        return NULL.to_owned();
+        return (NULL.to_owned(), None);
     };
-    match convert(pg_type, bq_type, text) {
-        Ok(value) => of_value(bq_type, &value),
-        Err(e) => format!("<unconvertible: {e}>"),
+    match convert_with_adjustment(pg_type, bq_type, text) {
+        Ok(converted) => (of_value(bq_type, &converted.value), converted.adjustment),
+        Err(e) => (format!("<unconvertible: {e}>"), None),
     }
 }
 
@@ -173,6 +183,23 @@ mod tests {
         same("float8", BqType::Float64, "-0", "0.0");
         same("bool", BqType::Bool, "t", "true");
         same("date", BqType::Date, "2024-01-02", "2024-01-02");
+        same("date", BqType::Date, "infinity", "9999-12-31");
+        same(
+            "timestamp",
+            BqType::Datetime,
+            "294276-12-31 23:59:59.999999",
+            "9999-12-31T23:59:59.999999",
+        );
+        same(
+            "numeric",
+            BqType::BigNumeric,
+            &format!("0.{}", "6".repeat(50)),
+            &format!("0.{}7", "6".repeat(37)),
+        );
+        assert_eq!(
+            from_postgres_adjusted("time", BqType::Time, Some("24:00:00")),
+            ("86399999999".to_owned(), Some(Adjustment::TimeOf2400))
+        );
         assert_ne!(
             from_postgres("text", BqType::String, None),
             from_bigquery(BqType::String, Some(""))

@@ -81,6 +81,23 @@ fn row(r: &TableReport, width: usize) -> String {
     for column in &r.coarse_columns {
         out.push_str(&format!("    coarse: {column}\n"));
     }
+    if !r.adjusted.is_empty() {
+        out.push_str(
+            "    adjusted values (written by a documented rule, not differences; see --json):\n",
+        );
+        // One line per column, its rules in the report's order.
+        let mut lines: Vec<(&str, Vec<String>)> = Vec::new();
+        for a in &r.adjusted {
+            let rule = format!("{} {}", a.rule, a.values);
+            match lines.iter_mut().find(|(column, _)| *column == a.column) {
+                Some((_, rules)) => rules.push(rule),
+                None => lines.push((&a.column, vec![rule])),
+            }
+        }
+        for (column, rules) in lines {
+            out.push_str(&format!("      {column}: {}\n", rules.join(", ")));
+        }
+    }
     if let Some(error) = &r.error {
         out.push_str(&format!("    {error}\n"));
     }
@@ -103,7 +120,9 @@ pub fn render_json(reports: &[TableReport], freshness: Option<&FreshnessReport>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::AdjustedValues;
     use crate::validate::checksum::ChecksumSummary;
+    use pg2bq_core::bq_values::Adjustment;
 
     fn report() -> TableReport {
         TableReport {
@@ -123,6 +142,20 @@ mod tests {
             }),
             coarse_columns: vec!["j: jsonb as JSON, coarse".into()],
             examples: vec![],
+            adjusted: vec![
+                AdjustedValues {
+                    column: "shipped".into(),
+                    rule: Adjustment::InfinityToMax,
+                    values: 3,
+                    description: Adjustment::InfinityToMax.description(),
+                },
+                AdjustedValues {
+                    column: "shipped".into(),
+                    rule: Adjustment::ClampedToMin,
+                    values: 1,
+                    description: Adjustment::ClampedToMin.description(),
+                },
+            ],
             error: None,
         }
     }
@@ -146,6 +179,7 @@ mod tests {
             "    sampled: 10% of the keys",
             "    checksums differ: source 0a, BigQuery 0b (1 of 256 key buckets differ; too many rows",
             "    coarse: j: jsonb as JSON, coarse",
+            "    adjusted values (written by a documented rule, not differences; see --json):\n      shipped: infinity_to_max 3, clamped_to_min 1\n",
             "freshness: 1234 ms (a change to pg2bq.freshness_probe reached pg2bq.freshness_probe)",
         ] {
             assert!(text.contains(line), "'{line}' in:\n{text}");
@@ -155,5 +189,10 @@ mod tests {
         assert_eq!(json["match"], false);
         assert_eq!(json["freshness"]["freshness_ms"], 1234);
         assert_eq!(json["tables"][0]["method"], "checksum");
+        assert_eq!(
+            json["tables"][0]["adjusted"][0],
+            serde_json::json!({"column": "shipped", "rule": "infinity_to_max", "values": 3,
+                "description": "infinity written as BigQuery's largest value"})
+        );
     }
 }

@@ -36,6 +36,8 @@ pub mod selection;
 pub mod seq;
 pub mod shutdown;
 pub mod tls_verify;
+#[cfg(test)]
+mod value_props;
 pub mod wire;
 
 pub use error::{CoreError, Result};

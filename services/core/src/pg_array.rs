@@ -4,14 +4,24 @@
 //! infinities stay strings, as JSON has no such numbers), booleans become `true`/`false`, json and
 //! jsonb elements are embedded as JSON, NULL becomes `null`; everything else, `numeric` included
 //! (to stay exact), stays PostgreSQL's text. Nesting is kept, so multi-dimensional arrays survive.
+//!
+//! Elements are never adjusted: dates, timestamps and numerics inside arrays keep PostgreSQL's
+//! text, whatever their range. Any text is answered without panicking: what is not an array
+//! literal, or nests deeper than [`MAX_DEPTH`], is `None`.
+
+#![warn(clippy::arithmetic_side_effects)]
 
 use serde_json::Value;
+
+/// The deepest nesting accepted. PostgreSQL arrays have at most 6 dimensions (`MAXDIM`); the
+/// limit keeps the recursive parser's stack small for any text.
+pub const MAX_DEPTH: usize = 32;
 
 /// Parses a PostgreSQL array literal whose elements are of `element_type` (e.g. `int4`).
 pub fn parse_array(text: &str, element_type: &str) -> Option<Value> {
     // Arrays with non-default lower bounds start with their dimensions: `[0:1]={...}`.
     let body = match text.find("={") {
-        Some(at) if text.starts_with('[') => &text[at + 1..],
+        Some(at) if text.starts_with('[') => text.get(at.checked_add(1)?..)?,
         _ => text,
     };
     let mut parser = Parser {
@@ -19,7 +29,7 @@ pub fn parse_array(text: &str, element_type: &str) -> Option<Value> {
         pos: 0,
         element_type,
     };
-    let value = parser.array()?;
+    let value = parser.array(0)?;
     (parser.pos == parser.chars.len()).then_some(value)
 }
 
@@ -34,19 +44,24 @@ impl Parser<'_> {
         self.chars.get(self.pos).copied()
     }
 
-    fn array(&mut self) -> Option<Value> {
-        if self.peek()? != '{' {
+    /// Moves past the current character.
+    fn advance(&mut self) {
+        self.pos = self.pos.saturating_add(1);
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Value> {
+        if self.peek()? != '{' || depth >= MAX_DEPTH {
             return None;
         }
-        self.pos += 1;
+        self.advance();
         let mut items = Vec::new();
         if self.peek()? == '}' {
-            self.pos += 1;
+            self.advance();
             return Some(Value::Array(items));
         }
         loop {
             let item = match self.peek()? {
-                '{' => self.array()?,
+                '{' => self.array(depth.checked_add(1)?)?,
                 '"' => element(self.element_type, Some(&self.quoted()?)),
                 _ => {
                     let raw = self.unquoted()?;
@@ -60,9 +75,9 @@ impl Parser<'_> {
             };
             items.push(item);
             match self.peek()? {
-                ',' => self.pos += 1,
+                ',' => self.advance(),
                 '}' => {
-                    self.pos += 1;
+                    self.advance();
                     return Some(Value::Array(items));
                 }
                 _ => return None,
@@ -71,16 +86,16 @@ impl Parser<'_> {
     }
 
     fn quoted(&mut self) -> Option<String> {
-        self.pos += 1;
+        self.advance();
         let mut out = String::new();
         loop {
             let c = self.peek()?;
-            self.pos += 1;
+            self.advance();
             match c {
                 '"' => return Some(out),
                 '\\' => {
                     out.push(self.peek()?);
-                    self.pos += 1;
+                    self.advance();
                 }
                 other => out.push(other),
             }
@@ -93,16 +108,18 @@ impl Parser<'_> {
             if c == ',' || c == '}' {
                 break;
             }
-            self.pos += 1;
+            self.advance();
         }
-        (self.pos > start).then(|| {
-            self.chars[start..self.pos]
-                .iter()
-                .collect::<String>()
-                .trim()
-                .to_owned()
-        })
+        let raw: String = self.chars.get(start..self.pos)?.iter().collect();
+        // Only the whitespace PostgreSQL's array syntax skips: an unquoted element may begin or
+        // end with other spaces (no-break space, line separator), which are its own.
+        (self.pos > start).then(|| raw.trim_matches(array_space).to_owned())
     }
+}
+
+/// Whitespace around unquoted array elements, as PostgreSQL's `array_isspace` knows it.
+fn array_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}')
 }
 
 fn element(element_type: &str, text: Option<&str>) -> Value {
@@ -157,6 +174,11 @@ mod tests {
             Some(json!([{"a": 1}]))
         );
         assert_eq!(parse_array("[0:1]={7,8}", "int4"), Some(json!([7, 8])));
+        // PostgreSQL quotes elements with ASCII whitespace around them, not other spaces.
+        assert_eq!(
+            parse_array("{\u{a0},\u{2028}x\u{a0},\"y \"}", "text"),
+            Some(json!(["\u{a0}", "\u{2028}x\u{a0}", "y "]))
+        );
         assert_eq!(parse_array("{1,2", "int4"), None);
         assert_eq!(parse_array("1,2}", "int4"), None);
     }

@@ -1,11 +1,65 @@
 //! The writer's metrics, in Prometheus text format on `/metrics`: rows and bytes written per
-//! table, append latency, freshness (source commit → BigQuery acknowledgement) and errors by kind.
-//! The "wrote batch" log line carries the same figures for log-based metrics in Cloud Logging.
+//! table, append latency, freshness (source commit → BigQuery acknowledgement), errors by kind,
+//! and values written by a documented adjustment rule (clamped, rounded, nulled) per table and
+//! rule. The "wrote batch" log line carries the same figures for log-based metrics in Cloud
+//! Logging.
+//!
+//! Adjusted values are noted where values are converted ([`note_adjustment`]) into a tally of
+//! the write in progress ([`counting_adjustments`]), and counted only once BigQuery acknowledged
+//! the write, so that a redelivered batch is not counted twice.
 
+use pg2bq_core::bq_values::{Adjustment, BqValue, Converted};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Values adjusted per rule, in one write.
+pub type Adjusted = BTreeMap<Adjustment, u64>;
+
+tokio::task_local! {
+    static ADJUSTED: RefCell<Adjusted>;
+}
+
+/// Notes one value written by `rule`, in the tally of the write in progress (nothing outside
+/// [`counting_adjustments`]).
+pub fn note_adjustment(rule: Adjustment) {
+    let _ = ADJUSTED.try_with(|tally| {
+        let mut tally = tally.borrow_mut();
+        let count = tally.entry(rule).or_default();
+        *count = count.saturating_add(1);
+    });
+}
+
+/// The value of a conversion, its adjustment noted (see [`note_adjustment`]).
+pub fn noted<E>(converted: Result<Converted, E>) -> Result<BqValue, E> {
+    converted.map(|c| {
+        if let Some(rule) = c.adjustment {
+            note_adjustment(rule);
+        }
+        c.value
+    })
+}
+
+/// Runs `write`, and returns its outcome with the adjustments noted while it ran.
+pub async fn counting_adjustments<F: Future>(write: F) -> (F::Output, Adjusted) {
+    ADJUSTED
+        .scope(RefCell::new(Adjusted::new()), async move {
+            let outcome = write.await;
+            (outcome, ADJUSTED.with(RefCell::take))
+        })
+        .await
+}
+
+/// `rule=count,...` of a tally, for the log line.
+pub fn describe(adjusted: &Adjusted) -> String {
+    adjusted
+        .iter()
+        .map(|(rule, count)| format!("{rule}={count}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct TableCounters {
@@ -19,6 +73,7 @@ struct TableCounters {
 struct Inner {
     tables: BTreeMap<String, TableCounters>,
     errors: BTreeMap<&'static str, u64>,
+    adjusted: BTreeMap<(String, Adjustment), u64>,
     append_seconds_sum: f64,
     appends: u64,
     freshness_seconds: f64,
@@ -60,6 +115,17 @@ impl WriterMetrics {
         let mut inner = self.inner.lock().expect("metrics lock");
         let counters = inner.tables.entry(table.to_owned()).or_default();
         counters.quarantined = counters.quarantined.saturating_add(changes as u64);
+    }
+
+    /// Records the values of a written batch of `table` that were adjusted by a rule.
+    pub fn record_adjustments(&self, table: &str, adjusted: &Adjusted) {
+        if adjusted.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("metrics lock");
+        for (rule, count) in adjusted {
+            *inner.adjusted.entry((table.to_owned(), *rule)).or_default() += count;
+        }
     }
 
     /// Records a refused or failed request.
@@ -171,6 +237,20 @@ impl WriterMetrics {
         for (kind, count) in &inner.errors {
             let _ = writeln!(out, "pg2bq_writer_errors_total{{kind=\"{kind}\"}} {count}");
         }
+        header(
+            &mut out,
+            "values_adjusted_total",
+            "counter",
+            "Values written by a documented adjustment rule (clamped, rounded, nulled; see \
+             type-mapping.md), per source table and rule.",
+        );
+        for ((table, rule), count) in &inner.adjusted {
+            let _ = writeln!(
+                out,
+                "pg2bq_writer_values_adjusted_total{{table=\"{}\",rule=\"{rule}\"}} {count}",
+                label(table)
+            );
+        }
         out
     }
 }
@@ -204,5 +284,75 @@ mod tests {
         assert!(text.contains("pg2bq_writer_append_seconds_count 3\n"));
         assert!(text.contains("pg2bq_writer_errors_total{kind=\"bad_batch\"} 1\n"));
         assert!(text.contains("pg2bq_writer_freshness_seconds 0.1\n"));
+        assert!(text.contains("# TYPE pg2bq_writer_values_adjusted_total counter\n"));
+    }
+
+    #[tokio::test]
+    async fn adjusted_values_of_a_write_are_counted_per_table_and_rule() {
+        use crate::modes::rows::change_rows;
+        use crate::shape::TableShape;
+        use pg2bq_core::bq_naming::BqTableName;
+        use pg2bq_core::lsn::Lsn;
+        use pg2bq_core::seq::Seq;
+        use pg2bq_core::wire::{Change, ChangeBatch, ColumnSpec, Op, TableId, Value, WIRE_VERSION};
+
+        let column = |name: &str, pg_type: &str| ColumnSpec {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            type_modifier: -1,
+            key: name == "id",
+        };
+        let insert = |values: [&str; 3]| Change {
+            op: Op::Insert,
+            seq: Seq::new(Lsn(1), 1),
+            commit_time_us: 1,
+            xid: 1,
+            new: Some(values.iter().map(|v| Value::Text((*v).into())).collect()),
+            old: None,
+        };
+        let batch = ChangeBatch {
+            version: WIRE_VERSION,
+            source: TableId {
+                schema: "public".into(),
+                table: "t".into(),
+            },
+            columns: vec![
+                column("id", "int4"),
+                column("d", "date"),
+                column("n", "numeric"),
+            ],
+            changes: vec![
+                insert(["1", "infinity", "NaN"]),
+                insert(["2", "infinity", "1.5"]),
+                insert(["3", "2024-01-01", "Infinity"]),
+            ],
+        };
+        let shape = TableShape::new(
+            BqTableName {
+                dataset: "d".into(),
+                table: "t".into(),
+            },
+            &batch.columns,
+        );
+        let (rows, adjusted) = counting_adjustments(async { change_rows(&batch, &shape) }).await;
+        assert_eq!(rows.rows.len(), 3);
+        assert_eq!(
+            describe(&adjusted),
+            "infinity_to_max=2,nan_to_null=1,infinity_to_null=1"
+        );
+        // Outside a counted write nothing is noted.
+        note_adjustment(Adjustment::Rounded);
+        let m = WriterMetrics::default();
+        m.record_adjustments("public.t", &adjusted);
+        m.record_adjustments("public.t", &adjusted);
+        let text = m.prometheus();
+        assert!(
+            text.contains(
+                "pg2bq_writer_values_adjusted_total{table=\"public.t\",rule=\"infinity_to_max\"} 4\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("{table=\"public.t\",rule=\"nan_to_null\"} 2\n"));
+        assert!(!text.contains("rule=\"rounded\""));
     }
 }

@@ -5,7 +5,8 @@
 //! unlike XOR, count duplicates. The table's checksum is the sum of the row hashes modulo 2^112;
 //! the buckets narrow a difference down to the keys in the buckets that differ.
 
-use super::sql::{BUCKETS, Dialect, RowFilter, Shape, checksum_query};
+use super::full::AdjustedCounts;
+use super::sql::{BUCKETS, Dialect, RowFilter, Shape, adjustments_query, checksum_query};
 use crate::error::{CliError, Result};
 use pg2bq_bigquery::rest::RestClient;
 use serde::Serialize;
@@ -69,6 +70,42 @@ pub async fn source_buckets(source: &Client, shape: &Shape, filter: &RowFilter) 
         }
     }
     Ok(buckets)
+}
+
+/// The source values the writer adjusts by a documented rule, counted in PostgreSQL per column
+/// and rule (see [`adjustments_query`]); nothing is downloaded.
+pub async fn source_adjustments(
+    source: &Client,
+    shape: &Shape,
+    filter: &RowFilter,
+) -> Result<AdjustedCounts> {
+    let mut adjusted = AdjustedCounts::new();
+    let Some((sql, counted)) = adjustments_query(shape, filter) else {
+        return Ok(adjusted);
+    };
+    let messages = source
+        .simple_query(&sql)
+        .await
+        .map_err(CliError::postgres(format!(
+            "counting adjusted values of {}",
+            shape.table.id
+        )))?;
+    for message in &messages {
+        if let SimpleQueryMessage::Row(row) = message {
+            for (i, key) in counted.iter().enumerate() {
+                let count: u64 = row.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                    CliError::Config(format!(
+                        "unexpected count of adjusted values from PostgreSQL for {}",
+                        shape.table.id
+                    ))
+                })?;
+                if count > 0 {
+                    adjusted.insert(*key, count);
+                }
+            }
+        }
+    }
+    Ok(adjusted)
 }
 
 /// BigQuery's sums per bucket, or why they could not be computed.

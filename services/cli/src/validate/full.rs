@@ -9,12 +9,16 @@ use crate::error::{CliError, Result};
 use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::quote_column;
 use pg2bq_core::bq_types::BqType;
+use pg2bq_core::bq_values::Adjustment;
 use pg2bq_core::pg_connect::quote_ident;
 use std::collections::BTreeMap;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// How many differing rows a report shows per table.
 pub const SHOWN_DIFFERENCES: usize = 5;
+
+/// Source values the writer adjusts by a documented rule, per column position and rule.
+pub type AdjustedCounts = BTreeMap<(usize, Adjustment), u64>;
 
 /// The outcome of comparing rows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +33,8 @@ pub struct RowDiff {
     pub extra: usize,
     /// A few of the differing rows, canonical form.
     pub examples: Vec<String>,
+    /// Source values of the compared rows that the writer adjusts by a documented rule.
+    pub adjusted: AdjustedCounts,
 }
 
 /// Reads the rows `filter` selects on both sides and compares them. A source failure is an
@@ -39,18 +45,25 @@ pub async fn compare(
     shape: &Shape,
     filter: &RowFilter,
 ) -> Result<std::result::Result<RowDiff, String>> {
-    let source_rows = read_source(source, shape, filter).await?;
+    let (source_rows, adjusted) = read_source(source, shape, filter).await?;
     let bigquery_rows = match read_bigquery(bigquery, shape, filter).await {
         Ok(rows) => rows,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok(diff(&source_rows, &bigquery_rows)))
+    Ok(Ok(RowDiff {
+        adjusted,
+        ..diff(&source_rows, &bigquery_rows)
+    }))
 }
 
 /// Reads the rows with the simple query protocol, so that each value comes in its type's
 /// output form, exactly as the replication stream sends it (a `::text` cast would, for example,
-/// strip the padding of `char(n)`).
-async fn read_source(source: &Client, shape: &Shape, filter: &RowFilter) -> Result<Vec<String>> {
+/// strip the padding of `char(n)`). Also counts the values the writer adjusts by a rule.
+async fn read_source(
+    source: &Client,
+    shape: &Shape,
+    filter: &RowFilter,
+) -> Result<(Vec<String>, AdjustedCounts)> {
     let columns: Vec<String> = shape
         .table
         .columns
@@ -67,7 +80,8 @@ async fn read_source(source: &Client, shape: &Shape, filter: &RowFilter) -> Resu
         .simple_query(&sql)
         .await
         .map_err(CliError::postgres(format!("reading {}", shape.table.id)))?;
-    Ok(messages
+    let mut adjusted = AdjustedCounts::new();
+    let rows = messages
         .iter()
         .filter_map(|message| match message {
             SimpleQueryMessage::Row(row) => Some(row),
@@ -77,11 +91,19 @@ async fn read_source(source: &Client, shape: &Shape, filter: &RowFilter) -> Resu
             let values: Vec<String> = shape
                 .columns()
                 .enumerate()
-                .map(|(i, (c, t))| canonical::from_postgres(&c.pg_type, t, row.get(i)))
+                .map(|(i, (c, t))| {
+                    let (value, rule) =
+                        canonical::from_postgres_adjusted(&c.pg_type, t, row.get(i));
+                    if let Some(rule) = rule {
+                        *adjusted.entry((i, rule)).or_default() += 1;
+                    }
+                    value
+                })
                 .collect();
             values.join(" | ")
         })
-        .collect())
+        .collect();
+    Ok((rows, adjusted))
 }
 
 async fn read_bigquery(

@@ -8,6 +8,11 @@
 //!   checksums differ and the differing buckets hold few rows, those rows are compared in full
 //!   and named. JSON columns enter the checksum coarsely, and reports name them.
 //!
+//! Either way, the report counts the source values that the writer adjusts by a documented
+//! rule (clamped dates and timestamps, NULL for numeric NaN, rounded decimals, ...; see
+//! `services/core/docs/type-mapping.md`), per column and rule: such values are written as the
+//! rule says and compare equal, so they are no difference, but the report says so.
+//!
 //! `auto` compares tables of up to `full_compare_max_rows` rows in full and checksums larger
 //! ones. Either way can be limited to a deterministic sample of the keys, chosen identically on
 //! both sides. The freshness probe ([`freshness`]) times a change through the pipeline.
@@ -20,8 +25,10 @@ pub mod sql;
 
 use crate::error::{CliError, Result};
 use checksum::ChecksumSummary;
+use full::AdjustedCounts;
 use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::DatasetLayout;
+use pg2bq_core::bq_values::Adjustment;
 use pg2bq_core::probe::freshness_probe;
 use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
@@ -80,6 +87,19 @@ impl Default for Options {
     }
 }
 
+/// Source values of one column that the writer adjusts by one documented rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdjustedValues {
+    /// The source column.
+    pub column: String,
+    /// The rule (its name, e.g. `clamped_to_max`).
+    pub rule: Adjustment,
+    /// How many of the compared source values it applies to.
+    pub values: u64,
+    /// What the rule writes.
+    pub description: &'static str,
+}
+
 /// The comparison of one table.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
@@ -105,6 +125,9 @@ pub struct TableReport {
     pub coarse_columns: Vec<String>,
     /// A few of the differing rows, canonical form.
     pub examples: Vec<String>,
+    /// Source values (of the compared rows) the writer adjusts by a documented rule: they match
+    /// as adjusted, and are listed here so that no adjustment goes unseen.
+    pub adjusted: Vec<AdjustedValues>,
     /// Why BigQuery could not be compared, if it could not.
     pub error: Option<String>,
 }
@@ -123,8 +146,27 @@ impl TableReport {
             checksum: None,
             coarse_columns: Vec::new(),
             examples: Vec::new(),
+            adjusted: Vec::new(),
             error: None,
         }
+    }
+
+    /// Names the columns of counted adjustments.
+    fn set_adjusted(&mut self, shape: &Shape, counts: &AdjustedCounts) {
+        self.adjusted = counts
+            .iter()
+            .map(|((i, rule), values)| AdjustedValues {
+                column: shape
+                    .table
+                    .columns
+                    .get(*i)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default(),
+                rule: *rule,
+                values: *values,
+                description: rule.description(),
+            })
+            .collect();
     }
 
     /// Whether BigQuery equals the source.
@@ -206,6 +248,7 @@ async fn validate_table(
                 report.missing = diff.missing;
                 report.extra = diff.extra;
                 report.examples = diff.examples;
+                report.set_adjusted(shape, &diff.adjusted);
             }
             Err(e) => report.error = Some(e),
         },
@@ -283,6 +326,8 @@ async fn compare_checksums(
 ) -> Result<()> {
     report.coarse_columns = shape.coarse_columns();
     let source_buckets = checksum::source_buckets(source, shape, filter).await?;
+    let adjusted = checksum::source_adjustments(source, shape, filter).await?;
+    report.set_adjusted(shape, &adjusted);
     let bigquery_buckets = match checksum::bigquery_buckets(bigquery, shape, filter).await {
         Ok(buckets) => buckets,
         Err(e) => {
@@ -347,6 +392,7 @@ mod tests {
             checksum: None,
             coarse_columns: vec![],
             examples: vec![],
+            adjusted: vec![],
             error: None,
         }
     }
@@ -368,5 +414,13 @@ mod tests {
         let mut unreadable = report();
         unreadable.error = Some("no table".into());
         assert!(!unreadable.matches());
+        let mut adjusted = report();
+        adjusted.adjusted.push(AdjustedValues {
+            column: "d".into(),
+            rule: Adjustment::InfinityToMax,
+            values: 2,
+            description: Adjustment::InfinityToMax.description(),
+        });
+        assert!(adjusted.matches(), "adjusted values are no difference");
     }
 }

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | INT64 | the decimal integer |
 //! | FLOAT64 | `%.16e` (17 significant digits, exact for every double), `0`, `nan`, `inf`, `-inf` |
-//! | NUMERIC, BIGNUMERIC | plain decimal without trailing zeros after the point |
+//! | NUMERIC, BIGNUMERIC | plain decimal without trailing zeros after the point, rounded to 9 or 38 places as the writer rounds |
 //! | BOOL | `true`, `false` |
 //! | STRING | PostgreSQL's output form (`char(n)` padding kept) |
 //! | BYTES | lowercase hex |
@@ -30,9 +30,13 @@
 //!
 //! Numbers come out of bqemulator in its own forms (NUMERIC with 9 decimals, BIGNUMERIC columns
 //! are STRING): the decimal normalisation above absorbs both.
+//!
+//! Values the writer adjusts by a documented rule (see [`Adjustment`]) are counted in the
+//! source by [`adjustments_query`], one `count(*) FILTER (WHERE ...)` per column and rule.
 
 use pg2bq_core::bq_naming::{BqTableName, TableNames, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
+use pg2bq_core::bq_values::{Adjustment, BIGNUMERIC_MAX, BIGNUMERIC_MIN};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::wire::{ColumnSpec, TableId};
@@ -392,11 +396,15 @@ fn postgres_value(c: &str, pg_type: &str, bq_type: BqType) -> String {
             )
         }
         BqType::Numeric | BqType::BigNumeric => {
-            // money prints with a currency symbol: its numeric value is what the writer keeps.
+            // money prints with a currency symbol: its numeric value is what the writer keeps,
+            // rounded (half away from zero, as PostgreSQL's round()) to the places BigQuery keeps.
             let n = format!("{c}::numeric");
             format!(
                 "CASE WHEN {n} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE {} END",
-                trimmed_decimal(Dialect::Postgres, &format!("{n}::text"))
+                trimmed_decimal(
+                    Dialect::Postgres,
+                    &format!("round({n}, {})::text", decimal_scale(bq_type))
+                )
             )
         }
         BqType::Bool => format!("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"),
@@ -432,6 +440,89 @@ fn postgres_value(c: &str, pg_type: &str, bq_type: BqType) -> String {
             )
         }
     }
+}
+
+/// Digits after the point the BigQuery type keeps (NUMERIC 9, BIGNUMERIC 38).
+fn decimal_scale(bq_type: BqType) -> usize {
+    match bq_type {
+        BqType::Numeric => pg2bq_core::bq_values::NUMERIC_SCALE,
+        _ => pg2bq_core::bq_values::BIGNUMERIC_SCALE,
+    }
+}
+
+/// The PostgreSQL condition under which a value of column `c` is written by `rule` (the same
+/// classification as [`pg2bq_core::bq_values::convert_with_adjustment`]), or None when the
+/// rule cannot apply to the column's type.
+pub fn adjustment_condition(c: &str, bq_type: BqType, rule: Adjustment) -> Option<String> {
+    let bounds = match bq_type {
+        BqType::Date => Some(("'9999-12-31'::date", "'0001-01-01'::date")),
+        BqType::Datetime => Some((
+            "'9999-12-31 23:59:59.999999'::timestamp",
+            "'0001-01-01 00:00:00'::timestamp",
+        )),
+        BqType::Timestamp => Some((
+            "'9999-12-31 23:59:59.999999+00'::timestamptz",
+            "'0001-01-01 00:00:00+00'::timestamptz",
+        )),
+        _ => None,
+    };
+    let n = format!("{c}::numeric");
+    let decimal = matches!(bq_type, BqType::Numeric | BqType::BigNumeric);
+    Some(match (rule, bounds) {
+        (Adjustment::InfinityToMax, Some(_)) => format!("{c} = 'infinity'"),
+        (Adjustment::MinusInfinityToMin, Some(_)) => format!("{c} = '-infinity'"),
+        (Adjustment::ClampedToMax, Some((max, _))) => format!("isfinite({c}) AND {c} > {max}"),
+        (Adjustment::ClampedToMin, Some((_, min))) => format!("isfinite({c}) AND {c} < {min}"),
+        (Adjustment::TimeOf2400, None) if bq_type == BqType::Time => {
+            format!("{c} = '24:00:00'::time")
+        }
+        (Adjustment::NanToNull, None) if decimal => format!("{n} = 'NaN'::numeric"),
+        (Adjustment::InfinityToNull, None) if decimal => {
+            format!("{n} IN ('Infinity'::numeric, '-Infinity'::numeric)")
+        }
+        // Rounded, and still within the type's range (beyond it the value is not written).
+        (Adjustment::Rounded, None) if bq_type == BqType::Numeric => {
+            let scale = decimal_scale(bq_type);
+            format!("{n} <> round({n}, {scale}) AND abs(round({n}, {scale})) < 1e29")
+        }
+        (Adjustment::Rounded, None) if bq_type == BqType::BigNumeric => {
+            let scale = decimal_scale(bq_type);
+            format!(
+                "{n} <> round({n}, {scale}) AND round({n}, {scale}) BETWEEN {BIGNUMERIC_MIN} AND {BIGNUMERIC_MAX}"
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The PostgreSQL query counting, among the rows `filter` selects, the values of each column
+/// that the writer adjusts by each rule that can apply to it: one text count per returned
+/// (column position, rule). None when no column can be adjusted.
+pub fn adjustments_query(
+    shape: &Shape,
+    filter: &RowFilter,
+) -> Option<(String, Vec<(usize, Adjustment)>)> {
+    let mut counted = Vec::new();
+    let mut counts = Vec::new();
+    for (i, (column, bq_type)) in shape.columns().enumerate() {
+        for rule in Adjustment::rules_for(&column.pg_type, bq_type) {
+            let c = column_ref(Dialect::Postgres, shape, i);
+            if let Some(condition) = adjustment_condition(&c, bq_type, *rule) {
+                counts.push(format!("(count(*) FILTER (WHERE {condition}))::text"));
+                counted.push((i, *rule));
+            }
+        }
+    }
+    if counted.is_empty() {
+        return None;
+    }
+    let sql = format!(
+        "SELECT {} FROM {}{}",
+        counts.join(", "),
+        shape.from(Dialect::Postgres, ""),
+        filter.where_clause(Dialect::Postgres, shape)
+    );
+    Some((sql, counted))
 }
 
 fn bigquery_value(c: &str, bq_type: BqType) -> String {
@@ -545,6 +636,48 @@ mod tests {
             shape.coarse_columns(),
             vec![format!("j: jsonb as JSON, {COARSE_JSON}")]
         );
+    }
+
+    #[test]
+    fn adjusted_values_are_counted_per_column_and_rule() {
+        let mut shape = shape();
+        let column = |name: &str, pg_type: &str| ColumnSpec {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            type_modifier: -1,
+            key: false,
+        };
+        shape.table.columns = vec![
+            column("id", "int4"),
+            column("d", "date"),
+            column("n", "numeric"),
+            column("m", "money"),
+            column("at", "time"),
+        ];
+        shape.types = shape
+            .table
+            .columns
+            .iter()
+            .map(|c| bq_type_for(&c.pg_type, c.type_modifier))
+            .collect();
+        let (sql, counted) = adjustments_query(&shape, &RowFilter::default()).unwrap();
+        assert_eq!(counted.len(), 4 + 3 + 1);
+        assert_eq!(counted[0], (1, Adjustment::InfinityToMax));
+        assert_eq!(counted[7], (4, Adjustment::TimeOf2400));
+        assert!(
+            sql.contains(
+                "(count(*) FILTER (WHERE isfinite(\"d\") AND \"d\" > '9999-12-31'::date))::text"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("\"n\"::numeric <> round(\"n\"::numeric, 38) AND round"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("FROM \"s\".\"t\"\"x\""), "{sql}");
+        shape.table.columns.truncate(1);
+        shape.types.truncate(1);
+        assert!(adjustments_query(&shape, &RowFilter::default()).is_none());
     }
 
     #[test]

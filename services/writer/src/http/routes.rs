@@ -4,7 +4,7 @@
 use super::Writer;
 use super::envelope;
 use crate::error::{Result, WriterError};
-use crate::metrics::seconds_since;
+use crate::metrics::{counting_adjustments, describe, seconds_since};
 use crate::modes::Written;
 use crate::modes::rows::Quarantined;
 use crate::shape::TableShape;
@@ -38,7 +38,8 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
-        let written = match self.mode.write(&batch, &shape).await {
+        let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
+        let written = match written {
             Ok(written) => written,
             // Something about the whole batch cannot be written (an incompatible schema change,
             // a changed key): every change waits in the quarantine with the reason.
@@ -92,6 +93,7 @@ impl Writer {
             started.elapsed(),
             freshness,
         );
+        self.metrics.record_adjustments(&table, &adjusted);
         tracing::info!(
             message_id = message.id(),
             table = %table,
@@ -100,6 +102,8 @@ impl Writer {
             bytes = written.bytes,
             append_ms = started.elapsed().as_millis() as u64,
             freshness_ms = (freshness * 1000.0) as u64,
+            values_adjusted = adjusted.values().sum::<u64>(),
+            adjustments = %describe(&adjusted),
             "wrote batch"
         );
         Ok(written.rows)

@@ -13,8 +13,9 @@
 //!   unchanged TOAST value) becomes NULL and is named in the row's `_pg2bq_unchanged` column,
 //!   so that the MERGE takes it from an older change of the key or from the mirror.
 
+use crate::metrics::noted;
 use crate::shape::TableShape;
-use pg2bq_core::bq_values::{BqValue, convert};
+use pg2bq_core::bq_values::{BqValue, convert_with_adjustment};
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -191,8 +192,12 @@ pub fn convert_values(shape: &TableShape, values: &[Value]) -> Result<Values, St
     for (i, (column, value)) in shape.columns.iter().zip(values).enumerate() {
         let converted = match value {
             Value::Null => BqValue::Null,
-            Value::Text(text) => convert(&column.pg_type, column.bq_type, text)
-                .map_err(|e| format!("column {}: {e}", column.name))?,
+            Value::Text(text) => noted(convert_with_adjustment(
+                &column.pg_type,
+                column.bq_type,
+                text,
+            ))
+            .map_err(|e| format!("column {}: {e}", column.name))?,
             Value::UnchangedToast => {
                 out.unchanged.push(i);
                 BqValue::Null
