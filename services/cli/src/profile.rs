@@ -565,6 +565,25 @@ mod tests {
             rows_estimated: 0,
             selectable: true,
         };
+        let native = native_strategy_checks(&[
+            t(ReplicaIdentity::Default, true),
+            t(ReplicaIdentity::Full, true),
+            t(ReplicaIdentity::Default, false),
+        ]);
+        assert_eq!(
+            native.len(),
+            1,
+            "only the keyed table under the default identity"
+        );
+        assert_eq!(native[0].outcome, Outcome::Fail);
+        assert!(native[0].detail.contains("span"), "{}", native[0].detail);
+        assert!(
+            native[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("REPLICA IDENTITY FULL")
+        );
         let checks = table_checks(&[
             t(ReplicaIdentity::Nothing, true),
             t(ReplicaIdentity::Default, false),

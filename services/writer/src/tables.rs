@@ -8,7 +8,7 @@
 //! ([`TableMeta`]) of staging tables.
 
 use crate::error::{Result, WriterError};
-use crate::table_meta::TableMeta;
+use crate::table_meta::{TableKind, TableMeta};
 use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
 use pg2bq_core::bq_types::BqType;
@@ -122,7 +122,10 @@ impl TableRegistry {
                 Some(meta) => meta,
                 None => older_release_meta(&info.fields, wanted),
             };
-            if recorded.kind != wanted.kind || recorded.keys != wanted.keys {
+            // A log's key only chooses how snapshots are kept; a mirror's is what its rows are
+            // merged by, and may not change.
+            let key_changed = recorded.kind == TableKind::Mirror && recorded.keys != wanted.keys;
+            if recorded.kind != wanted.kind || key_changed {
                 return Err(WriterError::Unwritable(format!(
                     "the key of {} changed: BigQuery table {}.{} was made for a {:?} keyed by ({}), \
                      and the source's changes now come {} ({}); recreate the BigQuery tables and \

@@ -103,12 +103,10 @@ impl Backfill {
             state.plan(&sql, &table, self.range_blocks, copy).await?;
             tracing::info!(table = %table, copy, "planned backfill");
         }
-        let pending = state.pending(&sql).await?;
+        let mut pending = state.pending(&sql).await?;
         if pending.is_empty() {
             return Ok(());
         }
-        let snapshot =
-            snapshot::export(&self.source, &self.stream.slot, &self.stream.publication).await?;
         let mut tables: Vec<TableId> = pending.iter().map(|r| r.table.clone()).collect();
         tables.dedup();
         let infos: HashMap<TableId, Arc<RelationInfo>> = Catalog::new()
@@ -117,6 +115,25 @@ impl Backfill {
             .iter()
             .map(|t| (t.id.clone(), Arc::new(RelationInfo::from(t))))
             .collect();
+        // A table without a key is one snapshot and the changes after it: an interrupted copy
+        // of one starts over, so that all its rows come from the same snapshot.
+        let mut reopened = false;
+        for range in state.ranges(&sql).await? {
+            let keyless = infos
+                .get(&range.range.table)
+                .is_some_and(|info| info.columns.iter().all(|c| !c.key));
+            if keyless && range.done && tables.contains(&range.range.table) {
+                state.reopen_ranges(&sql, &range.range.table).await?;
+                tables.retain(|t| *t != range.range.table);
+                tracing::info!(table = %range.range.table, "copying a table without a key again from the start, from one snapshot");
+                reopened = true;
+            }
+        }
+        if reopened {
+            pending = state.pending(&sql).await?;
+        }
+        let snapshot =
+            snapshot::export(&self.source, &self.stream.slot, &self.stream.publication).await?;
         let infos = Arc::new(infos);
         let queue = Arc::new(Mutex::new(pending.into_iter().collect::<VecDeque<Range>>()));
         let started = Instant::now();

@@ -321,6 +321,29 @@ impl StateStore {
         Ok(())
     }
 
+    /// Marks every range of a table pending again (and the table unfinished), so that the next
+    /// round copies the whole table from one snapshot: a table without a key is kept as one
+    /// snapshot and the changes after it, so its ranges may not come from different snapshots.
+    pub async fn reopen_ranges(&self, client: &Client, table: &TableId) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "WITH reopened AS (UPDATE {ranges} SET done = false, rows = 0, snapshot_lsn = NULL, \
+                         finished_at = NULL WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3) \
+                     UPDATE {tables} SET finished_at = NULL \
+                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
+                    ranges = self.table("backfill_ranges"),
+                    tables = self.table("backfill_tables"),
+                ),
+                &[&self.slot, &table.schema, &table.table],
+            )
+            .await
+            .map_err(SourceError::postgres(format!(
+                "reopening the backfill of {table}"
+            )))?;
+        Ok(())
+    }
+
     /// How many tables of `publication` have not finished their backfill (or have no plan yet).
     pub async fn unfinished_backfills(&self, client: &Client, publication: &str) -> Result<i64> {
         let row = client

@@ -67,11 +67,7 @@ pub fn meta_of(batch: &ChangeBatch, shape: &TableShape, kind: TableKind) -> Tabl
     TableMeta {
         kind,
         source: batch.source.to_string(),
-        keys: if kind == TableKind::Mirror {
-            shape.key_names()
-        } else {
-            Vec::new()
-        },
+        keys: shape.key_names(),
         unchanged: unchanged_columns(batch, shape),
     }
 }

@@ -5,6 +5,11 @@
 //! Backfilled rows (`READ`) carry `<consistent point>/0/<range>/<row>`: a backfill range copied
 //! again from a newer snapshot (after a restart, or `pg2bq backfill` on demand) supersedes the
 //! rows an older snapshot of the same range gave, so a resumed backfill leaves each row once.
+//!
+//! A table without a key is kept as a multiset of its rows: one snapshot (the newest: capture
+//! copies such a table whole from one snapshot) and the changes committed after it. Changes
+//! committed before that snapshot are in it already, so its log drops them, and the rows of
+//! older snapshots.
 
 use super::MergeTarget;
 use pg2bq_core::bq_naming::{CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, SEQ_COLUMN, quote_column};
@@ -27,6 +32,9 @@ pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
     let changes = target.table.change_table().quoted(project);
     let seq = quote_column(SEQ_COLUMN);
     let kind = quote_column(CHANGE_TYPE_COLUMN);
+    if target.keys.is_empty() {
+        return keyless_statements(&log, &changes, &seq, &kind, &columns_list(target));
+    }
     let superseded = format!(
         "DELETE FROM {log} AS T WHERE T.{kind} = 'READ' AND {} < \
          (SELECT MAX({}) FROM {changes} AS C WHERE C.{kind} = 'READ' AND {} = {})",
@@ -35,7 +43,26 @@ pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
         range_of(&format!("C.{seq}")),
         range_of(&format!("T.{seq}")),
     );
-    let columns: Vec<String> = target
+    let list = columns_list(target);
+    let newest_snapshot = format!(
+        "MAX(IF({kind} = 'READ', {}, NULL)) OVER (PARTITION BY {})",
+        snapshot_of(&seq),
+        range_of(&seq)
+    );
+    let insert = format!(
+        "INSERT INTO {log} ({list}) \
+         SELECT {list} FROM {changes} AS S \
+         WHERE NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1 \
+           AND ({kind} <> 'READ' OR {} = {newest_snapshot})",
+        snapshot_of(&seq),
+    );
+    [superseded, insert]
+}
+
+/// Every column of the log, in order.
+fn columns_list(target: &MergeTarget) -> String {
+    target
         .columns
         .iter()
         .map(|c| quote_column(c))
@@ -50,20 +77,26 @@ pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
             .iter()
             .map(|c| quote_column(c)),
         )
-        .collect();
-    let list = columns.join(", ");
-    let newest_snapshot = format!(
-        "MAX(IF({kind} = 'READ', {}, NULL)) OVER (PARTITION BY {})",
-        snapshot_of(&seq),
-        range_of(&seq)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The log of a table without a key: its rows from the newest snapshot, and the changes
+/// committed after it; everything older goes.
+fn keyless_statements(log: &str, changes: &str, seq: &str, kind: &str, list: &str) -> [String; 2] {
+    let newest = format!(
+        "(SELECT MAX({snapshot}) FROM (SELECT {seq} FROM {changes} WHERE {kind} = 'READ' \
+         UNION ALL SELECT {seq} FROM {log} WHERE {kind} = 'READ'))",
+        snapshot = snapshot_of(seq),
     );
+    let superseded = format!("DELETE FROM {log} WHERE {} < {newest}", snapshot_of(seq));
     let insert = format!(
         "INSERT INTO {log} ({list}) \
          SELECT {list} FROM {changes} AS S \
          WHERE NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
-         QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1 \
-           AND ({kind} <> 'READ' OR {} = {newest_snapshot})",
-        snapshot_of(&seq),
+           AND {} >= IFNULL({newest}, '') \
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1",
+        snapshot_of(&format!("S.{seq}")),
     );
     [superseded, insert]
 }
@@ -93,7 +126,7 @@ mod tests {
                 table: "log".into(),
             },
             kind: TableKind::Log,
-            keys: vec![],
+            keys: vec!["at".into()],
             columns: vec!["at".into(), "msg".into()],
             unchanged: vec![],
         };
