@@ -120,7 +120,7 @@ async fn keyless_logs_hold_each_change_once_despite_redelivery_and_a_resumed_bac
         .enumerate()
         .flat_map(|(i, m)| [envelope(m, i), envelope(m, i)])
         .collect();
-    shuffle(&mut deliveries, 0x10c5_0f_cafe);
+    shuffle(&mut deliveries, 0x0010_c50f_cafe);
     let writer =
         StandaloneWriter::start(&pipeline.stack, "keylesslog-writer", "e2e_keylesslog_").await;
     for chunk in deliveries.chunks(4) {
