@@ -74,6 +74,8 @@ impl Stack {
             dataset: None,
             dataset_prefix: dataset_prefix.to_owned(),
             rename: Vec::new(),
+            kms_key_name: None,
+            dataset_labels: None,
             rest_endpoint: self.bq_rest.clone(),
             grpc_endpoint: self.bq_grpc.clone(),
         }

@@ -3,6 +3,7 @@
 use crate::auth::TokenSource;
 use crate::error::{BigQueryError, Result};
 use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_core::config::DatasetSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
@@ -110,7 +111,24 @@ pub struct RestClient {
     base: String,
     project: String,
     location: String,
+    datasets: DatasetSettings,
     tokens: TokenSource,
+}
+
+/// The body of `datasets.insert`: the reference and location, and the default encryption and
+/// labels when the settings have them.
+fn dataset_body(project: &str, dataset: &str, location: &str, settings: &DatasetSettings) -> Json {
+    let mut body = json!({
+        "datasetReference": {"projectId": project, "datasetId": dataset},
+        "location": location,
+    });
+    if let Some(key) = &settings.kms_key_name {
+        body["defaultEncryptionConfiguration"] = json!({ "kmsKeyName": key });
+    }
+    if !settings.labels.is_empty() {
+        body["labels"] = json!(settings.labels);
+    }
+    body
 }
 
 impl RestClient {
@@ -136,8 +154,15 @@ impl RestClient {
             ),
             project: project.to_owned(),
             location: location.to_owned(),
+            datasets: DatasetSettings::default(),
             tokens,
         })
+    }
+
+    /// The KMS key and labels that [`RestClient::ensure_dataset`] gives the datasets it creates.
+    pub fn with_dataset_settings(mut self, datasets: DatasetSettings) -> Self {
+        self.datasets = datasets;
+        self
     }
 
     /// The project the client works in.
@@ -180,12 +205,10 @@ impl RestClient {
         BigQueryError::from_http_status(status, format!("{what}: HTTP {status}: {message}"))
     }
 
-    /// Creates a dataset unless it exists.
+    /// Creates a dataset unless it exists, with the client's dataset settings (KMS key, labels).
+    /// An existing dataset is left as it is.
     pub async fn ensure_dataset(&self, dataset: &str) -> Result<()> {
-        let body = json!({
-            "datasetReference": {"projectId": self.project, "datasetId": dataset},
-            "location": self.location,
-        });
+        let body = dataset_body(&self.project, dataset, &self.location, &self.datasets);
         let (status, answer) = self.call(Method::POST, "/datasets", Some(body)).await?;
         if status.is_success() || status == StatusCode::CONFLICT {
             Ok(())
@@ -459,6 +482,27 @@ fn cell_text(value: Option<&Json>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_datasets_carry_the_kms_key_and_labels_when_set() {
+        let plain = dataset_body("p", "d", "EU", &DatasetSettings::default());
+        assert_eq!(
+            plain,
+            json!({"datasetReference": {"projectId": "p", "datasetId": "d"}, "location": "EU"})
+        );
+        let settings = DatasetSettings {
+            kms_key_name: Some("projects/p/locations/eu/keyRings/r/cryptoKeys/k".into()),
+            labels: [("app".to_owned(), "pg2bq".to_owned())]
+                .into_iter()
+                .collect(),
+        };
+        let body = dataset_body("p", "d", "EU", &settings);
+        assert_eq!(
+            body["defaultEncryptionConfiguration"]["kmsKeyName"],
+            "projects/p/locations/eu/keyRings/r/cryptoKeys/k"
+        );
+        assert_eq!(body["labels"], json!({"app": "pg2bq"}));
+    }
 
     #[test]
     fn table_resource_carries_key_clustering_and_staleness() {

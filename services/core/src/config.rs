@@ -4,8 +4,9 @@
 //! a process list) and never printed: [`Secret`] redacts itself in `Debug` and `Display`.
 
 use crate::bq_naming::{DatasetLayout, RenameMap};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::pg_tls::TlsArgs;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A secret string that never shows in logs or errors.
@@ -252,6 +253,21 @@ pub struct TargetArgs {
     /// e.g. `public."orders.2024"=orders_2024`. The writer and every command must have the same.
     #[arg(long = "bq-rename", env = "PG2BQ_BQ_RENAME", value_name = "ENTRIES")]
     pub rename: Vec<String>,
+    /// Cloud KMS key of the default encryption (CMEK) of the datasets the writer creates,
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K` (default: Google-managed keys).
+    #[arg(
+        long = "bq-kms-key-name",
+        env = "PG2BQ_BQ_KMS_KEY_NAME",
+        value_name = "KEY"
+    )]
+    pub kms_key_name: Option<String>,
+    /// Labels of the datasets the writer creates: comma-separated `key=value` entries.
+    #[arg(
+        long = "bq-dataset-labels",
+        env = "PG2BQ_BQ_DATASET_LABELS",
+        value_name = "LABELS"
+    )]
+    pub dataset_labels: Option<String>,
     /// BigQuery REST endpoint (an emulator's `http://host:port` locally).
     #[arg(
         long = "bq-rest-endpoint",
@@ -268,6 +284,39 @@ pub struct TargetArgs {
     pub grpc_endpoint: String,
 }
 
+/// What a dataset the writer creates gets besides its location.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetSettings {
+    /// Cloud KMS key of the dataset's default encryption, if any.
+    pub kms_key_name: Option<String>,
+    /// The dataset's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Parses `key=value,key=value` (BigQuery's label rules: keys start with a lowercase letter;
+/// keys and values have lowercase letters, digits, `_` and `-`, at most 63 characters).
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+    let valid = |s: &str, key: bool| {
+        s.len() <= 63
+            && (!key || s.starts_with(|c: char| c.is_ascii_lowercase()))
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    let mut labels = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+        let (key, value) = (key.trim(), value.trim());
+        if !valid(key, true) || !valid(value, false) {
+            return Err(CoreError::Config(format!(
+                "PG2BQ_BQ_DATASET_LABELS: '{entry}' is not a BigQuery label key=value (lowercase \
+                 letters, digits, '_' and '-', at most 63 characters; the key starts with a letter)"
+            )));
+        }
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(labels)
+}
+
 impl TargetArgs {
     /// Whether a project is configured.
     pub fn has_project(&self) -> bool {
@@ -281,6 +330,25 @@ impl TargetArgs {
             DatasetLayout::from_settings(self.dataset.as_deref(), &self.dataset_prefix)?
                 .with_renames(renames),
         )
+    }
+
+    /// What the datasets the writer creates get besides their location: the KMS key and the
+    /// labels (the ones Terraform gives the datasets it creates).
+    pub fn dataset_settings(&self) -> Result<DatasetSettings> {
+        let kms_key_name = self
+            .kms_key_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        let labels = match self.dataset_labels.as_deref() {
+            Some(text) => parse_labels(text)?,
+            None => BTreeMap::new(),
+        };
+        Ok(DatasetSettings {
+            kms_key_name,
+            labels,
+        })
     }
 
     /// Whether the endpoints point at a local emulator (plain `http://`): no Google credentials
@@ -299,5 +367,22 @@ mod tests {
         let s = Secret::from("hunter2".to_owned());
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn dataset_labels_follow_bigquery_rules() {
+        let labels = parse_labels(" app=pg2bq, managed-by=terraform,component=target ,").unwrap();
+        assert_eq!(labels.len(), 3);
+        assert_eq!(labels["managed-by"], "terraform");
+        assert_eq!(parse_labels("empty=").unwrap()["empty"], "");
+        for bad in [
+            "App=x",
+            "1a=x",
+            "a=B",
+            "a b=c",
+            &format!("a={}", "x".repeat(64)),
+        ] {
+            assert!(parse_labels(bad).is_err(), "{bad}");
+        }
     }
 }

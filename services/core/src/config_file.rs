@@ -54,6 +54,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("target", "dataset", "PG2BQ_BQ_DATASET"),
     setting("target", "dataset_prefix", "PG2BQ_BQ_DATASET_PREFIX"),
     setting("target", "rename", "PG2BQ_BQ_RENAME"),
+    setting("target", "kms_key_name", "PG2BQ_BQ_KMS_KEY_NAME"),
+    setting("target", "dataset_labels", "PG2BQ_BQ_DATASET_LABELS"),
     setting("target", "rest_endpoint", "PG2BQ_BQ_REST_ENDPOINT"),
     setting("target", "grpc_endpoint", "PG2BQ_BQ_GRPC_ENDPOINT"),
     setting("stream", "slot", "PG2BQ_SLOT"),

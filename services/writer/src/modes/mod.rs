@@ -96,7 +96,12 @@ pub fn from_settings(
         &target.project,
         &target.location,
         tokens.clone(),
-    )?;
+    )?
+    .with_dataset_settings(
+        target
+            .dataset_settings()
+            .map_err(|e| crate::error::WriterError::Config(e.to_string()))?,
+    );
     let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
     let sink = RowSink::new(storage, args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
