@@ -40,7 +40,14 @@ locals {
   )
 }
 
+# Capture starts only once everything it needs exists (depends_on below): its password secret has
+# a version and its service account may read it (with time for IAM to propagate), it may publish,
+# and the push subscription exists, since Pub/Sub drops what is published to a topic without a
+# subscription after capture has confirmed it to PostgreSQL. With pg_password_version = 0 nobody
+# but you can add that version: apply with capture_enabled = false first (README, Deploy to GCP).
 resource "google_cloud_run_v2_worker_pool" "capture" {
+  count = var.capture_enabled ? 1 : 0
+
   name                = local.names.capture
   location            = var.region
   description         = "pg2bq capture: PostgreSQL logical replication to Pub/Sub."
@@ -137,9 +144,24 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
   }
 
   depends_on = [
-    google_secret_manager_secret_iam_member.capture_password,
+    time_sleep.capture_iam,
     google_secret_manager_secret_version.pg_password,
-    google_pubsub_topic_iam_member.capture_publisher,
-    google_project_iam_member.capture_sql_client,
+    google_pubsub_subscription.push,
   ]
+}
+
+moved {
+  from = google_cloud_run_v2_worker_pool.capture
+  to   = google_cloud_run_v2_worker_pool.capture[0]
+}
+
+# IAM is eventually consistent (typically 2 minutes, up to 7: IAM "Access change propagation");
+# Cloud Run checks at deployment that capture's identity can read the secret.
+resource "time_sleep" "capture_iam" {
+  create_duration = var.iam_propagation_wait
+  triggers = {
+    secret    = google_secret_manager_secret_iam_member.capture_password.etag
+    publisher = google_pubsub_topic_iam_member.capture_publisher.etag
+    sql       = google_project_iam_member.capture_sql_client.etag
+  }
 }

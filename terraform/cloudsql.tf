@@ -10,11 +10,14 @@ resource "google_sql_database_instance" "pg" {
   deletion_protection = var.deletion_protection
 
   settings {
-    tier                        = var.sql_tier
-    edition                     = var.sql_edition
-    availability_type           = var.sql_availability_type
-    disk_size                   = var.sql_disk_size_gb
-    disk_autoresize             = true
+    tier              = var.sql_tier
+    edition           = var.sql_edition
+    availability_type = var.sql_availability_type
+    disk_size         = var.sql_disk_size_gb
+    disk_autoresize   = true
+    # The ceiling of automatic growth: WAL held by a stalled replication slot grows the disk up to
+    # here and no further (Cloud SQL has no max_slot_wal_keep_size; see terraform/README.md).
+    disk_autoresize_limit       = var.sql_disk_autoresize_limit_gb
     deletion_protection_enabled = var.deletion_protection
     # Only the Cloud SQL connectors may connect (capture's Auth Proxy sidecar, cloud-sql-proxy on
     # an operator's machine): each connection is authorized by IAM and encrypted with mTLS.
@@ -50,15 +53,13 @@ resource "google_sql_database_instance" "pg" {
       query_insights_enabled = true
     }
 
-    # What pg2bq needs: logical decoding (wal_level=logical), and a bound on the WAL the slot may
-    # hold back (past it the slot is invalidated instead of the disk filling up).
+    # What pg2bq needs: logical decoding (wal_level=logical). Cloud SQL does not accept
+    # max_slot_wal_keep_size (Datastream's "Work with PostgreSQL WAL files" page), so WAL held by
+    # a stalled slot is bounded by disk_autoresize_limit and watched by the slot-lag and disk
+    # alerts instead (terraform/README.md, "WAL held by the slot").
     database_flags {
       name  = "cloudsql.logical_decoding"
       value = "on"
-    }
-    database_flags {
-      name  = "max_slot_wal_keep_size"
-      value = tostring(var.sql_max_slot_wal_keep_size_mb)
     }
 
     # Logging of connections, locks, errors and DDL (CIS benchmark; checkov's Cloud SQL checks).
@@ -124,8 +125,10 @@ resource "google_sql_database" "app" {
   instance = google_sql_database_instance.pg.name
 }
 
-# The replication user. google_sql_user cannot give it the REPLICATION attribute: that is the
-# one-time SQL of the README (ALTER USER ... WITH REPLICATION, plus its grants).
+# The replication user. Cloud SQL sets its password through the API (it never passes through SQL
+# or the server's logs). google_sql_user cannot give it the REPLICATION attribute nor take away
+# what Cloud SQL gives every user it creates (cloudsqlsuperuser, CREATEROLE, CREATEDB): the
+# setup job does both (sql_setup.tf).
 resource "google_sql_user" "replicator" {
   name     = var.pg_replication_user
   instance = google_sql_database_instance.pg.name

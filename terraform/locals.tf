@@ -21,6 +21,12 @@ locals {
 
   private_ip = var.sql_ip_mode == "private"
 
+  # The labels of the target datasets: the provider's default labels plus their component. The
+  # writer gives the same to the datasets it creates.
+  dataset_labels = merge(local.labels, { component = "target" })
+
+  push_subscription = coalesce(var.pubsub_push_subscription_name, local.names.push)
+
   # The staged MERGE runs only where merge mode uses the staged strategy (`auto` = staged).
   staged_merge = var.write_mode == "merge" && var.merge_strategy != "native"
 

@@ -5,7 +5,7 @@ output "writer_url" {
 
 output "capture_worker_pool" {
   description = "Name of capture's Cloud Run worker pool (logs: gcloud run worker-pools logs read <name> --region <region>)."
-  value       = google_cloud_run_v2_worker_pool.capture.name
+  value       = one(google_cloud_run_v2_worker_pool.capture[*].name)
 }
 
 output "topic" {
@@ -44,7 +44,7 @@ output "pg_database" {
 }
 
 output "pg_replication_user" {
-  description = "The user capture connects as; grant it REPLICATION once (README, Deploy to GCP)."
+  description = "The user capture connects as; the sql-setup job gives it REPLICATION and read access (README, Deploy to GCP)."
   value       = google_sql_user.replicator.name
 }
 
@@ -66,6 +66,11 @@ output "service_accounts" {
     push    = google_service_account.push.email
     merge   = local.staged_merge ? google_service_account.merge[0].email : null
   }
+}
+
+output "sql_setup_job" {
+  description = "Cloud Run job that runs the one-time SQL (gcloud run jobs execute <name> --region <region> --wait), or null."
+  value       = one(google_cloud_run_v2_job.sql_setup[*].name)
 }
 
 output "merge_job" {

@@ -9,6 +9,11 @@ resource "google_pubsub_topic" "changes" {
   name         = local.names.topic
   kms_key_name = var.pubsub_kms_key_name
   labels       = { component = "transport" }
+
+  # The topic keeps what capture published, acknowledged or not, for this long: a new or replaced
+  # push subscription can seek back into it (gcloud pubsub subscriptions seek --time), so nothing
+  # published while no subscription existed is lost.
+  message_retention_duration = var.pubsub_topic_retention
 }
 
 resource "google_pubsub_topic" "dead_letter" {
@@ -18,10 +23,13 @@ resource "google_pubsub_topic" "dead_letter" {
 }
 
 resource "google_pubsub_subscription" "push" {
-  name   = local.names.push
+  name   = local.push_subscription
   topic  = google_pubsub_topic.changes.id
   labels = { component = "transport" }
 
+  # For push, the ack deadline is the request timeout of each push (Pub/Sub's Subscription
+  # reference): at least the writer's request timeout, or a slow push is redelivered while it
+  # still runs.
   ack_deadline_seconds       = var.pubsub_ack_deadline_seconds
   message_retention_duration = var.pubsub_message_retention
   enable_message_ordering    = false
@@ -50,6 +58,14 @@ resource "google_pubsub_subscription" "push" {
   # Never expire for inactivity: an idle source must not lose its subscription.
   expiration_policy {
     ttl = ""
+  }
+
+  # A change that replaces the subscription creates the new one before deleting the old, so one
+  # of them always receives what capture publishes. Under the same name the creation fails (the
+  # name is taken) and nothing is deleted; give pubsub_push_subscription_name a new value to
+  # replace it (terraform/README.md, "A changed push subscription").
+  lifecycle {
+    create_before_destroy = true
   }
 
   depends_on = [

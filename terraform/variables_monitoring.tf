@@ -34,7 +34,7 @@ variable "freshness_alert_seconds" {
 }
 
 variable "slot_lag_alert_bytes" {
-  description = "Alert when the replication slot holds back more WAL than this for 10 minutes (keep it well below max_slot_wal_keep_size). Null: half of sql_max_slot_wal_keep_size_mb."
+  description = "Alert when the replication slot holds back more WAL than this for 10 minutes (capture's own measurement). Null: a fifth of sql_disk_size_gb."
   type        = number
   default     = null
 
@@ -52,5 +52,27 @@ variable "capture_silence_minutes" {
   validation {
     condition     = var.capture_silence_minutes >= 3 && var.capture_silence_minutes <= 1440
     error_message = "capture_silence_minutes must be between 3 and 1440."
+  }
+}
+
+variable "sql_disk_alert_utilization" {
+  description = "Alert when Cloud SQL's disk is fuller than this fraction for 10 minutes (Cloud SQL's own metric: it fires even when capture is down and reports no slot lag)."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.sql_disk_alert_utilization > 0 && var.sql_disk_alert_utilization < 1
+    error_message = "sql_disk_alert_utilization must be between 0 and 1."
+  }
+}
+
+variable "log_metric_wait" {
+  description = "Wait between creating the log-based metrics and the alert policies that use them: Cloud Monitoring refuses a policy on a metric created moments ago (\"Cannot find metric(s)\", up to 10 minutes; terraform-provider-google#11102). Runs alongside Cloud SQL's creation; again only when a metric is replaced."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.log_metric_wait))
+    error_message = "log_metric_wait must be a duration in seconds or minutes, e.g. \"600s\" or \"10m\"."
   }
 }

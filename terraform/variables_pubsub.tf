@@ -1,13 +1,35 @@
 # Pub/Sub: the changes topic, the push subscription to the writer and the dead-letter topic.
 
 variable "pubsub_ack_deadline_seconds" {
-  description = "How long Pub/Sub waits for the writer's answer to a push before it retries (10 to 600 s). The writer answers after BigQuery has acknowledged the rows."
+  description = "How long Pub/Sub waits for the writer's answer to a push before it retries (10 to 600 s); for push it is the request timeout. It must be at least writer_timeout_seconds, or a slow push is delivered again while it still runs. The writer answers after BigQuery has acknowledged the rows."
   type        = number
-  default     = 120
+  default     = 600
 
   validation {
     condition     = var.pubsub_ack_deadline_seconds >= 10 && var.pubsub_ack_deadline_seconds <= 600
     error_message = "pubsub_ack_deadline_seconds must be between 10 and 600."
+  }
+}
+
+variable "pubsub_push_subscription_name" {
+  description = "Name of the push subscription (null: <prefix>-changes-push). Give it a new name to replace the subscription without a gap: the new one is created before the old one is deleted (terraform/README.md)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.pubsub_push_subscription_name == null || can(regex("^[a-zA-Z][a-zA-Z0-9._~%+-]{2,254}$", var.pubsub_push_subscription_name))
+    error_message = "pubsub_push_subscription_name must be a Pub/Sub subscription name (3 to 255 characters, starting with a letter)."
+  }
+}
+
+variable "pubsub_topic_retention" {
+  description = "How long the changes topic keeps every published message (\"600s\" to \"2678400s\", 31 days), acknowledged or not, so that a new or replaced subscription can seek back into it."
+  type        = string
+  default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.pubsub_topic_retention)) && try(tonumber(trimsuffix(var.pubsub_topic_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_topic_retention, "s")) <= 2678400, false)
+    error_message = "pubsub_topic_retention must be between \"600s\" and \"2678400s\"."
   }
 }
 

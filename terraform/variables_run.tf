@@ -73,6 +73,23 @@ variable "capture_env" {
   }
 }
 
+variable "capture_enabled" {
+  description = "Deploy capture's worker pool. Set false for a first apply with pg_password_version = 0: set the password, add it as a version of the secret, then apply with true."
+  type        = bool
+  default     = true
+}
+
+variable "iam_propagation_wait" {
+  description = "Wait between granting the roles a Cloud Run workload needs and deploying it (IAM changes typically propagate in 2 minutes, up to 7). Only on creation and when a binding changes."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.iam_propagation_wait))
+    error_message = "iam_propagation_wait must be a duration in seconds or minutes, e.g. \"120s\" or \"2m\"."
+  }
+}
+
 variable "worker_pool_launch_stage" {
   description = "launch_stage of the capture worker pool. BETA lets the API accept worker pools and their manual scaling while they are in preview; GA once they are generally available in your region."
   type        = string
@@ -118,7 +135,7 @@ variable "writer_max_instances" {
 }
 
 variable "writer_concurrency" {
-  description = "Concurrent push requests per writer instance (each waits mostly on BigQuery)."
+  description = "Concurrent push requests per writer instance (each waits mostly on BigQuery). Memory must hold this many batches at once: see writer_memory."
   type        = number
   default     = 16
 
@@ -135,9 +152,25 @@ variable "writer_cpu" {
 }
 
 variable "writer_memory" {
-  description = "Memory limit of a writer instance (a push carries up to PG2BQ_BATCH_MAX_BYTES, 4 MB by default)."
+  description = "Memory limit of a writer instance, in Mi or Gi. Sizing rule (terraform/README.md, measured): 64 MiB + writer_concurrency x 12 x capture's PG2BQ_BATCH_MAX_BYTES; 1Gi holds 16 pushes of the default 4 MB batches. The writer service refuses a smaller value."
   type        = string
-  default     = "512Mi"
+  default     = "1Gi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.writer_memory))
+    error_message = "writer_memory must be a whole number of Mi or Gi, e.g. \"1Gi\" or \"768Mi\"."
+  }
+}
+
+variable "writer_timeout_seconds" {
+  description = "Request timeout of the writer (a push, a /merge). At most pubsub_ack_deadline_seconds, so that Pub/Sub never redelivers a push that is still running; the staged MERGE's scheduler waits as long."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.writer_timeout_seconds >= 60 && var.writer_timeout_seconds <= var.pubsub_ack_deadline_seconds
+    error_message = "writer_timeout_seconds must be between 60 and pubsub_ack_deadline_seconds."
+  }
 }
 
 variable "write_mode" {

@@ -78,7 +78,7 @@ variable "sql_availability_type" {
 }
 
 variable "sql_disk_size_gb" {
-  description = "Initial disk size in GB (it grows automatically). It must exceed sql_max_slot_wal_keep_size_mb comfortably."
+  description = "Initial disk size in GB. It grows automatically up to sql_disk_autoresize_limit_gb."
   type        = number
   default     = 50
 
@@ -88,30 +88,36 @@ variable "sql_disk_size_gb" {
   }
 }
 
-variable "sql_max_slot_wal_keep_size_mb" {
-  description = "PostgreSQL max_slot_wal_keep_size in MB: the most WAL the replication slot may hold back. Past it the slot is invalidated (capture then stops and says how to recover) instead of filling the disk."
+variable "sql_disk_autoresize_limit_gb" {
+  description = "Largest size in GB that automatic storage increase may grow the disk to (0: no limit). It is what bounds the WAL a stalled replication slot holds, since Cloud SQL has no max_slot_wal_keep_size: past it the disk fills and the instance stops accepting writes, so the slot-lag and disk alerts fire well before (terraform/README.md, \"WAL held by the slot\")."
   type        = number
-  default     = 20480
+  default     = 500
 
   validation {
-    condition     = var.sql_max_slot_wal_keep_size_mb >= 1024 && var.sql_max_slot_wal_keep_size_mb < var.sql_disk_size_gb * 1024
-    error_message = "sql_max_slot_wal_keep_size_mb must be at least 1024 and below the disk size (sql_disk_size_gb * 1024)."
+    condition     = var.sql_disk_autoresize_limit_gb == 0 || var.sql_disk_autoresize_limit_gb >= var.sql_disk_size_gb * 2
+    error_message = "sql_disk_autoresize_limit_gb must be 0 (no limit) or at least twice sql_disk_size_gb, to leave room for WAL held while an alert is handled."
   }
 }
 
 variable "sql_extra_flags" {
-  description = "More database flags of the instance, name => value, e.g. { max_replication_slots = \"20\" }."
+  description = "More database flags of the instance, name => value, e.g. { max_replication_slots = \"20\" }. Only flags that Cloud SQL supports for sql_database_version (gcloud sql flags list --database-version=...); max_slot_wal_keep_size is not one of them."
   type        = map(string)
   default     = {}
 
   validation {
     condition = length(setintersection(keys(var.sql_extra_flags), [
-      "cloudsql.logical_decoding", "max_slot_wal_keep_size", "log_checkpoints", "log_connections",
+      "cloudsql.logical_decoding", "log_checkpoints", "log_connections",
       "log_disconnections", "log_lock_waits", "log_hostname", "log_min_messages",
       "log_min_error_statement", "log_statement", "log_temp_files", "log_min_duration_statement",
       "cloudsql.enable_pgaudit",
     ])) == 0
     error_message = "sql_extra_flags must not repeat a flag that cloudsql.tf sets."
+  }
+
+  validation {
+    # Cloud SQL rejects the instance (and so everything after it) for a flag it does not support.
+    condition     = !contains(keys(var.sql_extra_flags), "max_slot_wal_keep_size")
+    error_message = "Cloud SQL does not support max_slot_wal_keep_size; WAL held by the slot is bounded by sql_disk_autoresize_limit_gb and the alerts (terraform/README.md)."
   }
 }
 
@@ -127,7 +133,7 @@ variable "pg_database" {
 }
 
 variable "pg_replication_user" {
-  description = "PostgreSQL user capture connects as. Terraform creates it; the REPLICATION attribute is granted once in SQL (see README, Deploy to GCP)."
+  description = "PostgreSQL user capture connects as. Terraform creates it; the sql-setup job gives it REPLICATION and read access to source_schemas and takes away what Cloud SQL gives every user it creates (README, Deploy to GCP)."
   type        = string
   default     = "pg2bq_replicator"
 
@@ -160,7 +166,35 @@ variable "cloud_sql_proxy_image" {
 }
 
 variable "operator_ssh_via_iap" {
-  description = "Private mode: allow SSH through Identity-Aware Proxy (35.235.240.0/20) to VMs tagged pg2bq-operator in the capture subnet, for running the one-time SQL and the lab next to the private IP. Otherwise the network admits no ingress."
+  description = "Private mode: allow SSH through Identity-Aware Proxy (35.235.240.0/20) to VMs tagged pg2bq-operator in the capture subnet, for running the lab next to the private IP (README, Deploy to GCP). The one-time SQL needs no VM: it is the sql-setup job. Otherwise the network admits no ingress."
   type        = bool
   default     = false
+}
+
+variable "sql_setup_job" {
+  description = "Create the Cloud Run job <prefix>-sql-setup, which runs the one-time SQL (sql/setup.sql.tftpl) through the Cloud SQL Auth Proxy as the user pg_setup_user. Run it once after the first apply: gcloud run jobs execute <prefix>-sql-setup --region <region> --wait. false: no job, no setup user and no setup secret (run the SQL yourself)."
+  type        = bool
+  default     = true
+}
+
+variable "pg_setup_user" {
+  description = "Built-in PostgreSQL user that the sql-setup job connects as. Terraform creates it (a member of cloudsqlsuperuser, like every user Cloud SQL creates) with a generated password that only the job's service account can read."
+  type        = string
+  default     = "pg2bq_setup"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.pg_setup_user))
+    error_message = "pg_setup_user must be a lowercase PostgreSQL identifier."
+  }
+}
+
+variable "sql_setup_image" {
+  description = "Image with psql (15 or later, for \\getenv) and a POSIX shell with wget, run by the sql-setup job."
+  type        = string
+  default     = "postgres:17-alpine"
+
+  validation {
+    condition     = !endswith(var.sql_setup_image, ":latest") && can(regex("(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$", var.sql_setup_image))
+    error_message = "sql_setup_image must have an explicit version tag or digest."
+  }
 }

@@ -14,5 +14,10 @@ terraform {
       # 3.7: the ephemeral random_password.
       version = ">= 3.7"
     }
+    time = {
+      source = "hashicorp/time"
+      # time_sleep with triggers: waits for IAM and for new log-based metrics.
+      version = ">= 0.9"
+    }
   }
 }

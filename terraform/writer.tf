@@ -17,12 +17,26 @@ locals {
       PG2BQ_MERGE_INTERVAL_MS = "0"
       PG2BQ_LOG_FORMAT        = "json"
       RUST_LOG                = "info"
+      # Datasets the writer creates for schemas added later get the labels of bigquery.tf's.
+      PG2BQ_BQ_DATASET_LABELS = join(",", [for k, v in local.dataset_labels : "${k}=${v}"])
     },
+    # ... and their CMEK key.
+    { for k, v in { PG2BQ_BQ_KMS_KEY_NAME = var.bq_kms_key_name } : k => v if v != null },
     # One dataset for every table, or a dataset per schema.
     { for k, v in { PG2BQ_BQ_DATASET = var.bq_dataset } : k => v if var.bq_dataset != "" },
     { for k, v in { PG2BQ_BQ_DATASET_PREFIX = var.bq_dataset_prefix } : k => v if var.bq_dataset == "" },
     var.writer_env,
   )
+}
+
+locals {
+  # capture's batch limit (PG2BQ_BATCH_MAX_BYTES; capture clamps it to 9,000,000) bounds the
+  # decompressed size of a push.
+  capture_batch_max_bytes = min(9000000, tonumber(lookup(var.capture_env, "PG2BQ_BATCH_MAX_BYTES", "4000000")))
+  writer_memory_mib = (endswith(var.writer_memory, "Gi")
+    ? tonumber(trimsuffix(var.writer_memory, "Gi")) * 1024
+  : tonumber(trimsuffix(var.writer_memory, "Mi")))
+  writer_memory_needed_mib = ceil(64 + var.writer_concurrency * 12 * local.capture_batch_max_bytes / 1048576)
 }
 
 resource "google_cloud_run_v2_service" "writer" {
@@ -42,8 +56,9 @@ resource "google_cloud_run_v2_service" "writer" {
   template {
     service_account                  = google_service_account.writer.email
     max_instance_request_concurrency = var.writer_concurrency
-    # At least the push acknowledgement deadline; a /merge of many tables takes longer.
-    timeout = "600s"
+    # At most the push acknowledgement deadline (variables_run.tf validates it), so Pub/Sub never
+    # delivers a push again while it still runs; /merge gets as long.
+    timeout = "${var.writer_timeout_seconds}s"
     labels  = { component = "writer" }
 
     scaling {
@@ -91,6 +106,15 @@ resource "google_cloud_run_v2_service" "writer" {
           path = "/healthz"
         }
       }
+    }
+  }
+
+  lifecycle {
+    # The sizing rule of terraform/README.md ("Push timing and sizing"), from measurements: a push
+    # peaks at about 12 times its decompressed batch, and writer_concurrency run at once.
+    precondition {
+      condition     = local.writer_memory_mib >= local.writer_memory_needed_mib
+      error_message = "writer_memory (${var.writer_memory}) is below ${local.writer_memory_needed_mib}Mi, what ${var.writer_concurrency} concurrent pushes of ${local.capture_batch_max_bytes}-byte batches need (64 MiB + concurrency x 12 x batch bytes): raise writer_memory or lower writer_concurrency."
     }
   }
 }

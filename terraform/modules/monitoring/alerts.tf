@@ -6,6 +6,9 @@ locals {
 }
 
 resource "google_monitoring_alert_policy" "freshness" {
+  # Not before the log-based metric can be found (log_metrics.tf, time_sleep.log_metrics).
+  depends_on = [time_sleep.log_metrics]
+
   display_name          = "pg2bq ${var.name_prefix}: BigQuery freshness above ${var.freshness_alert_seconds}s"
   combiner              = "OR"
   severity              = "WARNING"
@@ -39,6 +42,9 @@ resource "google_monitoring_alert_policy" "freshness" {
 }
 
 resource "google_monitoring_alert_policy" "slot_lag" {
+  # Not before the log-based metric can be found (log_metrics.tf, time_sleep.log_metrics).
+  depends_on = [time_sleep.log_metrics]
+
   display_name          = "pg2bq ${var.name_prefix}: replication slot holds back more than ${floor(var.slot_lag_alert_bytes / 1048576)} MiB of WAL"
   combiner              = "OR"
   severity              = "CRITICAL"
@@ -63,11 +69,13 @@ resource "google_monitoring_alert_policy" "slot_lag" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The replication slot keeps WAL that capture has not confirmed. The disk fills, and past
-      max_slot_wal_keep_size PostgreSQL invalidates the slot (then the tables must be backfilled
-      again). Check that capture streams (${var.capture_worker_pool}) and that Pub/Sub accepts its
-      publishes; `pg2bq stream status` shows the slot. A paused stream (`pg2bq stream pause`) also
-      holds WAL.
+      The replication slot keeps WAL that capture has not confirmed, and Cloud SQL has no
+      max_slot_wal_keep_size: the disk grows up to sql_disk_autoresize_limit_gb, then fills, and
+      the instance stops accepting writes. Check that capture streams (${var.capture_worker_pool})
+      and that Pub/Sub accepts its publishes; `pg2bq stream status` shows the slot. A paused stream
+      (`pg2bq stream pause`) also holds WAL. If capture cannot catch up in time, give up the slot
+      before the disk is full: `pg2bq stream delete --drop-slot` (capture stopped first),
+      then start again and backfill the tables.
     EOT
   }
 }
@@ -107,6 +115,9 @@ resource "google_monitoring_alert_policy" "dead_letter" {
 }
 
 resource "google_monitoring_alert_policy" "capture_not_streaming" {
+  # Not before the log-based metric can be found (log_metrics.tf, time_sleep.log_metrics).
+  depends_on = [time_sleep.log_metrics]
+
   display_name          = "pg2bq ${var.name_prefix}: capture not streaming"
   combiner              = "OR"
   severity              = "CRITICAL"
@@ -165,6 +176,80 @@ resource "google_monitoring_alert_policy" "push_backlog" {
       Pub/Sub holds changes the writer has not acknowledged for over ${var.freshness_alert_seconds}s:
       the writer is failing (5xx: BigQuery unavailable or permissions; see its "push failed" log
       lines) or cannot keep up (raise writer_max_instances or writer_concurrency).
+    EOT
+  }
+}
+
+# The writer answers pushes with errors (5xx: BigQuery unavailable, permissions; 4xx: refused
+# batches), from Pub/Sub's own count: it fires whatever the writer logs, and even when the writer
+# cannot start.
+resource "google_monitoring_alert_policy" "push_failures" {
+  display_name          = "pg2bq ${var.name_prefix}: pushes to the writer failing"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = var.user_labels
+
+  conditions {
+    display_name = "push responses other than ack on ${var.push_subscription}"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/push_request_count\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.push_subscription}\" AND metric.labels.response_class!=\"ack\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "600s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      For 10 minutes Pub/Sub's pushes to the writer have been failing (response_class other than
+      ack: remote_server_5xx, deadline_exceeded, remote_server_4xx, unreachable). Changes wait
+      in the subscription and are retried. The writer's logs say why: "push failed; Pub/Sub will
+      retry" (WARNING, field `kind`: bigquery_transient, bigquery_permanent, config, ...) and
+      "push refused" (ERROR), in `gcloud run services logs read ${var.writer_service}`.
+    EOT
+  }
+}
+
+# Cloud SQL's own disk metric: it sees WAL held by the slot even when capture is down and reports
+# no slot lag.
+resource "google_monitoring_alert_policy" "sql_disk" {
+  display_name          = "pg2bq ${var.name_prefix}: Cloud SQL disk above ${floor(var.disk_alert_utilization * 100)}%"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+  user_labels           = var.user_labels
+
+  conditions {
+    display_name = "disk utilization of ${var.sql_database_id}"
+    condition_threshold {
+      filter          = "metric.type=\"cloudsql.googleapis.com/database/disk/utilization\" AND resource.type=\"cloudsql_database\" AND resource.labels.database_id=\"${var.sql_database_id}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.disk_alert_utilization
+      duration        = "600s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The Cloud SQL disk is nearly full and cannot grow past sql_disk_autoresize_limit_gb. A
+      replication slot that capture does not advance holds WAL until the disk fills and the
+      instance stops accepting writes. Check the slot (`SELECT slot_name, active,
+      pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)) FROM
+      pg_replication_slots`) and capture (${var.capture_worker_pool}). If capture cannot catch up
+      in time, drop the slot (`pg2bq stream delete --drop-slot`, capture stopped first), then start again and backfill; or raise
+      sql_disk_autoresize_limit_gb.
     EOT
   }
 }

@@ -13,6 +13,9 @@ locals {
   capture_line = "${local.capture_logs} AND jsonPayload.metric=\"capture\""
 
   metric_prefix = replace(var.name_prefix, "-", "_")
+
+  # The writer's log line of a push answered 5xx (services/writer/src/http/routes.rs).
+  push_failed = "push failed; Pub/Sub will retry"
 }
 
 resource "google_logging_metric" "writer_freshness" {
@@ -150,13 +153,16 @@ resource "google_logging_metric" "capture_streaming" {
   }
 }
 
+# Errors, and the writer's pushes that failed and will be retried: the writer logs those at
+# WARNING (they may heal), but while BigQuery or the writer's permissions fail, every push is one.
 resource "google_logging_metric" "errors" {
   name        = "${local.metric_prefix}_errors"
-  description = "pg2bq: error log lines of capture and the writer, by the module that logged them and the writer's error kind."
-  filter      = "(${local.writer_logs} OR ${local.capture_logs}) AND jsonPayload.target:* AND severity>=ERROR"
+  description = "pg2bq: error log lines of capture and the writer, and the writer's retried push failures (WARNING), by the module that logged them, the writer's error kind and the severity."
+  filter      = "(${local.writer_logs} OR ${local.capture_logs}) AND jsonPayload.target:* AND (severity>=ERROR OR jsonPayload.message=\"${local.push_failed}\")"
   label_extractors = {
-    source = "REGEXP_EXTRACT(jsonPayload.target, \"^(?:pg2bq_)?([a-z_]+)\")"
-    kind   = "EXTRACT(jsonPayload.kind)"
+    source   = "REGEXP_EXTRACT(jsonPayload.target, \"^(?:pg2bq_)?([a-z_]+)\")"
+    kind     = "EXTRACT(jsonPayload.kind)"
+    severity = "EXTRACT(severity)"
   }
 
   metric_descriptor {
@@ -176,5 +182,27 @@ resource "google_logging_metric" "errors" {
       value_type  = "STRING"
       description = "The writer's error kind (bad_batch, bigquery_permanent, ...); empty for capture."
     }
+
+    labels {
+      key         = "severity"
+      value_type  = "STRING"
+      description = "ERROR and above, or WARNING for a push that failed and that Pub/Sub retries."
+    }
+  }
+}
+
+# Cloud Monitoring refuses an alert policy on a log-based metric for up to 10 minutes after the
+# metric's creation ("Cannot find metric(s) ... could take up to 10 minutes";
+# terraform-provider-google#11102, where the provider does not retry). The policies wait here;
+# a replaced metric waits again.
+resource "time_sleep" "log_metrics" {
+  create_duration = var.log_metric_wait
+  triggers = {
+    for k, m in {
+      writer_freshness  = google_logging_metric.writer_freshness
+      capture_slot_lag  = google_logging_metric.capture_slot_lag
+      capture_streaming = google_logging_metric.capture_streaming
+      errors            = google_logging_metric.errors
+    } : k => m.id
   }
 }

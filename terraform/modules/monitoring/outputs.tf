@@ -24,5 +24,7 @@ output "alert_policies" {
     dead_letter           = google_monitoring_alert_policy.dead_letter.name
     capture_not_streaming = google_monitoring_alert_policy.capture_not_streaming.name
     push_backlog          = google_monitoring_alert_policy.push_backlog.name
+    push_failures         = google_monitoring_alert_policy.push_failures.name
+    sql_disk              = google_monitoring_alert_policy.sql_disk.name
   }
 }

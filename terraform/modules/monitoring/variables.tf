@@ -33,6 +33,23 @@ variable "dead_letter_subscription" {
   type        = string
 }
 
+variable "sql_database_id" {
+  description = "The Cloud SQL instance as its metrics name it: <project>:<instance>."
+  type        = string
+}
+
+variable "disk_alert_utilization" {
+  description = "Threshold of the Cloud SQL disk alert, a fraction of the disk."
+  type        = number
+  default     = 0.8
+}
+
+variable "log_metric_wait" {
+  description = "Wait between creating the log-based metrics and the alert policies on them (terraform-provider-google#11102)."
+  type        = string
+  default     = "10m"
+}
+
 variable "notification_channels" {
   description = "Notification channels (projects/P/notificationChannels/ID) of every alert policy."
   type        = list(string)
