@@ -8,7 +8,7 @@ CARGO ?= cargo
 IMAGE_REPO ?=
 IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check image image-push image-cloud bench
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check tf-plan-check image image-push image-cloud bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ status: ## Show what runs
 demo: build up ## Run the pipeline on sample data and compare PostgreSQL with BigQuery
 	@infra/demo/demo.sh
 
-test: build up lint tf-check ## Everything the tests need, then all tests (unit and end-to-end)
+test: build up lint tf-check tf-plan-check ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
 
 bench: up ## Benchmarks on the local stack (release build): prints a table, writes target/bench/summary.json
@@ -54,6 +54,9 @@ clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
 
 tf-check: ## Offline checks of terraform/ and the Dockerfile: fmt, provider schema, checkov
 	@infra/checks/terraform.sh
+
+tf-plan-check: tf-check ## terraform validate from a local provider directory if there is one; values the provider or the APIs refuse
+	@infra/checks/terraform-plan.sh
 
 image: ## Build the capture, writer and cli images with docker (IMAGE_REPO=..., IMAGE_TAG=...)
 	@IMAGE_REPO="$(IMAGE_REPO)" IMAGE_TAG="$(IMAGE_TAG)" infra/docker/image.sh build
