@@ -34,7 +34,9 @@ locals {
       PG2BQ_METRICS_LOG_SECS   = "60"
       PG2BQ_RECONNECT_MAX_SECS = "30"
       PG2BQ_LOG_FORMAT         = "json"
-      RUST_LOG                 = "info"
+      # Capture sweeps re-copied tables unless the writer uses native CDC (see the README).
+      PG2BQ_MERGE_STRATEGY = var.merge_strategy
+      RUST_LOG             = "info"
     },
     var.capture_env,
   )

@@ -67,6 +67,8 @@ pub struct TableInfo {
     pub fields: Vec<FieldSpec>,
     /// Its description, if it has one.
     pub description: Option<String>,
+    /// When it was created, milliseconds since the Unix epoch (if the server says).
+    pub created_ms: Option<i64>,
 }
 
 /// The REST table resource that creates `table`.
@@ -264,9 +266,15 @@ impl RestClient {
             .get("description")
             .and_then(Json::as_str)
             .map(str::to_owned);
+        let created_ms = answer.get("creationTime").and_then(|t| {
+            t.as_str()
+                .and_then(|t| t.parse().ok())
+                .or_else(|| t.as_i64())
+        });
         Ok(Some(TableInfo {
             fields,
             description,
+            created_ms,
         }))
     }
 

@@ -8,6 +8,7 @@
 use crate::backfill::Backfill;
 use crate::control::maintenance::Maintenance;
 use crate::control::slot::{ensure_slot, wait_until_started};
+use crate::control::table_events::TableEvents;
 use crate::error::{CaptureError, Result};
 use crate::ops::args::CaptureArgs;
 use crate::ops::http;
@@ -16,6 +17,8 @@ use crate::pipeline::batcher::Batcher;
 use crate::pipeline::capture_loop::{CaptureLoop, LoopSettings};
 use crate::sinks::{self, BatchSink};
 use crate::source::postgres::PgChangeSource;
+use crate::source::shapes::Shapes;
+use pg2bq_core::config::MergeStrategy;
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_source::publication;
 use pg2bq_source::state::StateStore;
@@ -50,6 +53,12 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         selection: selection.clone(),
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         publication_refresh: Duration::from_secs(args.publication_refresh_secs.max(1)),
+        events: TableEvents::new(
+            state(&args),
+            shapes(&args),
+            Arc::clone(&sink),
+            &args.stream.publication,
+        ),
     };
     let backfill = Backfill {
         source: args.source.clone(),
@@ -61,6 +70,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         poll: Duration::from_secs(args.publication_refresh_secs.max(1)),
         limits: args.batch_limits(),
         sink: Arc::clone(&sink),
+        shapes: shapes(&args),
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
@@ -128,20 +138,33 @@ async fn session(
     }
     let selection = args.selection()?;
     let stream = &args.stream;
-    publication::reconcile(
+    let reconciled = publication::reconcile(
         &catalog,
         &stream.publication,
         &selection,
         &stream.state_schema,
     )
     .await?;
+    state.record_skipped(&catalog, &reconciled.skipped).await?;
+    for skipped in &reconciled.skipped {
+        tracing::warn!(table = %skipped.table, reason = %skipped.reason, fix = %skipped.fix, "table skipped: it is not replicated");
+    }
+    for table in &reconciled.added {
+        state.reset_backfill(&catalog, table).await?;
+    }
     ensure_slot(&catalog, &state, &args.source.database).await?;
     if let Some((maintenance, backfill)) = background.take() {
         maintenance.spawn(Arc::clone(metrics));
         backfill.spawn();
     }
-    let source =
-        PgChangeSource::start(&args.source, &stream.slot, &stream.publication, catalog).await?;
+    let source = PgChangeSource::start(
+        &args.source,
+        &stream.slot,
+        &stream.publication,
+        catalog,
+        shapes(args),
+    )
+    .await?;
     tracing::info!(
         source = %args.source.describe(),
         sslmode = args.source.tls.sslmode.as_str(),
@@ -163,6 +186,11 @@ async fn session(
         },
     );
     capture.run(stop).await
+}
+
+/// The stream's table shapes and generations.
+fn shapes(args: &CaptureArgs) -> Shapes {
+    Shapes::new(state(args), args.merge_strategy == MergeStrategy::Native)
 }
 
 /// The stream's state in the state schema.

@@ -99,6 +99,8 @@ pub fn retry_messages(changes: &[OpenChange]) -> Result<Vec<Outgoing>> {
             source: single.source.clone(),
             columns: single.columns.clone(),
             changes: Vec::new(),
+            generation: 0,
+            control: None,
         });
         batch.changes.extend(single.changes);
         if batch.changes.len() >= MAX_CHANGES {
@@ -188,6 +190,8 @@ mod tests {
                 new: Some(vec![Value::Text(ordinal.to_string())]),
                 old: None,
             }],
+            generation: 0,
+            control: None,
         };
         OpenChange {
             id: format!("{ordinal}"),

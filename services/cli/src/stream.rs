@@ -88,6 +88,9 @@ pub struct Created {
     pub publication: String,
     /// Tables of the publication, `schema.table`.
     pub tables: Vec<String>,
+    /// Selected tables left out of the publication (their UPDATE and DELETE would fail once
+    /// published); `pg2bq stream status` shows why and the fix.
+    pub skipped: Vec<String>,
 }
 
 /// Records a new stream, not started: the state schema, the publication of the selected tables
@@ -108,7 +111,9 @@ pub async fn create(
             record.desired_state.as_str()
         )));
     }
-    publication::reconcile(sql, &stream.publication, selection, &stream.state_schema).await?;
+    let reconciled =
+        publication::reconcile(sql, &stream.publication, selection, &stream.state_schema).await?;
+    store.record_skipped(sql, &reconciled.skipped).await?;
     store.create_stream(sql).await?;
     let tables = Catalog::new()
         .publication_tables(sql, &stream.publication)
@@ -120,5 +125,10 @@ pub async fn create(
         slot: stream.slot.clone(),
         publication: stream.publication.clone(),
         tables,
+        skipped: reconciled
+            .skipped
+            .iter()
+            .map(|s| s.table.to_string())
+            .collect(),
     })
 }

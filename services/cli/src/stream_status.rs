@@ -42,7 +42,9 @@ pub struct TableStatus {
     /// `schema.table`.
     pub table: String,
     /// `created`, `backfilling`, `streaming`, `paused`, `failed` (an error since the last
-    /// change published) or `degraded` (changes wait in the quarantine).
+    /// change published), `degraded` (changes wait in the quarantine) or `skipped` (not
+    /// replicated: publishing it would make the application's UPDATE and DELETE fail; the
+    /// error says why and the fix).
     pub phase: String,
     /// Rows copied by backfill.
     pub rows_backfilled: i64,
@@ -114,6 +116,22 @@ pub async fn status(
             });
         }
     }
+    for skipped in state.skipped(sql).await? {
+        let name = skipped.table.to_string();
+        tables.retain(|t| t.table != name);
+        tables.push(TableStatus {
+            table: name,
+            phase: "skipped".to_owned(),
+            last_error: Some(format!(
+                "{} ({}); fix: {}",
+                pg2bq_core::civil::format_timestamp_us(skipped.since_us),
+                skipped.reason,
+                skipped.fix
+            )),
+            ..TableStatus::default()
+        });
+    }
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
     if let Some((client, layout)) = bigquery {
         let quarantine = crate::quarantine::summaries(client, layout).await?;
         for table in &mut tables {

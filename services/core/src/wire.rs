@@ -77,6 +77,10 @@ pub enum Op {
     Delete,
     /// A TRUNCATE of the table: every row with a smaller sequence number is gone.
     Truncate,
+    /// The end of a backfill that copied the whole table again from snapshots whose oldest
+    /// consistent point is this change's sequence number: every row of a mirror older than it
+    /// that the copy did not bring again was deleted at the source since. Logs keep their rows.
+    Sweep,
 }
 
 /// One column value.
@@ -119,11 +123,78 @@ pub struct ChangeBatch {
     pub source: TableId,
     /// The table's columns at the time of these changes.
     pub columns: Vec<ColumnSpec>,
-    /// The changes, in source order.
+    /// The table's generation: it starts at 0 and grows when the source table changes in a way
+    /// its BigQuery tables cannot follow in place (a column dropped, renamed or retyped, a new
+    /// key, the table dropped or created again). A writer recreates the BigQuery tables at a
+    /// [`TableControl`] of a newer generation and discards batches of older ones (their rows
+    /// come again with the copy that follows).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+    /// A table-level instruction instead of changes (`changes` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<TableControl>,
+    /// The changes, in source order (last: a backfill writes batches by appending to it).
     pub changes: Vec<Change>,
 }
 
+/// A table-level instruction from capture to the writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableControl {
+    /// What to do.
+    pub action: ControlAction,
+    /// Why, for the logs (e.g. which column was dropped).
+    pub reason: String,
+    /// When capture issued it, microseconds since the Unix epoch: BigQuery tables created
+    /// after it belong to the new generation already and are kept.
+    pub issued_at_us: i64,
+}
+
+/// What a [`TableControl`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// The batch's generation starts: drop the table's BigQuery tables of older generations
+    /// (the batches of the new one create them again, and a copy of the table follows).
+    NewGeneration,
+    /// The source table is gone (dropped, or renamed away from this name): drop its BigQuery
+    /// tables and discard any batch of an older generation.
+    Dropped,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl ChangeBatch {
+    /// A batch of `changes` of `source` with `columns`, generation 0 and no control.
+    pub fn new(source: TableId, columns: Vec<ColumnSpec>, changes: Vec<Change>) -> Self {
+        ChangeBatch {
+            version: WIRE_VERSION,
+            source,
+            columns,
+            changes,
+            generation: 0,
+            control: None,
+        }
+    }
+
+    /// A control batch (no changes) for `source` at `generation`.
+    pub fn control(
+        source: TableId,
+        columns: Vec<ColumnSpec>,
+        generation: u64,
+        control: TableControl,
+    ) -> Self {
+        ChangeBatch {
+            version: WIRE_VERSION,
+            source,
+            columns,
+            changes: Vec::new(),
+            generation,
+            control: Some(control),
+        }
+    }
+
     /// Serialises the batch to JSON bytes.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a change batch always serialises")
@@ -148,6 +219,15 @@ impl ChangeBatch {
     }
 
     fn check_shape(&self) -> Result<()> {
+        if let Some(control) = &self.control {
+            if !self.changes.is_empty() {
+                return Err(CoreError::Wire(format!(
+                    "control batch ({:?}) for {} also holds changes",
+                    control.action, self.source
+                )));
+            }
+            return Ok(());
+        }
         if self.columns.is_empty() {
             return Err(CoreError::Wire(format!(
                 "batch for {} lists no columns",
@@ -320,6 +400,8 @@ mod tests {
                     old: Some(vec![Value::Text("2".into()), Value::Null]),
                 },
             ],
+            generation: 0,
+            control: None,
         }
     }
 

@@ -5,8 +5,10 @@
 //!   columns left out; and the tables a selection or a publication names.
 //! - [`state`]: the one owner of pg2bq's state schema in the source database: its versioned
 //!   migrations and typed operations (the stream and its desired state, backfill plans and
-//!   progress, table activity, the freshness probe). No other code writes SQL against it.
-//! - [`publication`]: the publication, kept equal to the tables the patterns select.
+//!   progress and sweeps, table activity, table shapes and generations, partition layouts,
+//!   skipped tables, the freshness probe). No other code writes SQL against it.
+//! - [`publication`]: the publication, kept equal to the tables the patterns select that can
+//!   publish UPDATE and DELETE safely (`catalog::publishable` names the others).
 //! - [`error`]: [`SourceError`], transient or permanent.
 
 pub mod catalog;

@@ -4,11 +4,15 @@
 //! A publication that someone made `FOR ALL TABLES` or `FOR TABLES IN SCHEMA` is left as it is
 //! (with a warning): pg2bq only manages publications that list their tables.
 //!
+//! Tables whose UPDATE and DELETE would fail once published (no replica identity, see
+//! [`crate::catalog::publishable`]) never join, and leave it if they lose their key: pg2bq must
+//! never make the application's statements fail. [`Reconciled::skipped`] lists them with the fix.
+//!
 //! pg2bq's state schema is never replicated, except for the freshness probe table
 //! ([`pg2bq_core::probe`]): once `pg2bq validate --freshness` has created it, it stays in the
 //! publication whatever the patterns say.
 
-use crate::catalog::{candidate_tables, table_id, tables::quoted};
+use crate::catalog::{Unpublishable, candidate_tables, table_id, tables::quoted, unpublishable};
 use crate::error::{Result, SourceError};
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::probe::freshness_probe;
@@ -68,19 +72,36 @@ fn table_list(tables: &BTreeSet<TableId>) -> String {
     tables.iter().map(quoted).collect::<Vec<_>>().join(", ")
 }
 
-/// Creates the publication or brings its table list in step with the selection.
-/// Returns the tables that were added (to be backfilled) — empty when nothing changed.
+/// What [`reconcile`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Tables that joined the publication (to be backfilled).
+    pub added: Vec<TableId>,
+    /// Tables that left it (no longer selected, or no longer publishable).
+    pub removed: Vec<TableId>,
+    /// Selected tables kept out of it because publishing them would make their UPDATE and
+    /// DELETE fail, with the fix.
+    pub skipped: Vec<Unpublishable>,
+}
+
+/// Creates the publication or brings its table list in step with the selection, leaving out
+/// (and taking out) the selected tables that cannot be published safely.
 pub async fn reconcile(
     client: &Client,
     publication: &str,
     selection: &TableSelection,
     state_schema: &str,
-) -> Result<Vec<TableId>> {
+) -> Result<Reconciled> {
     let probe = freshness_probe(state_schema);
-    let wanted: BTreeSet<TableId> = candidate_tables(client, state_schema)
+    let selected: Vec<TableId> = candidate_tables(client, state_schema)
         .await?
         .into_iter()
         .filter(|t| selection.matches(t) || *t == probe)
+        .collect();
+    let skipped = unpublishable(client, &selected).await?;
+    let wanted: BTreeSet<TableId> = selected
+        .into_iter()
+        .filter(|t| !skipped.iter().any(|s| s.table == *t))
         .collect();
     let name = quote_ident(publication);
     let Some((current, managed_elsewhere)) = published_tables(client, publication).await? else {
@@ -92,28 +113,45 @@ pub async fn reconcile(
         };
         let sql =
             format!("CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = true)");
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(SourceError::postgres(format!(
-                "creating publication {publication}"
-            )))?;
-        tracing::info!(publication, tables = wanted.len(), "created publication");
-        return Ok(wanted.into_iter().collect());
+        let mut added: Vec<TableId> = wanted.into_iter().collect();
+        let mut skipped = skipped;
+        apply(client, publication, &[sql], &mut added, &mut skipped).await?;
+        tracing::info!(publication, tables = added.len(), "created publication");
+        return Ok(Reconciled {
+            added,
+            removed: Vec::new(),
+            skipped,
+        });
     };
     if managed_elsewhere {
         tracing::warn!(
             publication,
             "the publication is FOR ALL TABLES or FOR TABLES IN SCHEMA: include/exclude patterns are not applied to it"
         );
-        return Ok(Vec::new());
+        return Ok(Reconciled {
+            skipped: skipped
+                .into_iter()
+                .filter(|s| current.contains(&s.table))
+                .collect(),
+            ..Reconciled::default()
+        });
     }
     if current == wanted {
-        return Ok(Vec::new());
+        return Ok(Reconciled {
+            skipped,
+            ..Reconciled::default()
+        });
     }
     let added: Vec<TableId> = wanted.difference(&current).cloned().collect();
     let removed: BTreeSet<TableId> = current.difference(&wanted).cloned().collect();
+    // Tables leave first: a table that lost its key must stop being published at once.
     let mut statements = Vec::new();
+    if !removed.is_empty() {
+        statements.push(format!(
+            "ALTER PUBLICATION {name} DROP TABLE {}",
+            table_list(&removed)
+        ));
+    }
     if !added.is_empty() {
         let added_set: BTreeSet<TableId> = added.iter().cloned().collect();
         statements.push(format!(
@@ -121,24 +159,68 @@ pub async fn reconcile(
             table_list(&added_set)
         ));
     }
-    if !removed.is_empty() {
-        statements.push(format!(
-            "ALTER PUBLICATION {name} DROP TABLE {}",
-            table_list(&removed)
-        ));
-    }
-    for sql in statements {
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(SourceError::postgres(format!(
-                "updating publication {publication}"
-            )))?;
-    }
+    let mut skipped = skipped;
+    let mut added = added;
+    apply(client, publication, &statements, &mut added, &mut skipped).await?;
     let added_names: Vec<String> = added.iter().map(ToString::to_string).collect();
     let removed_names: Vec<String> = removed.iter().map(ToString::to_string).collect();
     tracing::info!(publication, added = ?added_names, removed = ?removed_names, "publication follows the table selection");
-    Ok(added)
+    Ok(Reconciled {
+        added,
+        removed: removed.into_iter().collect(),
+        skipped,
+    })
+}
+
+/// Runs `statements` in one transaction. A joining table is locked against DDL by the ADD; if it
+/// lost its key between the check and the ADD, it leaves again before the commit (so no
+/// application statement ever runs against it published without a replica identity).
+async fn apply(
+    client: &Client,
+    publication: &str,
+    statements: &[String],
+    added: &mut Vec<TableId>,
+    skipped: &mut Vec<Unpublishable>,
+) -> Result<()> {
+    let context = || format!("updating publication {publication}");
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(SourceError::postgres(context()))?;
+    let outcome = async {
+        for sql in statements {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(SourceError::postgres(context()))?;
+        }
+        let lost = unpublishable(client, added).await?;
+        if !lost.is_empty() {
+            let lost_set: BTreeSet<TableId> = lost.iter().map(|l| l.table.clone()).collect();
+            client
+                .batch_execute(&format!(
+                    "ALTER PUBLICATION {} DROP TABLE {}",
+                    quote_ident(publication),
+                    table_list(&lost_set)
+                ))
+                .await
+                .map_err(SourceError::postgres(context()))?;
+            added.retain(|t| !lost_set.contains(t));
+            skipped.extend(lost);
+        }
+        Ok(())
+    }
+    .await;
+    let end = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = client
+        .batch_execute(end)
+        .await
+        .map_err(SourceError::postgres(context()));
+    outcome.and(ended)
 }
 
 /// Adds one table to the publication if it is not in it (the freshness probe); returns whether

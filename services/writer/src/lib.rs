@@ -9,6 +9,8 @@
 //! - [`modes`]: the write modes behind one trait, [`modes::WriteMode`]: staged (change table +
 //!   MERGE), native (BigQuery CDC) and append-only; the mode is chosen once at start-up from the
 //!   settings ([`args`]).
+//! - [`generations`]: the gate before the modes: control messages that start a table's new
+//!   generation (its BigQuery tables dropped), batches of older generations discarded.
 //! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), `tables` (creating
 //!   and evolving tables), [`row_layout`] (where each value goes in the proto row).
 //! - The BigQuery client (REST, Storage Write, proto rows, tokens) is the `pg2bq-bigquery` crate.
@@ -22,6 +24,7 @@
 
 pub mod args;
 pub mod error;
+pub mod generations;
 pub mod http;
 mod metrics;
 pub mod modes;

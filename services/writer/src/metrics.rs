@@ -67,6 +67,7 @@ struct TableCounters {
     bytes: u64,
     batches: u64,
     quarantined: u64,
+    superseded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +116,13 @@ impl WriterMetrics {
         let mut inner = self.inner.lock().expect("metrics lock");
         let counters = inner.tables.entry(table.to_owned()).or_default();
         counters.quarantined = counters.quarantined.saturating_add(changes as u64);
+    }
+
+    /// Records a discarded batch of an older generation of `table`, with its changes.
+    pub fn record_superseded(&self, table: &str, changes: usize) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        let counters = inner.tables.entry(table.to_owned()).or_default();
+        counters.superseded = counters.superseded.saturating_add(changes as u64);
     }
 
     /// Records the values of a written batch of `table` that were adjusted by a rule.
@@ -203,6 +211,21 @@ impl WriterMetrics {
                 "pg2bq_writer_changes_quarantined_total{{table=\"{}\"}} {}",
                 label(table),
                 c.quarantined
+            );
+        }
+        header(
+            &mut out,
+            "changes_superseded_total",
+            "counter",
+            "Changes discarded because their table started a new generation since (they come \
+             again with its copy), per source table.",
+        );
+        for (table, c) in &inner.tables {
+            let _ = writeln!(
+                out,
+                "pg2bq_writer_changes_superseded_total{{table=\"{}\"}} {}",
+                label(table),
+                c.superseded
             );
         }
         header(
@@ -326,6 +349,8 @@ mod tests {
                 insert(["2", "infinity", "1.5"]),
                 insert(["3", "2024-01-01", "Infinity"]),
             ],
+            generation: 0,
+            control: None,
         };
         let shape = TableShape::new(
             BqTableName {

@@ -129,6 +129,8 @@ fn event_row(
         source: batch.source.clone(),
         columns: batch.columns.clone(),
         changes: vec![change.clone()],
+        generation: batch.generation,
+        control: None,
     };
     vec![
         text(&change_id(&batch.source, change)),

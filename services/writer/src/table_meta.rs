@@ -32,25 +32,54 @@ pub struct TableMeta {
     pub unchanged: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The generation of a source table's BigQuery tables (see [`pg2bq_core::wire::ChangeBatch`]'s
+/// `generation`), recorded in the description of its staging table next to the [`TableMeta`]:
+/// the staging table outlives the generations (it is made again, empty, at each), and marks a
+/// dropped source table. No mark: generation 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationMark {
+    /// The generation.
+    pub generation: u64,
+    /// The source table is gone: its target table was dropped, nothing more is written.
+    #[serde(default)]
+    pub dropped: bool,
+}
+
+#[derive(Default, Serialize, Deserialize)]
 struct Described {
-    pg2bq: TableMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pg2bq: Option<TableMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pg2bq_generation: Option<GenerationMark>,
+}
+
+/// A staging table's description holding `meta` and `mark`.
+pub fn description(meta: Option<&TableMeta>, mark: Option<GenerationMark>) -> String {
+    serde_json::to_string(&Described {
+        pg2bq: meta.cloned(),
+        pg2bq_generation: mark,
+    })
+    .expect("table metadata serialises")
+}
+
+/// The generation mark in a staging table's description, if it holds one.
+pub fn generation_mark(description: &str) -> Option<GenerationMark> {
+    serde_json::from_str::<Described>(description)
+        .ok()
+        .and_then(|d| d.pg2bq_generation)
 }
 
 impl TableMeta {
-    /// The table description that holds the record.
+    /// The table description that holds the record (and no generation mark).
     pub fn to_description(&self) -> String {
-        serde_json::to_string(&Described {
-            pg2bq: self.clone(),
-        })
-        .expect("table metadata serialises")
+        description(Some(self), None)
     }
 
     /// The record in a table description, if it holds one.
     pub fn from_description(description: &str) -> Option<Self> {
         serde_json::from_str::<Described>(description)
             .ok()
-            .map(|d| d.pg2bq)
+            .and_then(|d| d.pg2bq)
     }
 
     /// Whether every column of `columns` is recorded as arriving unchanged.
@@ -89,6 +118,18 @@ mod tests {
         );
         assert_eq!(TableMeta::from_description(&text), Some(meta.clone()));
         assert_eq!(TableMeta::from_description("a user's words"), None);
+        let mark = GenerationMark {
+            generation: 3,
+            dropped: false,
+        };
+        let both = description(Some(&meta), Some(mark));
+        assert_eq!(TableMeta::from_description(&both), Some(meta.clone()));
+        assert_eq!(generation_mark(&both), Some(mark));
+        assert_eq!(generation_mark(&text), None);
+        assert_eq!(
+            TableMeta::from_description(&description(None, Some(mark))),
+            None
+        );
         let more = meta.with_unchanged(&["body".into(), "body".into()]);
         assert_eq!(more.unchanged, vec!["body".to_owned()]);
         assert!(

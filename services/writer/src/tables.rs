@@ -8,7 +8,7 @@
 //! ([`TableMeta`]) of staging tables.
 
 use crate::error::{Result, WriterError};
-use crate::table_meta::{TableKind, TableMeta};
+use crate::table_meta::{TableKind, TableMeta, description, generation_mark};
 use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
 use pg2bq_core::bq_naming::{BqTableName, KEY_COLUMN_DESCRIPTION};
 use pg2bq_core::bq_types::BqType;
@@ -114,12 +114,13 @@ impl TableRegistry {
                     table.dataset, table.table
                 )))
             })?;
-            let recorded = match info
-                .description
-                .as_deref()
-                .and_then(TableMeta::from_description)
-            {
-                Some(meta) => meta,
+            let text = info.description.as_deref().unwrap_or_default();
+            let described = TableMeta::from_description(text);
+            let mark = generation_mark(text);
+            let recorded = match &described {
+                Some(meta) => meta.clone(),
+                // Made empty at a new generation: what this batch wants.
+                None if mark.is_some() => wanted.clone(),
                 None => older_release_meta(&info.fields, wanted),
             };
             // A log's key only chooses how snapshots are kept; a mirror's is what its rows are
@@ -145,7 +146,7 @@ impl TableRegistry {
                     wanted.source,
                 )));
             }
-            if recorded.covers_unchanged(&wanted.unchanged) && info.description.is_some() {
+            if recorded.covers_unchanged(&wanted.unchanged) && described.is_some() {
                 self.metas
                     .lock()
                     .await
@@ -154,7 +155,7 @@ impl TableRegistry {
             }
             let next = recorded.with_unchanged(&wanted.unchanged);
             self.rest
-                .set_description(table, &next.to_description())
+                .set_description(table, &description(Some(&next), mark))
                 .await?;
         }
         Err(WriterError::BigQuery(

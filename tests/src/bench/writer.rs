@@ -93,6 +93,8 @@ fn push_body(first_id: u64) -> Vec<u8> {
         },
         columns: columns(),
         changes,
+        generation: 0,
+        control: None,
     };
     let data = base64::engine::general_purpose::STANDARD.encode(batch.to_json());
     serde_json::to_vec(&json!({

@@ -63,6 +63,8 @@ impl RangeCopy<'_> {
             source: self.info.table.clone(),
             columns: self.info.columns.clone(),
             changes: Vec::new(),
+            generation: self.info.generation,
+            control: None,
         };
         let range = u64::try_from(self.range.first_block).unwrap_or(0);
         let mut batches = CopyBatches::new(

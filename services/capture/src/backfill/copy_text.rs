@@ -279,6 +279,9 @@ mod tests {
                 })
                 .collect(),
             changes: Vec::new(),
+            // A later generation: the batches carry it.
+            generation: 3,
+            control: None,
         }
     }
 

@@ -16,14 +16,19 @@ pub mod snapshot;
 
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
+use crate::pipeline::batcher::ReadyBatch;
 use crate::sinks::BatchSink;
 use crate::source::relations::RelationInfo;
+use crate::source::shapes::Shapes;
 use copy_range::RangeCopy;
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::config::StreamArgs;
+use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_core::selection::TableSelection;
+use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::TableId;
+use pg2bq_core::wire::{Change, ChangeBatch, Op};
 use pg2bq_source::catalog::Catalog;
 use pg2bq_source::state::StateStore;
 use pg2bq_source::state::backfill::Range;
@@ -63,6 +68,8 @@ pub struct Backfill {
     pub limits: BatchLimits,
     /// Where batches go.
     pub sink: Arc<dyn BatchSink>,
+    /// The generations copies belong to.
+    pub shapes: Shapes,
 }
 
 impl Backfill {
@@ -103,15 +110,15 @@ impl Backfill {
             state.plan(&sql, &table, self.range_blocks, copy).await?;
             tracing::info!(table = %table, copy, "planned backfill");
         }
+        self.sweep(&sql, &state).await?;
         let mut pending = state.pending(&sql).await?;
         if pending.is_empty() {
             return Ok(());
         }
         let mut tables: Vec<TableId> = pending.iter().map(|r| r.table.clone()).collect();
         tables.dedup();
-        let infos: HashMap<TableId, Arc<RelationInfo>> = Catalog::new()
-            .describe(&sql, &tables)
-            .await?
+        let described = Catalog::new().describe(&sql, &tables).await?;
+        let infos: HashMap<TableId, Arc<RelationInfo>> = described
             .iter()
             .map(|t| (t.id.clone(), Arc::new(RelationInfo::from(t))))
             .collect();
@@ -134,6 +141,27 @@ impl Backfill {
         }
         let snapshot =
             snapshot::export(&self.source, &self.stream.slot, &self.stream.publication).await?;
+        // Each table's rows belong to the generation recorded at the snapshot; a table that is
+        // new under its name starts one, whose control message goes first.
+        let mut infos = infos;
+        for table in &described {
+            let placed = self
+                .shapes
+                .for_copy(&sql, table, snapshot.consistent_point)
+                .await?;
+            let mut info = RelationInfo::from(table);
+            info.generation = placed.generation;
+            if let Some(control) = placed.control {
+                let batch = ChangeBatch::control(
+                    table.id.clone(),
+                    info.columns.clone(),
+                    placed.generation,
+                    control,
+                );
+                publish(self.sink.as_ref(), batch).await?;
+            }
+            infos.insert(table.id.clone(), Arc::new(info));
+        }
         let infos = Arc::new(infos);
         let queue = Arc::new(Mutex::new(pending.into_iter().collect::<VecDeque<Range>>()));
         let started = Instant::now();
@@ -156,7 +184,43 @@ impl Backfill {
             }
         }
         drop(snapshot);
-        outcome
+        outcome?;
+        self.sweep(&sql, &state).await
+    }
+
+    /// Publishes the sweep of every finished copy not swept yet: rows of its mirror older than
+    /// the copy's oldest snapshot and not copied again were deleted at the source since. Only
+    /// tables with a key are mirrors; under the native strategy copies start new generations
+    /// instead (no sweep).
+    async fn sweep(&self, sql: &tokio_postgres::Client, state: &StateStore) -> Result<()> {
+        for unswept in state.unswept(sql).await? {
+            if let Some(oldest) = unswept.oldest_snapshot
+                && self.shapes.sweeps()
+                && let Some(table) = Catalog::new()
+                    .describe(sql, std::slice::from_ref(&unswept.table))
+                    .await?
+                    .into_iter()
+                    .next()
+                && !table.key_names().is_empty()
+            {
+                let placed = self.shapes.for_copy(sql, &table, oldest).await?;
+                let sweep = Change {
+                    op: Op::Sweep,
+                    seq: Seq::new(oldest, 0),
+                    commit_time_us: pg2bq_core::civil::now_us(),
+                    xid: 0,
+                    new: None,
+                    old: None,
+                };
+                let mut batch =
+                    ChangeBatch::new(table.id.clone(), table.column_specs(), vec![sweep]);
+                batch.generation = placed.generation;
+                publish(self.sink.as_ref(), batch).await?;
+                tracing::info!(table = %table.id, oldest_snapshot = %oldest, "swept the rows deleted at the source since the previous copy");
+            }
+            state.mark_swept(sql, &unswept.table).await?;
+        }
+        Ok(())
     }
 
     async fn work(
@@ -164,7 +228,7 @@ impl Backfill {
         queue: Arc<Mutex<VecDeque<Range>>>,
         infos: Arc<HashMap<TableId, Arc<RelationInfo>>>,
         snapshot: String,
-        consistent_point: pg2bq_core::lsn::Lsn,
+        consistent_point: Lsn,
         started: Instant,
     ) -> Result<()> {
         let mut sql = self.connect("pg2bq-backfill-copy").await?;
@@ -213,4 +277,14 @@ impl Backfill {
             );
         }
     }
+}
+
+/// Publishes one batch and waits for Pub/Sub's acknowledgement.
+async fn publish(sink: &dyn BatchSink, batch: ChangeBatch) -> Result<()> {
+    let ready = ReadyBatch {
+        batch,
+        min_commit_lsn: Lsn(0),
+    };
+    let (_, published) = sink.send(ready.encode());
+    published.await.result.map(|_| ())
 }

@@ -5,6 +5,7 @@
 //! through the slot like a change, so capture has a position to confirm even when the replicated
 //! tables are idle and the server writes WAL elsewhere; without it the slot would hold that WAL.
 
+use super::table_events::TableEvents;
 use crate::error::Result;
 use crate::ops::metrics::CaptureMetrics;
 use crate::source::HEARTBEAT_PREFIX;
@@ -18,7 +19,6 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 /// What the maintenance task does, and how often.
-#[derive(Debug, Clone)]
 pub struct Maintenance {
     /// The source.
     pub source: SourceArgs,
@@ -31,11 +31,13 @@ pub struct Maintenance {
     pub heartbeat: Duration,
     /// Period of publication checks.
     pub publication_refresh: Duration,
+    /// What happens to tables outside the row changes, checked with the publication.
+    pub events: TableEvents,
 }
 
 impl Maintenance {
     /// Runs forever in the background; a lost connection is re-opened on the next round.
-    pub fn spawn(self, metrics: Arc<CaptureMetrics>) {
+    pub fn spawn(mut self, metrics: Arc<CaptureMetrics>) {
         tokio::spawn(async move {
             let period = if self.heartbeat.is_zero() {
                 self.publication_refresh
@@ -66,7 +68,7 @@ impl Maintenance {
                 }
                 if since_refresh >= self.publication_refresh {
                     since_refresh = Duration::ZERO;
-                    if let Err(e) = publication::reconcile(
+                    match publication::reconcile(
                         sql,
                         &self.stream.publication,
                         &self.selection,
@@ -74,7 +76,12 @@ impl Maintenance {
                     )
                     .await
                     {
-                        tracing::warn!(error = %e, "publication check failed");
+                        Ok(reconciled) => {
+                            if let Err(e) = self.events.round(sql, &reconciled).await {
+                                tracing::warn!(error = %e, "checking the tables failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "publication check failed"),
                     }
                 }
             }

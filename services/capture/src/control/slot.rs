@@ -59,7 +59,8 @@ async fn check_slot(client: &Client, state: &StateStore, database: &str) -> Resu
             Some(record) => Err(CaptureError::Slot(format!(
                 "slot '{slot}' (created {}) no longer exists: it was dropped, and the changes \
                  it held are lost. To start over: DELETE FROM {state_schema}.slots WHERE slot_name = '{slot}'; \
-                 restart capture, and backfill the tables again",
+                 and restart capture: it creates the slot and copies every table again (rows deleted \
+                 meanwhile are removed from BigQuery by the copies)",
                 record.created_at
             ))),
         };
@@ -78,8 +79,8 @@ async fn check_slot(client: &Client, state: &StateStore, database: &str) -> Resu
         return Err(CaptureError::Slot(format!(
             "slot '{slot}' was invalidated: PostgreSQL removed WAL it still needed (max_slot_wal_keep_size). \
              Drop it with SELECT pg_drop_replication_slot('{slot}') and \
-             DELETE FROM {state_schema}.slots WHERE slot_name = '{slot}', then restart capture and backfill \
-             the tables again"
+             DELETE FROM {state_schema}.slots WHERE slot_name = '{slot}', then restart capture: it copies \
+             every table again"
         )));
     }
     Ok(match active_pid {
@@ -128,6 +129,9 @@ async fn create_slot(client: &Client, state: &StateStore) -> Result<()> {
         )))?;
     let lsn: String = row.get(0);
     state.record_slot_created(client, &lsn).await?;
+    // A new slot starts a new stream: every table is copied from a snapshot newer than it
+    // (after a lost slot, the copies' sweeps remove the rows deleted meanwhile).
+    state.reset_all_backfills(client).await?;
     tracing::info!(slot, %lsn, "created logical replication slot");
     Ok(())
 }

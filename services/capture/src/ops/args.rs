@@ -4,7 +4,7 @@ use crate::backfill::BackfillMode;
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::{Compression, SinkKind, SinkSettings};
-use pg2bq_core::config::{PubSubArgs, SelectionArgs, SourceArgs, StreamArgs};
+use pg2bq_core::config::{MergeStrategy, PubSubArgs, SelectionArgs, SourceArgs, StreamArgs};
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ pub struct CaptureArgs {
     /// The Pub/Sub topic of change batches.
     #[command(flatten)]
     pub pubsub: PubSubArgs,
+    /// How the writer mirrors tables (`PG2BQ_MERGE_STRATEGY`, the writer's setting): under
+    /// `native`, which cannot remove older rows, a table copied again gets new BigQuery tables
+    /// instead of a sweep of the rows deleted since the last copy.
+    #[arg(long, env = "PG2BQ_MERGE_STRATEGY", value_enum, default_value_t = MergeStrategy::Auto)]
+    pub merge_strategy: MergeStrategy,
     /// Most changes in one message.
     #[arg(long, env = "PG2BQ_BATCH_MAX_ROWS", default_value_t = 1000)]
     pub batch_max_rows: usize,

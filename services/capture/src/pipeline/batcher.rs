@@ -63,6 +63,8 @@ impl OpenBatch {
                 source: self.info.table.clone(),
                 columns: self.info.columns.clone(),
                 changes: self.changes,
+                generation: self.info.generation,
+                control: None,
             },
             min_commit_lsn: self.min_commit_lsn,
         }
@@ -170,6 +172,7 @@ mod tests {
                 key: true,
             }],
             full_identity: false,
+            generation: 0,
         })
     }
 

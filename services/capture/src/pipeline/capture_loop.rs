@@ -15,7 +15,7 @@ use crate::source::{ChangeSource, SourceEvent};
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::seq::Seq;
-use pg2bq_core::wire::{Change, Op, Value};
+use pg2bq_core::wire::{Change, ChangeBatch, Op, TableControl, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -194,9 +194,16 @@ impl<S: ChangeSource, K: BatchSink> CaptureLoop<S, K> {
                 self.transaction = None;
                 self.tracker.committed(commit_lsn, end_lsn);
             }
-            SourceEvent::Relation { relation_id, .. } => {
+            SourceEvent::Relation {
+                relation_id,
+                info,
+                control,
+            } => {
                 // A batch holds one shape of the table: close the open one before the shape changes.
                 self.flush_table(relation_id);
+                if let Some(control) = control {
+                    self.send_control(&info, control)?;
+                }
             }
             SourceEvent::Change {
                 relation_id,
@@ -217,6 +224,24 @@ impl<S: ChangeSource, K: BatchSink> CaptureLoop<S, K> {
             SourceEvent::KeepAlive { wal_end } => self.confirm_idle(wal_end),
             SourceEvent::Other => {}
         }
+        Ok(())
+    }
+
+    /// Publishes a table's control message, held back like the changes of the open transaction.
+    fn send_control(&mut self, info: &RelationInfo, control: TableControl) -> Result<()> {
+        let tx = self.transaction.as_ref().ok_or_else(|| {
+            CaptureError::Decode("a Relation message outside a transaction".into())
+        })?;
+        let batch = ChangeBatch::control(
+            info.table.clone(),
+            info.columns.clone(),
+            info.generation,
+            control,
+        );
+        self.send(ReadyBatch {
+            batch,
+            min_commit_lsn: tx.commit_lsn,
+        });
         Ok(())
     }
 

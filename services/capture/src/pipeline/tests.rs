@@ -218,6 +218,7 @@ fn table(name: &str, width: usize) -> Arc<RelationInfo> {
             })
             .collect(),
         full_identity: false,
+        generation: 0,
     })
 }
 
@@ -338,6 +339,7 @@ async fn relation_changes_and_truncates_close_the_open_batch() {
     h.feed([SourceEvent::Relation {
         relation_id: 1,
         info: Arc::clone(&new_shape),
+        control: None,
     }])
     .await;
     assert_eq!(h.sent(), 1, "a new shape closes the batch of the old one");

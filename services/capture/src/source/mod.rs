@@ -3,6 +3,8 @@
 //! - [`connection`]: replication connections with the source's TLS settings.
 //! - `pgoutput`: the decoder of pgoutput messages.
 //! - `relations`: the tables seen in the stream, with types resolved to canonical names.
+//! - `shapes`: what a table's new shape means for BigQuery (in place, copy again, or a new
+//!   generation of its tables), and the generation of each change.
 //! - `postgres`: `postgres::PgChangeSource`, which turns a replication connection's messages
 //!   into [`SourceEvent`]s.
 //!
@@ -14,10 +16,11 @@ pub mod connection;
 pub(crate) mod pgoutput;
 pub(crate) mod postgres;
 pub(crate) mod relations;
+pub(crate) mod shapes;
 
 use crate::error::Result;
 use pg2bq_core::lsn::Lsn;
-use pg2bq_core::wire::{Op, Value};
+use pg2bq_core::wire::{Op, TableControl, Value};
 use relations::RelationInfo;
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +53,9 @@ pub enum SourceEvent {
         relation_id: u32,
         /// The table as from now on.
         info: Arc<RelationInfo>,
+        /// The control message that starts the table's new generation, to publish before its
+        /// next changes.
+        control: Option<TableControl>,
     },
     /// An INSERT, UPDATE or DELETE of the open transaction.
     Change {

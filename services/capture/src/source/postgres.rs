@@ -3,6 +3,7 @@
 use super::connection::{Session, open, replication_config};
 use super::pgoutput::{self, PgOutputMessage};
 use super::relations::Relations;
+use super::shapes::Shapes;
 use super::{ChangeSource, HEARTBEAT_PREFIX, SourceEvent};
 use crate::error::{CaptureError, Result};
 use pg2bq_core::config::SourceArgs;
@@ -35,6 +36,7 @@ impl PgChangeSource {
         slot: &str,
         publication: &str,
         catalog: tokio_postgres::Client,
+        shapes: Shapes,
     ) -> Result<Self> {
         let config = replication_config(source, slot, publication, "pg2bq-capture")
             .with_options(session_options())
@@ -42,7 +44,7 @@ impl PgChangeSource {
         let client = open(source, config, Session::Streaming).await?;
         Ok(PgChangeSource {
             client,
-            relations: Relations::new(catalog),
+            relations: Relations::new(catalog, shapes),
             pending: None,
         })
     }
@@ -88,11 +90,14 @@ async fn translate(relations: &mut Relations, event: &ReplicationEvent) -> Resul
             final_lsn,
             xid,
             commit_time_micros,
-        } => SourceEvent::Begin {
-            commit_lsn: Lsn(final_lsn.as_u64()),
-            commit_time_us: commit_time_micros.saturating_add(PG_EPOCH_OFFSET_US),
-            xid: *xid,
-        },
+        } => {
+            relations.begin(Lsn(final_lsn.as_u64()));
+            SourceEvent::Begin {
+                commit_lsn: Lsn(final_lsn.as_u64()),
+                commit_time_us: commit_time_micros.saturating_add(PG_EPOCH_OFFSET_US),
+                xid: *xid,
+            }
+        }
         ReplicationEvent::Commit { lsn, end_lsn, .. } => SourceEvent::Commit {
             commit_lsn: Lsn(lsn.as_u64()),
             end_lsn: Lsn(end_lsn.as_u64()),
@@ -134,11 +139,15 @@ async fn message(relations: &mut Relations, message: PgOutputMessage) -> Result<
             replica_identity,
             columns,
         } => {
-            let info = relations
+            let (info, control) = relations
                 .apply(relation_id, namespace, name, replica_identity, &columns)
                 .await?;
-            tracing::debug!(table = %info.table, columns = info.columns.len(), "relation");
-            SourceEvent::Relation { relation_id, info }
+            tracing::debug!(table = %info.table, columns = info.columns.len(), generation = info.generation, "relation");
+            SourceEvent::Relation {
+                relation_id,
+                info,
+                control,
+            }
         }
         PgOutputMessage::Insert { relation_id, new } => SourceEvent::Change {
             relation_id,

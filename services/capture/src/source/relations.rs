@@ -1,10 +1,15 @@
 //! The tables seen in the replication stream, with column types resolved to canonical names.
 
 use super::pgoutput::RelationColumn;
+use super::shapes::{Placed, Shapes};
 use crate::error::{CaptureError, Result};
+use pg2bq_core::bq_types::bq_type_for;
+use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::wire::TableControl;
 use pg2bq_core::wire::{ColumnSpec, TableId, Value};
-use pg2bq_source::catalog::{self, Catalog, ReplicaIdentity, SourceTable};
+use pg2bq_source::catalog::{self, Catalog, ReplicaIdentity, ResolvedType, SourceTable};
+use pg2bq_source::state::shapes::{RecordedShape, ShapeColumn};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,6 +22,9 @@ pub struct RelationInfo {
     pub columns: Vec<ColumnSpec>,
     /// REPLICA IDENTITY FULL: an update's old tuple holds every column's value.
     pub full_identity: bool,
+    /// The generation of the table's BigQuery tables its changes belong to (see
+    /// [`super::shapes`]).
+    pub generation: u64,
 }
 
 impl RelationInfo {
@@ -42,25 +50,43 @@ impl From<&SourceTable> for RelationInfo {
             table: table.id.clone(),
             columns: table.column_specs(),
             full_identity: table.replica_identity == ReplicaIdentity::Full,
+            generation: 0,
         }
     }
 }
 
-/// Relation cache keyed by table OID, resolving types through the catalogue.
+/// Relation cache keyed by table OID, resolving types through the catalogue and placing each
+/// shape in its generation.
 pub struct Relations {
-    client: tokio_postgres::Client,
+    client: Arc<tokio_postgres::Client>,
     catalog: Catalog,
+    shapes: Shapes,
     by_id: HashMap<u32, Arc<RelationInfo>>,
+    /// Commit LSN of the open transaction: the position of its Relation messages.
+    position: Lsn,
+    /// The shape being recorded (relation and position), in its own task: the capture loop may
+    /// drop a call to [`Relations::apply`] half-way, and the recording (a transaction) must
+    /// neither be cut short nor run twice.
+    observing: Option<(u32, Lsn, tokio::task::JoinHandle<Result<Placed>>)>,
 }
 
 impl Relations {
-    /// A cache that resolves user-defined types through `catalog`.
-    pub fn new(client: tokio_postgres::Client) -> Self {
+    /// A cache that resolves user-defined types through `client` and records shapes in
+    /// `shapes`.
+    pub fn new(client: tokio_postgres::Client, shapes: Shapes) -> Self {
         Relations {
-            client,
+            client: Arc::new(client),
             catalog: Catalog::new(),
+            shapes,
             by_id: HashMap::new(),
+            position: Lsn(0),
+            observing: None,
         }
+    }
+
+    /// A transaction committing at `commit_lsn` begins.
+    pub fn begin(&mut self, commit_lsn: Lsn) {
+        self.position = commit_lsn;
     }
 
     /// The table of a relation id, if its Relation message was seen.
@@ -72,12 +98,16 @@ impl Relations {
         })
     }
 
-    /// Records a Relation message; returns the new description.
+    /// Records a Relation message; returns the new description and the control message that
+    /// starts its generation, if it starts one.
     ///
     /// Key columns are the replica identity's ([`ReplicaIdentity::key`]): the flagged columns,
     /// except under REPLICA IDENTITY FULL, where pgoutput flags every column and the primary key
     /// is looked up instead; a table without one then has no key (the writer records it
     /// append-only).
+    ///
+    /// Decoding does not depend on the catalogue still knowing the relation: a type dropped
+    /// since is kept as text, a table dropped since has no key.
     pub async fn apply(
         &mut self,
         relation_id: u32,
@@ -85,7 +115,7 @@ impl Relations {
         name: String,
         replica_identity: u8,
         columns: &[RelationColumn],
-    ) -> Result<Arc<RelationInfo>> {
+    ) -> Result<(Arc<RelationInfo>, Option<TableControl>)> {
         let identity = ReplicaIdentity::from_code(replica_identity);
         let primary_key = if identity == ReplicaIdentity::Full {
             Some(catalog::primary_key(&self.client, relation_id).await?)
@@ -93,20 +123,27 @@ impl Relations {
             None
         };
         let mut specs = Vec::with_capacity(columns.len());
+        let mut shape_columns = Vec::with_capacity(columns.len());
         for column in columns {
             let key = match &primary_key {
                 Some(primary_key) => primary_key.contains(&column.name),
                 None => column.key,
             };
-            let resolved = self
-                .catalog
-                .resolve_type(&self.client, column.type_oid)
-                .await?;
+            let resolved = self.resolve(column).await?;
             let type_modifier = if column.type_modifier >= 0 {
                 column.type_modifier
             } else {
                 resolved.type_modifier
             };
+            shape_columns.push(ShapeColumn {
+                name: column.name.clone(),
+                type_oid: column.type_oid,
+                type_modifier,
+                bq_type: bq_type_for(&resolved.name, type_modifier).name().to_owned(),
+                pg_type: resolved.name.clone(),
+                key,
+                attnum: None,
+            });
             specs.push(ColumnSpec {
                 name: column.name.clone(),
                 pg_type: resolved.name,
@@ -114,16 +151,69 @@ impl Relations {
                 key,
             });
         }
+        let table = TableId {
+            schema: namespace,
+            table: name,
+        };
+        let shape = RecordedShape {
+            identity: char::from(replica_identity).to_string(),
+            columns: shape_columns,
+            storage: None,
+        };
+        let position = self.position;
+        if !matches!(&self.observing, Some((id, at, _)) if *id == relation_id && *at == position) {
+            let (shapes, client, table) =
+                (self.shapes.clone(), Arc::clone(&self.client), table.clone());
+            self.observing = Some((
+                relation_id,
+                position,
+                tokio::spawn(async move {
+                    shapes
+                        .observe(&client, relation_id, &table, shape, position)
+                        .await
+                }),
+            ));
+        }
+        let (_, _, task) = self.observing.as_mut().expect("observing");
+        let outcome = task.await;
+        self.observing = None;
+        let placed = outcome.map_err(|e| {
+            CaptureError::Decode(format!("recording the shape of {table} failed: {e}"))
+        })??;
         let info = Arc::new(RelationInfo {
-            table: TableId {
-                schema: namespace,
-                table: name,
-            },
+            table,
             columns: specs,
             full_identity: identity == ReplicaIdentity::Full,
+            generation: placed.generation,
         });
         self.by_id.insert(relation_id, Arc::clone(&info));
-        Ok(info)
+        Ok((info, placed.control))
+    }
+
+    /// The canonical type of a column; a type the catalogue no longer knows (dropped since
+    /// the change was written) is kept as text, with a warning, instead of stopping capture.
+    async fn resolve(&mut self, column: &RelationColumn) -> Result<ResolvedType> {
+        match self
+            .catalog
+            .resolve_type(&self.client, column.type_oid)
+            .await
+        {
+            Ok(resolved) => Ok(resolved),
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(
+                    column = %column.name,
+                    type_oid = column.type_oid,
+                    error = %e,
+                    "the column's type is gone from the catalogue (dropped after the change was \
+                     written): its values are kept as text"
+                );
+                Ok(ResolvedType {
+                    name: "text".to_owned(),
+                    type_modifier: -1,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Fills the unchanged TOAST values of an update that changed the row's key (PostgreSQL sent
@@ -245,6 +335,7 @@ mod tests {
             },
             columns: Vec::new(),
             full_identity,
+            generation: 0,
         }
     }
 

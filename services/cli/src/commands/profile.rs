@@ -116,6 +116,10 @@ async fn source_checks(
         .selected_tables(&sql, &selection, &stream.state_schema)
         .await?;
     checks.extend(profile::table_checks(&selected));
+    let ids: Vec<_> = selected.iter().map(|t| t.id.clone()).collect();
+    checks.extend(profile::skipped_checks(
+        &pg2bq_source::catalog::unpublishable(&sql, &ids).await?,
+    ));
     checks.extend(profile::name_checks(
         &selected,
         &layout,

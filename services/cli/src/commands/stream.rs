@@ -164,6 +164,10 @@ async fn create_stream(
         .await?;
     let mut checks = profile::server_checks(&profile::server_facts(source).await?);
     checks.extend(profile::table_checks(&selected));
+    let ids: Vec<_> = selected.iter().map(|t| t.id.clone()).collect();
+    checks.extend(profile::skipped_checks(
+        &pg2bq_source::catalog::unpublishable(source, &ids).await?,
+    ));
     if native {
         checks.extend(profile::native_strategy_checks(&selected));
     }
@@ -195,6 +199,13 @@ async fn create_stream(
             created.tables.len(),
             created.tables.join(", ")
         );
+        if !created.skipped.is_empty() {
+            println!(
+                "skipped (not replicated until they have a primary key or REPLICA IDENTITY FULL; \
+                 see `pg2bq stream status`): {}",
+                created.skipped.join(", ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

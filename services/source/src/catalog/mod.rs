@@ -3,8 +3,10 @@
 //! Capture (for its relations and backfills), `pg2bq discover`, `profile test`, `stream create`
 //! and `validate` all describe tables here, so they agree on the columns (pgoutput's order,
 //! generated columns left out), the canonical types ([`types`]) and the keys. [`name_problems`]
-//! checks the BigQuery names of described tables.
+//! checks the BigQuery names of described tables; [`publishable`] says which tables may be
+//! published without making the application's UPDATE and DELETE fail.
 
+pub mod publishable;
 pub mod tables;
 pub mod types;
 
@@ -15,6 +17,7 @@ use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
 use pg2bq_core::selection::TableSelection;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
+pub use publishable::{Unpublishable, unpublishable};
 use std::collections::HashMap;
 pub use tables::{ReplicaIdentity, SourceColumn, SourceTable, TableKind};
 use tokio_postgres::Client;
@@ -119,7 +122,7 @@ impl Catalog {
             .query(
                 "SELECT a.attrelid, a.attname::text, a.atttypid, a.atttypmod, NOT a.attnotnull, \
                         pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', \
-                        a.attstorage <> 'p' \
+                        a.attstorage <> 'p', a.attnum \
                  FROM pg_catalog.pg_attribute a \
                  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attrelid, a.attnum",
@@ -181,6 +184,8 @@ impl Catalog {
                     declared_type: column.get(5),
                     nullable: column.get(4),
                     toastable: column.get(7),
+                    type_oid: column.get(2),
+                    attnum: column.get(8),
                 });
             }
             described.insert(oid, table);

@@ -64,6 +64,10 @@ pub struct SourceColumn {
     /// Whether PostgreSQL may store its values out of line (TOAST): an UPDATE that leaves such
     /// a value unchanged does not send it, unless the table's replica identity is FULL.
     pub toastable: bool,
+    /// `atttypid`.
+    pub type_oid: u32,
+    /// `attnum`.
+    pub attnum: i16,
 }
 
 /// A source table as pg2bq replicates it.

@@ -16,10 +16,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "streams, table activity, backfill plans and ranges",
-    sql: "CREATE TABLE IF NOT EXISTS {s}.slots ( \
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "streams, table activity, backfill plans and ranges",
+        sql: "CREATE TABLE IF NOT EXISTS {s}.slots ( \
               slot_name text PRIMARY KEY, \
               created_at timestamptz NOT NULL DEFAULT now(), \
               created_lsn pg_lsn); \
@@ -40,7 +41,27 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               whole boolean NOT NULL DEFAULT false, done boolean NOT NULL DEFAULT false, \
               rows bigint NOT NULL DEFAULT 0, snapshot_lsn pg_lsn, finished_at timestamptz, \
               PRIMARY KEY (slot_name, schema_name, table_name, first_block))",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "tables skipped by the publication, table shapes and generations, partition layouts",
+        sql: "CREATE TABLE {s}.skipped_tables ( \
+              slot_name text, schema_name text, table_name text, \
+              reason text NOT NULL, fix text NOT NULL, since timestamptz NOT NULL DEFAULT now(), \
+              PRIMARY KEY (slot_name, schema_name, table_name)); \
+          CREATE TABLE {s}.table_shapes ( \
+              slot_name text, schema_name text, table_name text, generation bigint, \
+              from_lsn pg_lsn, relation_id oid NOT NULL, shape jsonb NOT NULL, \
+              dropped boolean NOT NULL DEFAULT false, reason text, \
+              recorded_at timestamptz NOT NULL DEFAULT now(), \
+              PRIMARY KEY (slot_name, schema_name, table_name, generation, from_lsn)); \
+          CREATE TABLE {s}.partition_layouts ( \
+              slot_name text, schema_name text, table_name text, layout text NOT NULL, \
+              recorded_at timestamptz NOT NULL DEFAULT now(), \
+              PRIMARY KEY (slot_name, schema_name, table_name)); \
+          ALTER TABLE {s}.backfill_tables ADD COLUMN swept_at timestamptz",
+    },
+];
 
 /// The version this build brings the state schema to.
 pub fn latest() -> i32 {

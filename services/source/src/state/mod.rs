@@ -6,6 +6,10 @@
 //! - [`backfill`]: backfill plans, ranges and progress.
 //! - [`activity`]: what each table's stream did lately (capture writes, `stream status` reads).
 //! - [`probe`]: the freshness probe table of `pg2bq validate --freshness`.
+//! - [`skipped`]: selected tables the publication leaves out, with the fix.
+//! - [`sweeps`]: finished copies waiting for the sweep of the rows deleted since.
+//! - [`shapes`]: each table's shapes and generations by stream position, and the partition
+//!   layouts of partitioned tables.
 //!
 //! Everything is kept per slot: several streams may share one state schema.
 
@@ -13,7 +17,10 @@ pub mod activity;
 pub mod backfill;
 pub mod migrations;
 pub mod probe;
+pub mod shapes;
+pub mod skipped;
 pub mod stream;
+pub mod sweeps;
 
 use crate::error::{Result, SourceError};
 use pg2bq_core::pg_connect::quote_ident;

@@ -13,6 +13,7 @@ pub mod routes;
 
 use crate::args::WriterArgs;
 use crate::error::{Result, WriterError};
+use crate::generations::Generations;
 use crate::metrics::WriterMetrics;
 use crate::modes::{self, WriteMode};
 use crate::quarantine::QuarantineLog;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub struct Writer {
     layout: DatasetLayout,
     mode: Box<dyn WriteMode>,
+    generations: Generations,
     quarantine: QuarantineLog,
     auth: EndpointAuth,
     metrics: WriterMetrics,
@@ -37,11 +39,12 @@ impl Writer {
             .target
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
-        let (mode, tables, sink) = modes::from_settings(args, &layout)?;
+        let built = modes::from_settings(args, &layout)?;
         Ok(Arc::new(Writer {
             layout,
-            mode,
-            quarantine: QuarantineLog::new(tables, sink),
+            mode: built.mode,
+            generations: built.generations,
+            quarantine: QuarantineLog::new(built.tables, built.sink),
             auth,
             metrics: WriterMetrics::default(),
         }))

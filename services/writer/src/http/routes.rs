@@ -4,6 +4,7 @@
 use super::Writer;
 use super::envelope;
 use crate::error::{Result, WriterError};
+use crate::generations::Admission;
 use crate::metrics::{counting_adjustments, describe, seconds_since};
 use crate::modes::Written;
 use crate::modes::rows::Quarantined;
@@ -38,6 +39,32 @@ impl Writer {
         let (message, batch) = envelope::parse(body)?;
         let started = Instant::now();
         let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
+        let table = batch.source.to_string();
+        if let Some(control) = &batch.control {
+            self.generations
+                .apply(&batch, control, &shape.target)
+                .await?;
+            return Ok(0);
+        }
+        if let Admission::Stale { current } = self.generations.admit(&batch, &shape.target).await? {
+            self.metrics.record_superseded(&table, batch.changes.len());
+            tracing::info!(
+                message_id = message.id(),
+                table = %table,
+                changes = batch.changes.len(),
+                generation = batch.generation,
+                current,
+                "discarded a batch of an older generation of the table (its rows come again with \
+                 the table's copy)"
+            );
+            if message.is_retry() {
+                let none: Vec<usize> = Vec::new();
+                self.quarantine
+                    .resolve(&shape.target, &batch, &none, message.id())
+                    .await?;
+            }
+            return Ok(0);
+        }
         let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
         let written = match written {
             Ok(written) => written,
@@ -53,7 +80,6 @@ impl Writer {
             ),
             Err(e) => return Err(e),
         };
-        let table = batch.source.to_string();
         if !written.quarantined.is_empty() {
             self.quarantine
                 .record(&shape.target, &batch, &written.quarantined, message.id())

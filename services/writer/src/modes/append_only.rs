@@ -131,6 +131,8 @@ pub fn append_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
                 vec![row(shape, change, "DELETE", old)?]
             }
             Op::Truncate => vec![row(shape, change, "TRUNCATE", &nothing)?],
+            // A log keeps every change it recorded: the end of a re-copy removes nothing.
+            Op::Sweep => Vec::new(),
         })
     })
 }
@@ -187,6 +189,8 @@ mod tests {
                 change(Op::Update, Some("3"), None),
                 change(Op::Truncate, None, None),
             ],
+            generation: 0,
+            control: None,
         };
         let shape = TableShape::new(
             BqTableName {

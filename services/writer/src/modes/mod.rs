@@ -24,6 +24,7 @@ pub mod staged;
 
 use crate::args::{MergeStrategy, WriteModeSetting, WriterArgs};
 use crate::error::Result;
+use crate::generations::Generations;
 use crate::shape::TableShape;
 use crate::tables::TableRegistry;
 use append_only::AppendOnly;
@@ -83,12 +84,20 @@ pub trait WriteMode: Send + Sync {
     }
 }
 
+/// What [`from_settings`] builds.
+pub struct Built {
+    /// The write mode.
+    pub mode: Box<dyn WriteMode>,
+    /// The registry of tables it writes (shared with the quarantine).
+    pub tables: Arc<TableRegistry>,
+    /// Where its rows go (shared with the quarantine).
+    pub sink: RowSink,
+    /// The generation gate every batch passes first.
+    pub generations: Generations,
+}
+
 /// The write mode the settings ask for, with its BigQuery clients; `layout` places the tables.
-/// Returns the mode and the registry of tables it writes (shared with the quarantine).
-pub fn from_settings(
-    args: &WriterArgs,
-    layout: &DatasetLayout,
-) -> Result<(Box<dyn WriteMode>, Arc<TableRegistry>, RowSink)> {
+pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built> {
     let target = &args.target;
     let tokens = TokenSource::for_target(target)?;
     let rest = RestClient::new(
@@ -106,7 +115,7 @@ pub fn from_settings(
     let sink = RowSink::new(storage, args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
     let merger = Arc::new(Merger::new(
-        rest,
+        rest.clone(),
         layout.clone(),
         Duration::from_secs(args.change_retention_secs),
     ));
@@ -116,24 +125,32 @@ pub fn from_settings(
     if args.append_sink == crate::args::AppendSink::Bigquery {
         Arc::clone(&merger).spawn_start_round();
     }
+    let generations = Generations::new(rest, Arc::clone(&tables), Arc::clone(&merger));
     let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone(), Arc::clone(&merger));
-    let strategy: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
-        (WriteModeSetting::AppendOnly, _) => return Ok((Box::new(append_only), tables, sink)),
-        (WriteModeSetting::Merge, MergeStrategy::Native) => Box::new(Native::new(
-            Arc::clone(&tables),
-            sink.clone(),
-            args.max_staleness_secs,
+    let mode: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
+        (WriteModeSetting::AppendOnly, _) => Box::new(append_only),
+        (WriteModeSetting::Merge, MergeStrategy::Native) => Box::new(MergeMode::new(
+            Box::new(Native::new(
+                Arc::clone(&tables),
+                sink.clone(),
+                args.max_staleness_secs,
+            )),
+            append_only,
         )),
         // `auto` is staged: only staged replicates TRUNCATE exactly.
         (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => {
-            Box::new(Staged::new(Arc::clone(&tables), sink.clone(), merger))
+            Box::new(MergeMode::new(
+                Box::new(Staged::new(Arc::clone(&tables), sink.clone(), merger)),
+                append_only,
+            ))
         }
     };
-    Ok((
-        Box::new(MergeMode::new(strategy, append_only)),
+    Ok(Built {
+        mode,
         tables,
         sink,
-    ))
+        generations,
+    })
 }
 
 /// Merge mode: tables with a primary key are mirrored by the merge strategy (staged or native);

@@ -119,7 +119,18 @@ pub fn native_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
         let commit = row.pop().unwrap_or(BqValue::Null);
         let seq = row.pop().unwrap_or(BqValue::Null);
         let op = row.pop().unwrap_or(BqValue::Null);
-        if origin.op == Op::Truncate {
+        if origin.op == Op::Sweep {
+            refused.push((
+                i,
+                format!(
+                    "{} (seq {}): the table was copied again, and BigQuery native CDC cannot \
+                     remove the rows deleted at the source since the previous copy (it has no way \
+                     to remove every older row); run `pg2bq backfill {} --recreate`, or use \
+                     PG2BQ_MERGE_STRATEGY=staged",
+                    batch.source, origin.seq, batch.source
+                ),
+            ));
+        } else if origin.op == Op::Truncate {
             refused.push((
                 i,
                 format!(
@@ -193,6 +204,8 @@ mod tests {
             },
             columns,
             changes,
+            generation: 0,
+            control: None,
         };
         (batch, shape)
     }

@@ -150,7 +150,9 @@ pub fn change_rows(batch: &ChangeBatch, shape: &TableShape) -> BatchRows {
                 RowOp::Delete,
                 change.old.as_deref().unwrap_or_default(),
             )?],
-            Op::Truncate => vec![row(
+            // The end of a re-copy removes older rows not copied again, as a TRUNCATE at
+            // the copy's consistent point does: the copy's own rows are all newer.
+            Op::Truncate | Op::Sweep => vec![row(
                 RowOp::Truncate,
                 &vec![Value::Null; shape.columns.len()],
             )?],
@@ -266,6 +268,8 @@ mod tests {
                 },
             ],
             changes,
+            generation: 0,
+            control: None,
         }
     }
 

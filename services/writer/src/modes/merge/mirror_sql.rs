@@ -151,7 +151,8 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
     let mut inserted_values: Vec<String> = inserted.iter().map(|c| format!("S.{c}")).collect();
     inserted.push(unknown.clone());
     inserted_values.push(unknown_list(false));
-    let truncated = format!("DELETE FROM {mirror} WHERE {seq} < {last_truncate}");
+    // A row without a sequence number was not written by pg2bq (added by hand): older than any.
+    let truncated = format!("DELETE FROM {mirror} WHERE IFNULL({seq}, '') < {last_truncate}");
     let merge = format!(
         "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
          WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
@@ -237,7 +238,7 @@ mod tests {
         let [truncated, sql] = merge_statements("p", &target(&[]));
         assert_eq!(
             truncated,
-            "DELETE FROM `p.d.t` WHERE `_pg2bq_seq` < \
+            "DELETE FROM `p.d.t` WHERE IFNULL(`_pg2bq_seq`, '') < \
              (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"
         );
         assert!(

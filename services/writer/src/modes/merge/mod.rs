@@ -114,6 +114,13 @@ impl Merger {
             .insert(target.table.clone(), target);
     }
 
+    /// Forgets `table`: its tables were dropped for a new generation, and what this instance
+    /// knew of its columns no longer holds.
+    pub async fn forget(&self, table: &BqTableName) {
+        self.pending.lock().await.remove(table);
+        self.seen.lock().await.remove(table);
+    }
+
     /// Merges every table that received rows since its last MERGE; returns how many it merged.
     /// A table whose MERGE fails is kept pending for the next round.
     pub async fn merge_pending(&self) -> Result<usize> {
@@ -160,45 +167,49 @@ impl Merger {
                 let Some(target) = table.strip_suffix(CHANGE_TABLE_SUFFIX) else {
                     continue;
                 };
-                let staging = BqTableName {
-                    dataset: dataset.clone(),
-                    table: table.clone(),
-                };
-                let Some(info) = self.rest.table(&staging).await? else {
-                    continue;
-                };
-                let meta = match info
-                    .description
-                    .as_deref()
-                    .and_then(TableMeta::from_description)
-                {
-                    Some(meta) => meta,
-                    None => {
-                        let keys: Vec<String> = info
-                            .fields
-                            .iter()
-                            .filter(|f| f.description.as_deref() == Some(KEY_COLUMN_DESCRIPTION))
-                            .map(|f| f.name.clone())
-                            .collect();
-                        if keys.is_empty() {
-                            continue;
-                        }
-                        TableMeta {
-                            kind: TableKind::Mirror,
-                            source: String::new(),
-                            keys,
-                            unchanged: Vec::new(),
-                        }
-                    }
-                };
                 let target = BqTableName {
                     dataset: dataset.clone(),
                     table: target.to_owned(),
                 };
-                targets.push(MergeTarget::of(target, &meta, &info.fields));
+                if let Some(found) = self.describe(&target).await? {
+                    targets.push(found);
+                }
             }
         }
         Ok(targets)
+    }
+
+    /// What the staging table of `target` says: `None` when it is gone, holds no metadata and
+    /// no marked key (an empty staging table of a new generation), or marks a dropped table.
+    async fn describe(&self, target: &BqTableName) -> Result<Option<MergeTarget>> {
+        let Some(info) = self.rest.table(&target.change_table()).await? else {
+            return Ok(None);
+        };
+        let meta = match info
+            .description
+            .as_deref()
+            .and_then(TableMeta::from_description)
+        {
+            Some(meta) => meta,
+            None => {
+                let keys: Vec<String> = info
+                    .fields
+                    .iter()
+                    .filter(|f| f.description.as_deref() == Some(KEY_COLUMN_DESCRIPTION))
+                    .map(|f| f.name.clone())
+                    .collect();
+                if keys.is_empty() {
+                    return Ok(None);
+                }
+                TableMeta {
+                    kind: TableKind::Mirror,
+                    source: String::new(),
+                    keys,
+                    unchanged: Vec::new(),
+                }
+            }
+        };
+        Ok(Some(MergeTarget::of(target.clone(), &meta, &info.fields)))
     }
 
     async fn merge(&self, tables: Vec<MergeTarget>) -> Result<usize> {
@@ -214,11 +225,16 @@ impl Merger {
                 }
                 Err(e) => {
                     tracing::warn!(table = %target.table.table, error = %e, "MERGE failed; will retry");
-                    self.pending
-                        .lock()
-                        .await
-                        .entry(target.table.clone())
-                        .or_insert(target);
+                    // Retried as BigQuery describes the table now: it may have been made again
+                    // (a new generation) with other columns, or dropped.
+                    self.seen.lock().await.remove(&target.table);
+                    if let Ok(Some(fresh)) = self.describe(&target.table).await {
+                        self.pending
+                            .lock()
+                            .await
+                            .entry(target.table.clone())
+                            .or_insert(fresh);
+                    }
                     first_error.get_or_insert(e);
                 }
             }
