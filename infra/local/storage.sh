@@ -17,11 +17,16 @@ gcs_answering() { http_ok "$(gcs_address)/storage/v1/b"; }
 # The claim bucket, as Terraform makes it: no soft delete, so that a deleted object is gone at
 # once (the emulator keeps deleted objects for 7 days by default, as Cloud Storage does).
 gcs_ensure_bucket() {
-  http_ok "$(gcs_bucket_url)" && return 0
-  curl -sf -o /dev/null --max-time 5 -X POST -H 'Content-Type: application/json' \
-    --data "{\"name\": \"$CLAIM_BUCKET\", \"softDeletePolicy\": {\"retentionDurationSeconds\": \"0\"}}" \
-    "$(gcs_address)/storage/v1/b?project=$PROJECT" ||
-    die "could not create the bucket $CLAIM_BUCKET in the Cloud Storage emulator; see $(rel "$(logfile_for storage)")"
+  local policy='{"softDeletePolicy": {"retentionDurationSeconds": "0"}}'
+  if ! http_ok "$(gcs_bucket_url)"; then
+    curl -sf -o /dev/null --max-time 5 -X POST -H 'Content-Type: application/json' \
+      --data "{\"name\": \"$CLAIM_BUCKET\"}" "$(gcs_address)/storage/v1/b?project=$PROJECT" ||
+      die "could not create the bucket $CLAIM_BUCKET in the Cloud Storage emulator; see $(rel "$(logfile_for storage)")"
+  fi
+  # The emulator takes the policy on a PATCH only (its bucket insert ignores it).
+  curl -sf -o /dev/null --max-time 5 -X PATCH -H 'Content-Type: application/json' \
+    --data "$policy" "$(gcs_bucket_url)" ||
+    die "could not turn off soft delete on the bucket $CLAIM_BUCKET; see $(rel "$(logfile_for storage)")"
 }
 
 storage_up() {
