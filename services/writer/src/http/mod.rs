@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod routes;
 
 use crate::args::WriterArgs;
+use crate::claims::ClaimReader;
 use crate::error::{Result, WriterError};
 use crate::metrics::WriterMetrics;
 use crate::modes::{self, WriteMode};
@@ -27,6 +28,7 @@ pub struct Writer {
     quarantine: QuarantineLog,
     auth: EndpointAuth,
     metrics: WriterMetrics,
+    claims: ClaimReader,
 }
 
 impl Writer {
@@ -44,6 +46,10 @@ impl Writer {
             quarantine: QuarantineLog::new(tables, sink),
             auth,
             metrics: WriterMetrics::default(),
+            claims: ClaimReader::new(
+                args.storage_emulator_host.as_deref(),
+                args.claim_bucket.as_deref(),
+            ),
         }))
     }
 }

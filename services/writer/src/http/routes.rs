@@ -2,7 +2,8 @@
 //! mode, record, answer.
 
 use super::Writer;
-use super::envelope;
+use super::envelope::{self, MAX_BATCH_BYTES, PushMessage};
+use crate::claims::MAX_CLAIM_BYTES;
 use crate::error::{Result, WriterError};
 use crate::metrics::{counting_adjustments, describe, seconds_since};
 use crate::modes::Written;
@@ -14,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use pg2bq_core::wire::ChangeBatch;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +37,33 @@ impl Writer {
 
     /// Writes the batch of one push request; returns the number of rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
-        let (message, batch) = envelope::parse(body)?;
+        let message = envelope::parse_message(body)?;
+        let Some(check) = message.claim() else {
+            let batch = envelope::decode_batch(&message, &message.data()?, MAX_BATCH_BYTES)?;
+            return self.write_batch(&message, &batch).await;
+        };
+        let check = check?;
+        let Some(body) = self.claims.read(&check).await? else {
+            tracing::info!(
+                message_id = message.id(),
+                object = %check.claim,
+                "claim check already written (its object is deleted once its batch is written): \
+                 nothing to do"
+            );
+            self.metrics.record_claim(false);
+            return Ok(0);
+        };
+        let batch = envelope::decode_batch(&message, &body, MAX_CLAIM_BYTES)?;
+        drop(body);
+        self.metrics.record_claim(true);
+        let rows = self.write_batch(&message, &batch).await?;
+        self.claims.delete(&check).await;
+        Ok(rows)
+    }
+
+    /// Writes one change batch: converted and appended by the write mode, the changes that
+    /// cannot be written quarantined.
+    async fn write_batch(&self, message: &PushMessage, batch: &ChangeBatch) -> Result<usize> {
         let started = Instant::now();
         let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
         let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
