@@ -21,7 +21,7 @@ pub struct FieldSpec {
 }
 
 impl FieldSpec {
-    fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         let mut field = json!({"name": self.name, "type": self.bq_type, "mode": self.mode});
         if let Some(description) = &self.description {
             field["description"] = json!(description);
@@ -106,11 +106,13 @@ pub struct QueryRows {
 /// A BigQuery REST client for one project.
 #[derive(Clone)]
 pub struct RestClient {
-    http: reqwest::Client,
-    base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    /// `<endpoint>/upload/bigquery/v2/projects/<project>`: load jobs with their data.
+    pub(crate) upload_base: String,
     project: String,
-    location: String,
-    tokens: TokenSource,
+    pub(crate) location: String,
+    pub(crate) tokens: TokenSource,
 }
 
 impl RestClient {
@@ -134,6 +136,10 @@ impl RestClient {
                 "{}/bigquery/v2/projects/{project}",
                 endpoint.trim_end_matches('/')
             ),
+            upload_base: format!(
+                "{}/upload/bigquery/v2/projects/{project}",
+                endpoint.trim_end_matches('/')
+            ),
             project: project.to_owned(),
             location: location.to_owned(),
             tokens,
@@ -145,7 +151,7 @@ impl RestClient {
         &self.project
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -171,7 +177,7 @@ impl RestClient {
         Ok((status, json))
     }
 
-    fn failure(what: &str, status: StatusCode, body: &Json) -> BigQueryError {
+    pub(crate) fn failure(what: &str, status: StatusCode, body: &Json) -> BigQueryError {
         let message = body
             .pointer("/error/message")
             .and_then(Json::as_str)
