@@ -98,7 +98,7 @@ pub fn from_settings(
         tokens.clone(),
     )?;
     let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
-    let sink = RowSink::new(storage, args.append_sink);
+    let sink = RowSink::new(storage, rest.clone(), args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
     let merger = Arc::new(Merger::new(
         rest,
