@@ -66,7 +66,7 @@ impl Writer {
     async fn write_batch(&self, message: &PushMessage, batch: &ChangeBatch) -> Result<usize> {
         let started = Instant::now();
         let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
-        let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
+        let (written, adjusted) = counting_adjustments(self.mode.write(batch, &shape)).await;
         let written = match written {
             Ok(written) => written,
             // Something about the whole batch cannot be written (an incompatible schema change,
@@ -84,7 +84,7 @@ impl Writer {
         let table = batch.source.to_string();
         if !written.quarantined.is_empty() {
             self.quarantine
-                .record(&shape.target, &batch, &written.quarantined, message.id())
+                .record(&shape.target, batch, &written.quarantined, message.id())
                 .await?;
             self.metrics
                 .record_quarantined(&table, written.quarantined.len());
@@ -100,7 +100,7 @@ impl Writer {
         if message.is_retry() {
             let failed: Vec<usize> = written.quarantined.iter().map(|q| q.change).collect();
             self.quarantine
-                .resolve(&shape.target, &batch, &failed, message.id())
+                .resolve(&shape.target, batch, &failed, message.id())
                 .await?;
         }
         let oldest_commit = batch
