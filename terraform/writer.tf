@@ -17,6 +17,7 @@ locals {
       PG2BQ_MERGE_INTERVAL_MS = "0"
       PG2BQ_LOG_FORMAT        = "json"
       RUST_LOG                = "info"
+      PG2BQ_CLAIM_BUCKET      = google_storage_bucket.claims.name
     },
     # One dataset for every table, or a dataset per schema.
     { for k, v in { PG2BQ_BQ_DATASET = var.bq_dataset } : k => v if var.bq_dataset != "" },
