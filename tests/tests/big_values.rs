@@ -5,7 +5,7 @@
 
 use pg2bq_core::cloud_storage::{CloudStorage, ObjectUri};
 use pg2bq_core::lsn::Lsn;
-use pg2bq_e2e::pipeline::TestPipeline;
+use pg2bq_e2e::pipeline::{Options, TestPipeline};
 use std::time::{Duration, Instant};
 
 /// The claim bucket and the emulator of the stack; panics with the fix if they are missing.
@@ -315,4 +315,81 @@ async fn a_row_beyond_bigquerys_row_size_limit_is_quarantined_and_the_stream_goe
     assert_eq!(after, [vec![Some("after the huge row".to_owned())]]);
     let confirmed = pipeline.slot_confirmed_lsn().await;
     assert!(confirmed >= huge_lsn, "{confirmed} < {huge_lsn}");
+    eprintln!(
+        "writer peak RSS {} MB",
+        pipeline.writer_peak_rss_bytes().unwrap_or(0) >> 20
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_gzip_batches_over_a_low_threshold_travel_by_claim_check_too() {
+    claim_settings();
+    let options = Options {
+        capture_env: vec![
+            ("PG2BQ_CLAIM_THRESHOLD_BYTES".into(), "2000".into()),
+            ("PG2BQ_COMPRESSION".into(), "gzip".into()),
+        ],
+        ..Options::default()
+    };
+    let schema = "CREATE TABLE claimed (id int PRIMARY KEY, body text);
+        INSERT INTO claimed SELECT g, repeat(md5(g::text), 200) FROM generate_series(1, 50) g;";
+    let mut pipeline =
+        TestPipeline::start_with("claim_gzip", &["public.claimed"], schema, options).await;
+    pipeline
+        .sql
+        .batch_execute(
+            "UPDATE claimed SET body = repeat(md5((id * 7)::text), 300) WHERE id % 2 = 0;
+             DELETE FROM claimed WHERE id % 5 = 0;",
+        )
+        .await
+        .expect("changes");
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    assert!(reports.iter().all(|r| r.matches()), "{reports:?}");
+    let capture_log = pipeline.capture().log();
+    assert!(
+        capture_log.contains("sent by claim check"),
+        "claim checks were used"
+    );
+    assert!(
+        capture_log.contains(".json.gz"),
+        "gzip bodies are stored as they are"
+    );
+    assert!(
+        pipeline
+            .writer_metric("claim_checks_total{outcome=\"read\"}")
+            .await
+            .unwrap_or(0.0)
+            >= 2.0,
+        "the backfill and the changes came by claim check"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_bucket_a_batch_too_big_for_a_message_stops_capture_with_the_fix() {
+    let options = Options {
+        capture_env: vec![
+            ("PG2BQ_CLAIM_BUCKET".into(), String::new()),
+            ("PG2BQ_CLAIM_THRESHOLD_BYTES".into(), "2000".into()),
+        ],
+        ..Options::default()
+    };
+    let schema = "CREATE TABLE unclaimed (id int PRIMARY KEY, body text);";
+    let mut pipeline =
+        TestPipeline::start_with("claim_none", &["public.unclaimed"], schema, options).await;
+    pipeline
+        .sql
+        .batch_execute("INSERT INTO unclaimed VALUES (1, repeat('x', 5000))")
+        .await
+        .expect("a change");
+    let exited = pipeline.capture().wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        exited,
+        Some(false),
+        "capture stops (and the platform's restart and alerts act)"
+    );
+    let log = pipeline.capture().log();
+    assert!(
+        log.contains("more than a Pub/Sub message takes") && log.contains("set PG2BQ_CLAIM_BUCKET"),
+        "{log}"
+    );
 }
