@@ -8,7 +8,6 @@
 //! answer finds its own object. The writer deletes the object once the batch is written; the
 //! bucket's lifecycle rule removes what is left (README, "Big changes").
 
-use super::EncodedBatch;
 use crate::error::{CaptureError, Result};
 use pg2bq_core::cloud_storage::{CloudStorage, ObjectUri};
 use pg2bq_core::wire::{ClaimCheck, TableId};
@@ -53,15 +52,15 @@ impl ClaimStore {
         })
     }
 
-    /// A new object name for `batch`'s body.
-    pub fn object_for(&self, batch: &EncodedBatch, gzip: bool) -> ObjectUri {
+    /// A new object for the body of a batch of `source` starting at `first_seq`.
+    pub fn object_for(&self, source: &TableId, first_seq: &str, gzip: bool) -> ObjectUri {
         let n = self.uploads.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         ObjectUri {
             bucket: self.bucket.clone(),
-            name: object_name(batch, nanos, n, gzip),
+            name: object_name(source, first_seq, nanos, n, gzip),
         }
     }
 
@@ -103,11 +102,10 @@ impl ClaimStore {
 
 /// `batches/<schema.table>/<first seq>-<nanos>-<n>.json[.gz]`, with the `/` of sequence numbers
 /// written as `.`.
-fn object_name(batch: &EncodedBatch, nanos: u128, n: u64, gzip: bool) -> String {
+fn object_name(source: &TableId, first_seq: &str, nanos: u128, n: u64, gzip: bool) -> String {
     format!(
-        "batches/{}/{}-{nanos}-{n}.json{}",
-        batch.source,
-        batch.first_seq.replace('/', "."),
+        "batches/{source}/{}-{nanos}-{n}.json{}",
+        first_seq.replace('/', "."),
         if gzip { ".gz" } else { "" }
     )
 }
@@ -132,37 +130,28 @@ pub fn too_big(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pg2bq_core::lsn::Lsn;
 
-    fn batch() -> EncodedBatch {
-        EncodedBatch {
-            source: TableId {
-                schema: "shop".into(),
-                table: "orders".into(),
-            },
-            json: b"{}".to_vec(),
-            changes: 1,
-            first_seq: "0000000002284C90/0000000000000001".into(),
-            last_seq: "0000000002284C90/0000000000000001".into(),
-            min_commit_lsn: Lsn(1),
-            oldest_commit_us: 0,
-            newest_commit_us: 0,
+    const FIRST: &str = "0000000002284C90/0000000000000001";
+
+    fn source() -> TableId {
+        TableId {
+            schema: "shop".into(),
+            table: "orders".into(),
         }
     }
 
     #[test]
     fn names_objects_by_table_and_first_change() {
         assert_eq!(
-            object_name(&batch(), 17, 3, false),
+            object_name(&source(), FIRST, 17, 3, false),
             "batches/shop.orders/0000000002284C90.0000000000000001-17-3.json"
         );
-        assert!(object_name(&batch(), 17, 3, true).ends_with("-17-3.json.gz"));
+        assert!(object_name(&source(), FIRST, 17, 3, true).ends_with("-17-3.json.gz"));
     }
 
     #[test]
     fn a_too_big_batch_without_a_bucket_names_the_setting() {
-        let b = batch();
-        let e = too_big(&b.source, 1, &b.first_seq, 12_000_000, DEFAULT_THRESHOLD);
+        let e = too_big(&source(), 1, FIRST, 12_000_000, DEFAULT_THRESHOLD);
         assert!(matches!(e, CaptureError::Config(_)), "{e}");
         let text = e.to_string();
         assert!(text.contains("PG2BQ_CLAIM_BUCKET"), "{text}");

@@ -62,10 +62,6 @@ impl PubSubSink {
 impl BatchSink for PubSubSink {
     fn send(&self, batch: EncodedBatch) -> (usize, PublishFuture) {
         let mut attributes = attributes(&batch, self.compression).to_vec();
-        let object = self
-            .claims
-            .as_ref()
-            .map(|claims| claims.object_for(&batch, self.compression == Compression::Gzip));
         let EncodedBatch {
             source,
             json,
@@ -101,10 +97,11 @@ impl BatchSink for PubSubSink {
             };
             return (bytes, Box::pin(future));
         }
-        let (Some(claims), Some(object)) = (self.claims.clone(), object) else {
+        let Some(claims) = self.claims.clone() else {
             let error = claim::too_big(&source, changes, &first_seq, bytes, self.claim_threshold);
             return (bytes, Box::pin(async move { published(Err(error)) }));
         };
+        let object = claims.object_for(&source, &first_seq, self.compression == Compression::Gzip);
         let publisher = self.publisher.clone();
         let future = async move {
             let result = async {
