@@ -51,7 +51,7 @@ bq_ensure_venv() {
   if ! "$VENV_DIR/bin/pip" install --disable-pip-version-check "${BQ_VENV_PACKAGES[@]}" \
     >"$install_log" 2>&1; then
     tail -n 20 "$install_log" >&2
-    die "pip install into $(rel "$VENV_DIR") failed; see $(rel "$install_log")"
+    die "pip install into $(rel "$VENV_DIR") failed; see $(rel "$install_log") (it needs PyPI, or a mirror in PIP_INDEX_URL)"
   fi
   printf '%s\n' "$wanted" >"$BQ_VENV_MARKER"
 }
