@@ -122,8 +122,10 @@ async fn a_12_mb_value_arrives_exactly_and_the_slot_moves_past_it() {
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(120)).await;
     assert!(reports.iter().all(|r| r.matches()), "{reports:?}");
     eprintln!(
-        "mirrored {:.1}s after the big commit",
-        committed.elapsed().as_secs_f64()
+        "mirrored {:.1}s after the big commit; peak RSS: writer {} MB, capture {} MB",
+        committed.elapsed().as_secs_f64(),
+        pipeline.writer_peak_rss_bytes().unwrap_or(0) >> 20,
+        pipeline.capture().peak_rss_bytes().unwrap_or(0) >> 20
     );
     let project = pipeline.stack.project.clone();
     let mirror = format!("`{project}.e2e_big_value_public.big_docs`");
@@ -240,7 +242,7 @@ async fn a_row_beyond_bigquerys_row_size_limit_is_quarantined_and_the_stream_goe
     claim_settings();
     let schema = "CREATE TABLE huge_docs (id int PRIMARY KEY, note text, body bytea);
         ALTER TABLE huge_docs ALTER COLUMN body SET STORAGE EXTERNAL;";
-    let pipeline = TestPipeline::start("huge_value", &["public.huge_docs"], schema).await;
+    let mut pipeline = TestPipeline::start("huge_value", &["public.huge_docs"], schema).await;
     // 2,500,000 SHA-256 digests: 80,000,000 bytes, 106,666,668 in the base64 of a load job,
     // over BigQuery's 100 MB row limit (PostgreSQL sends it as 160 MB of text).
     pipeline
@@ -316,8 +318,9 @@ async fn a_row_beyond_bigquerys_row_size_limit_is_quarantined_and_the_stream_goe
     let confirmed = pipeline.slot_confirmed_lsn().await;
     assert!(confirmed >= huge_lsn, "{confirmed} < {huge_lsn}");
     eprintln!(
-        "writer peak RSS {} MB",
-        pipeline.writer_peak_rss_bytes().unwrap_or(0) >> 20
+        "peak RSS: writer {} MB, capture {} MB",
+        pipeline.writer_peak_rss_bytes().unwrap_or(0) >> 20,
+        pipeline.capture().peak_rss_bytes().unwrap_or(0) >> 20
     );
 }
 
