@@ -17,7 +17,7 @@ build: ## Build the binaries and the tests (debug)
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	$(CARGO) build --workspace --all-targets
 
-up: ## Start the local stack: PostgreSQL, Pub/Sub emulator, bqemulator
+up: ## Start the local stack: PostgreSQL, Pub/Sub emulator, bqemulator, Cloud Storage emulator
 	@$(STACK) up
 
 down: ## Stop the demo pipeline and the local stack

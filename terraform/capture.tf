@@ -31,6 +31,7 @@ locals {
       PG2BQ_PROJECT            = var.project_id
       PG2BQ_TOPIC              = google_pubsub_topic.changes.name
       PG2BQ_COMPRESSION        = var.capture_compression
+      PG2BQ_CLAIM_BUCKET       = google_storage_bucket.claims.name
       PG2BQ_METRICS_LOG_SECS   = "60"
       PG2BQ_RECONNECT_MAX_SECS = "30"
       PG2BQ_LOG_FORMAT         = "json"

@@ -1,13 +1,15 @@
 # shellcheck shell=bash
 # BigQuery emulator (bqemulator, PyPI) in the venv .local/venv: REST + gRPC
-# (Storage Read/Write API), in-memory.
+# (Storage Read/Write API), in-memory. The venv also holds the Cloud Storage emulator.
 
 # shellcheck source=infra/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Exact pins: bqemulator 1.4.0 is tested against duckdb 1.5.5. The duckdb
 # extension wheels ship the spatial extension so nothing is downloaded at run
-# time. python-hcl2 is for the Terraform checker, not for the emulator.
+# time. python-hcl2 is for the Terraform checker, not for the emulator. gcp-storage-emulator is
+# the Cloud Storage emulator (storage.sh); it shares the venv.
+GCS_VENV_PACKAGE=gcp-storage-emulator==2026.7.19
 BQ_VENV_PACKAGES=(
   bqemulator==1.4.0
   duckdb==1.5.5
@@ -15,6 +17,7 @@ BQ_VENV_PACKAGES=(
   duckdb-extension-spatial==1.5.5
   numpy
   python-hcl2
+  "$GCS_VENV_PACKAGE"
 )
 BQ_VENV_MARKER="$VENV_DIR/.pg2bq-ready" # holds the package list it was built with
 BQ_MARKER="bqemulator"
@@ -48,7 +51,7 @@ bq_ensure_venv() {
   if ! "$VENV_DIR/bin/pip" install --disable-pip-version-check "${BQ_VENV_PACKAGES[@]}" \
     >"$install_log" 2>&1; then
     tail -n 20 "$install_log" >&2
-    die "pip install into $(rel "$VENV_DIR") failed; see $(rel "$install_log")"
+    die "pip install into $(rel "$VENV_DIR") failed; see $(rel "$install_log") (it needs PyPI, or a mirror in PIP_INDEX_URL)"
   fi
   printf '%s\n' "$wanted" >"$BQ_VENV_MARKER"
 }

@@ -77,6 +77,9 @@ write_stack_env() {
     export_line PG2BQ_BQ_GRPC_PORT "$BQ_GRPC_PORT"
     export_line PG2BQ_BQ_REST_ENDPOINT "http://$LOOPBACK:$BQ_REST_PORT"
     export_line PG2BQ_BQ_GRPC_ENDPOINT "http://$LOOPBACK:$BQ_GRPC_PORT"
+    export_line PG2BQ_GCS_PORT "$GCS_PORT"
+    export_line STORAGE_EMULATOR_HOST "http://$LOOPBACK:$GCS_PORT"
+    export_line PG2BQ_CLAIM_BUCKET "$CLAIM_BUCKET"
     export_line PG2BQ_STACK_LOGS "$LOG_DIR"
     export_line CLOUDSDK_CONFIG "$GCLOUD_CONFIG_DIR"
     if [[ -n "$bq_flags" ]]; then

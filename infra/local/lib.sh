@@ -29,6 +29,8 @@ PG_PORT="${PG2BQ_PG_PORT:-25432}"
 PUBSUB_PORT="${PG2BQ_PUBSUB_PORT:-28085}"
 BQ_REST_PORT="${PG2BQ_BQ_REST_PORT:-29050}"
 BQ_GRPC_PORT="${PG2BQ_BQ_GRPC_PORT:-29060}"
+GCS_PORT="${PG2BQ_GCS_PORT:-29070}"
+CLAIM_BUCKET="${PG2BQ_CLAIM_BUCKET:-pg2bq-claims}"
 PG_MIN_MAJOR=14
 
 # Filled in by locate_pg_bindir / locate_gcloud_sdk_root.
@@ -57,7 +59,7 @@ rel() { printf '%s' "${1#"$REPO_ROOT"/}"; }
 validate_settings() {
   local name value
   for name in PG2BQ_PG_PORT:"$PG_PORT" PG2BQ_PUBSUB_PORT:"$PUBSUB_PORT" \
-    PG2BQ_BQ_REST_PORT:"$BQ_REST_PORT" PG2BQ_BQ_GRPC_PORT:"$BQ_GRPC_PORT"; do
+    PG2BQ_BQ_REST_PORT:"$BQ_REST_PORT" PG2BQ_BQ_GRPC_PORT:"$BQ_GRPC_PORT" PG2BQ_GCS_PORT:"$GCS_PORT"; do
     value="${name#*:}"
     if [[ ! "$value" =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
       die "${name%%:*}='$value' is not a valid TCP port"
@@ -65,6 +67,8 @@ validate_settings() {
   done
   [[ "$PROJECT" =~ ^[a-z][-a-z0-9]{4,28}[a-z0-9]$ ]] ||
     die "PG2BQ_PROJECT='$PROJECT' is not a valid GCP project id"
+  [[ "$CLAIM_BUCKET" =~ ^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$ ]] ||
+    die "PG2BQ_CLAIM_BUCKET='$CLAIM_BUCKET' is not a valid Cloud Storage bucket name"
 }
 
 is_root() { [[ "$EUID" -eq 0 ]]; }

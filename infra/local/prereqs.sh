@@ -5,7 +5,9 @@
 # shellcheck source=infra/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTHON_MIN_MINOR=9 # python3 >= 3.9
+# python3 >= 3.11: bqemulator 1.4.0 needs 3.11, gcp-storage-emulator 3.10 (both from PyPI into the
+# stack's venv, bigquery.sh).
+PYTHON_MIN_MINOR=11
 JAVA_MIN_MAJOR=17
 
 PREREQ_FAILURES=()
@@ -76,11 +78,12 @@ check_java() {
 check_python() {
   local hint="apt-get install python3 python3-venv"
   if ! command -v python3 >/dev/null 2>&1; then
-    missing "python3 not found (needed for the BigQuery emulator venv)" "$hint"
+    missing "python3 not found (the BigQuery and Cloud Storage emulators run in a Python venv)" "$hint"
     return
   fi
   if ! python3 -c "import sys; sys.exit(sys.version_info < (3, $PYTHON_MIN_MINOR))" 2>/dev/null; then
-    missing "python3 is $(python3 -V 2>&1), need >= 3.$PYTHON_MIN_MINOR" "$hint"
+    missing "python3 is $(python3 -V 2>&1), the BigQuery and Cloud Storage emulators need >= 3.$PYTHON_MIN_MINOR" \
+      "a Python 3.$PYTHON_MIN_MINOR+ as python3 first on PATH (Debian 12, Ubuntu 24.04: $hint)"
     return
   fi
   # Debian's python3 lacks ensurepip until python3-venv is installed.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local development stack for pg2bq: PostgreSQL (logical replication), the
-# Pub/Sub emulator and the BigQuery emulator (bqemulator), all on 127.0.0.1.
+# Pub/Sub emulator, the BigQuery emulator (bqemulator) and the Cloud Storage
+# emulator (gcp-storage-emulator), all on 127.0.0.1.
 # State lives in <repo>/.local/. See `stack.sh help`.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ source "$STACK_SCRIPT_DIR/postgres.sh"
 source "$STACK_SCRIPT_DIR/pubsub.sh"
 # shellcheck source=infra/local/bigquery.sh
 source "$STACK_SCRIPT_DIR/bigquery.sh"
+# shellcheck source=infra/local/storage.sh
+source "$STACK_SCRIPT_DIR/storage.sh"
 # shellcheck source=infra/local/envfile.sh
 source "$STACK_SCRIPT_DIR/envfile.sh"
 
@@ -22,7 +25,7 @@ usage() {
   cat <<EOF
 usage: infra/local/stack.sh COMMAND
 
-  up      start PostgreSQL, the Pub/Sub emulator and bqemulator (idempotent)
+  up      start PostgreSQL, the Pub/Sub emulator, bqemulator and the Cloud Storage emulator (idempotent)
   down    stop what 'up' started (data and venv are kept)
   status  one line per component
   env     print the path of the env file to source
@@ -31,7 +34,8 @@ usage: infra/local/stack.sh COMMAND
 
 Ports (127.0.0.1) and project, overridable from the environment:
   PG2BQ_PG_PORT=$PG_PORT PG2BQ_PUBSUB_PORT=$PUBSUB_PORT
-  PG2BQ_BQ_REST_PORT=$BQ_REST_PORT PG2BQ_BQ_GRPC_PORT=$BQ_GRPC_PORT PG2BQ_PROJECT=$PROJECT
+  PG2BQ_BQ_REST_PORT=$BQ_REST_PORT PG2BQ_BQ_GRPC_PORT=$BQ_GRPC_PORT PG2BQ_GCS_PORT=$GCS_PORT
+  PG2BQ_PROJECT=$PROJECT PG2BQ_CLAIM_BUCKET=$CLAIM_BUCKET
 EOF
 }
 
@@ -41,7 +45,8 @@ print_summary() {
   printf '  %-10s %-46s log %s\n' \
     postgres "postgres://postgres@$LOOPBACK:$PG_PORT/postgres" "$(rel "$PG_LOG")" \
     pubsub "$LOOPBACK:$PUBSUB_PORT" "$(rel "$(logfile_for pubsub)")" \
-    bigquery "$(bq_addresses)" "$(rel "$(logfile_for bigquery)")"
+    bigquery "$(bq_addresses)" "$(rel "$(logfile_for bigquery)")" \
+    storage "$(gcs_address) bucket $CLAIM_BUCKET" "$(rel "$(logfile_for storage)")"
   say ""
   say "  source $(rel "$ENV_FILE")"
 }
@@ -54,11 +59,13 @@ cmd_up() {
   pg_up
   pubsub_up
   bigquery_up
+  storage_up
   write_stack_env
   print_summary
 }
 
 cmd_down() {
+  storage_down
   bigquery_down
   pubsub_down
   pg_down
@@ -68,6 +75,7 @@ cmd_status() {
   pg_status
   pubsub_status
   bigquery_status
+  storage_status
 }
 
 cmd_env() {

@@ -310,6 +310,11 @@ impl TestPipeline {
         }
     }
 
+    /// The writer's peak resident memory so far, if it runs.
+    pub fn writer_peak_rss_bytes(&self) -> Option<u64> {
+        self.writer.as_ref()?.peak_rss_bytes()
+    }
+
     /// The writer's log.
     pub fn writer_log(&self) -> String {
         self.writer.as_ref().map(Service::log).unwrap_or_default()

@@ -2,6 +2,7 @@
 //!
 //! - [`rest`]: the REST API calls pg2bq needs (datasets, tables, columns, queries) and the table
 //!   schema types ([`rest::FieldSpec`], [`rest::TableOptions`]).
+//! - [`load`]: rows too big for a Storage Write request, written with a load job.
 //! - [`storage_write`]: appends to a table's default stream with the Storage Write API
 //!   (AppendRows over gRPC).
 //! - [`proto_rows`]: the proto2 row descriptor and the row encoder that Storage Write reads.
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod load;
 #[cfg(feature = "storage-write")]
 pub mod proto_rows;
 pub mod quarantine;

@@ -22,7 +22,7 @@ pub struct FieldSpec {
 }
 
 impl FieldSpec {
-    fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         let mut field = json!({"name": self.name, "type": self.bq_type, "mode": self.mode});
         if let Some(description) = &self.description {
             field["description"] = json!(description);
@@ -109,12 +109,14 @@ pub struct QueryRows {
 /// A BigQuery REST client for one project.
 #[derive(Clone)]
 pub struct RestClient {
-    http: reqwest::Client,
-    base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    /// `<endpoint>/upload/bigquery/v2/projects/<project>`: load jobs with their data.
+    pub(crate) upload_base: String,
     project: String,
-    location: String,
+    pub(crate) location: String,
     datasets: DatasetSettings,
-    tokens: TokenSource,
+    pub(crate) tokens: TokenSource,
 }
 
 /// The body of `datasets.insert`: the reference and location, and the default encryption and
@@ -154,6 +156,10 @@ impl RestClient {
                 "{}/bigquery/v2/projects/{project}",
                 endpoint.trim_end_matches('/')
             ),
+            upload_base: format!(
+                "{}/upload/bigquery/v2/projects/{project}",
+                endpoint.trim_end_matches('/')
+            ),
             project: project.to_owned(),
             location: location.to_owned(),
             datasets: DatasetSettings::default(),
@@ -172,7 +178,7 @@ impl RestClient {
         &self.project
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -198,7 +204,7 @@ impl RestClient {
         Ok((status, json))
     }
 
-    fn failure(what: &str, status: StatusCode, body: &Json) -> BigQueryError {
+    pub(crate) fn failure(what: &str, status: StatusCode, body: &Json) -> BigQueryError {
         let message = body
             .pointer("/error/message")
             .and_then(Json::as_str)

@@ -15,6 +15,11 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 /// Largest payload of one AppendRows request (the API allows 10 MB and more).
 const MAX_REQUEST_BYTES: usize = 8 << 20;
 
+/// Largest encoded row appended: an AppendRows request must be under 10 MB, with the writer
+/// schema and the request around the row. Bigger rows are written by a load job
+/// ([`crate::load`]).
+pub const MAX_APPEND_ROW_BYTES: usize = 9_000_000;
+
 /// A Storage Write client sharing one HTTP/2 connection across all appends.
 #[derive(Clone)]
 pub struct StorageWriter {

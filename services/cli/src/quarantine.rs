@@ -81,11 +81,16 @@ pub async fn open(
 }
 
 /// The messages that send `changes` again: one change batch per table and column list, in
-/// sequence order, at most [`MAX_CHANGES`] changes each.
+/// sequence order, at most [`MAX_CHANGES`] changes each. A change recorded without its values
+/// (too big to keep) is left out.
 pub fn retry_messages(changes: &[OpenChange]) -> Result<Vec<Outgoing>> {
     let mut groups: BTreeMap<(String, String), ChangeBatch> = BTreeMap::new();
     let mut messages = Vec::new();
     for open in changes {
+        if open.change.is_empty() {
+            // Too big to be kept in the quarantine (its error says so): nothing to send again.
+            continue;
+        }
         let single = ChangeBatch::from_json(open.change.as_bytes()).map_err(|e| {
             CliError::Config(format!(
                 "quarantined change {} of {} cannot be read: {e}",

@@ -19,6 +19,7 @@ pub mod bq_naming;
 pub mod bq_types;
 pub mod bq_values;
 pub mod civil;
+pub mod cloud_storage;
 pub mod config;
 pub mod config_file;
 pub mod connect_error;

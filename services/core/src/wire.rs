@@ -32,6 +32,19 @@ pub mod attributes {
     /// Set (to `quarantine`) on changes that `pg2bq quarantine retry` publishes again: once
     /// written, the writer records them as resolved.
     pub const RETRY: &str = "retry";
+    /// Set (to `gs://bucket/object`) on a claim check: the batch is too big for a message and
+    /// waits in that Cloud Storage object; the body is a [`super::ClaimCheck`].
+    pub const CLAIM: &str = "claim";
+}
+
+/// The body of a claim check: where the batch is, and its size. The object holds what the body
+/// of the message would have held, in the message's `encoding`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimCheck {
+    /// `gs://bucket/object`.
+    pub claim: String,
+    /// Size of the object in bytes.
+    pub bytes: u64,
 }
 
 /// A source table, by schema and name.

@@ -75,4 +75,11 @@ pub struct WriterArgs {
     /// MERGE (0: keep every change). The newest change of each key always stays.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// Cloud Storage bucket of claim checks (batches too big for a message): when set, claim
+    /// checks naming another bucket are refused.
+    #[arg(long, env = "PG2BQ_CLAIM_BUCKET")]
+    pub claim_bucket: Option<String>,
+    /// `host:port` of the Cloud Storage emulator, when running locally.
+    #[arg(long, env = "STORAGE_EMULATOR_HOST")]
+    pub storage_emulator_host: Option<String>,
 }

@@ -31,6 +31,9 @@ pub enum WriterError {
     /// The writer's own settings are wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// Reading a claim check's object failed.
+    #[error("claim check: {0}")]
+    Storage(#[from] pg2bq_core::cloud_storage::StorageError),
 }
 
 impl WriterError {
@@ -43,6 +46,10 @@ impl WriterError {
             WriterError::Forbidden(_) => StatusCode::FORBIDDEN,
             WriterError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WriterError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // A refusal (no permission, no bucket) is the deployment's to fix: answered like a
+            // wrong setting, so that Pub/Sub keeps the message meanwhile.
+            WriterError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            WriterError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WriterError::BigQuery(e) => match e {
                 BigQueryError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
                 BigQueryError::Permanent(_)
@@ -63,6 +70,8 @@ impl WriterError {
             WriterError::Forbidden(_) => "forbidden",
             WriterError::AuthUnavailable(_) => "auth_unavailable",
             WriterError::Config(_) => "config",
+            WriterError::Storage(e) if e.is_transient() => "storage_transient",
+            WriterError::Storage(_) => "storage_refused",
             WriterError::BigQuery(e) => match e {
                 BigQueryError::Transient(_) => "bigquery_transient",
                 BigQueryError::Permanent(_) => "bigquery_permanent",

@@ -23,6 +23,7 @@
 //! the metrics and answers 204, or the error's status.
 
 pub mod args;
+pub mod claims;
 pub mod error;
 pub mod generations;
 pub mod http;

@@ -78,6 +78,8 @@ struct Inner {
     append_seconds_sum: f64,
     appends: u64,
     freshness_seconds: f64,
+    claims_read: u64,
+    claims_already_written: u64,
 }
 
 /// Counters of one writer instance.
@@ -133,6 +135,16 @@ impl WriterMetrics {
         let mut inner = self.inner.lock().expect("metrics lock");
         for (rule, count) in adjusted {
             *inner.adjusted.entry((table.to_owned(), *rule)).or_default() += count;
+        }
+    }
+
+    /// Records a claim check: its object read, or found gone (its batch already written).
+    pub fn record_claim(&self, read: bool) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        if read {
+            inner.claims_read += 1;
+        } else {
+            inner.claims_already_written += 1;
         }
     }
 
@@ -250,6 +262,23 @@ impl WriterMetrics {
             out,
             "pg2bq_writer_freshness_seconds {}",
             inner.freshness_seconds
+        );
+        header(
+            &mut out,
+            "claim_checks_total",
+            "counter",
+            "Claim checks (batches too big for a message, read from Cloud Storage): `read`, or \
+             `already_written` when the object was gone because an earlier delivery wrote it.",
+        );
+        let _ = writeln!(
+            out,
+            "pg2bq_writer_claim_checks_total{{outcome=\"read\"}} {}",
+            inner.claims_read
+        );
+        let _ = writeln!(
+            out,
+            "pg2bq_writer_claim_checks_total{{outcome=\"already_written\"}} {}",
+            inner.claims_already_written
         );
         header(
             &mut out,

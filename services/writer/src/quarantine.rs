@@ -115,6 +115,11 @@ impl QuarantineLog {
     }
 }
 
+/// The largest change kept whole in a quarantine event. A bigger one is recorded without its
+/// values (its `change` is NULL; the error says so): an event is one BigQuery row, and a row
+/// holds at most 100 MB. Such a change cannot be retried; the row's next change replicates it.
+pub const MAX_KEPT_CHANGE_BYTES: usize = 32 << 20;
+
 fn event_row(
     event: &str,
     target: &BqTableName,
@@ -132,6 +137,24 @@ fn event_row(
         generation: batch.generation,
         control: None,
     };
+    let json = single.to_json();
+    let (kept, error) = if json.len() > MAX_KEPT_CHANGE_BYTES {
+        let note = format!(
+            "the change ({} bytes) is too big to keep in the quarantine; it cannot be retried",
+            json.len()
+        );
+        let error = if error.is_empty() {
+            note
+        } else {
+            format!("{error} ({note})")
+        };
+        (BqValue::Null, error)
+    } else {
+        (
+            BqValue::Text(String::from_utf8_lossy(&json).into_owned()),
+            error.to_owned(),
+        )
+    };
     vec![
         text(&change_id(&batch.source, change)),
         text(event),
@@ -143,9 +166,9 @@ fn event_row(
         if error.is_empty() {
             BqValue::Null
         } else {
-            text(error)
+            text(&error)
         },
-        BqValue::Text(String::from_utf8_lossy(&single.to_json()).into_owned()),
+        kept,
         text(message_id),
     ]
 }
@@ -193,5 +216,43 @@ mod tests {
             table: "u".into(),
         };
         assert_ne!(id, change_id(&other, &change("a")));
+    }
+
+    #[test]
+    fn a_change_too_big_to_keep_is_recorded_without_its_values() {
+        let batch = |value: String| ChangeBatch {
+            version: 1,
+            source: TableId {
+                schema: "s".into(),
+                table: "t".into(),
+            },
+            columns: Vec::new(),
+            generation: 0,
+            control: None,
+            changes: vec![Change {
+                op: Op::Insert,
+                seq: Seq::new(Lsn(9), 1),
+                commit_time_us: 5,
+                xid: 1,
+                new: Some(vec![Value::Text(value)]),
+                old: None,
+            }],
+        };
+        let target = BqTableName {
+            dataset: "d".into(),
+            table: "t".into(),
+        };
+        let small = batch("x".into());
+        let row = event_row(QUARANTINED, &target, &small, &small.changes[0], "bad", "m");
+        assert!(matches!(&row[8], BqValue::Text(t) if t.contains("\"x\"")));
+        assert_eq!(row[7], BqValue::Text("bad".into()));
+        let big = batch("y".repeat(MAX_KEPT_CHANGE_BYTES));
+        let row = event_row(QUARANTINED, &target, &big, &big.changes[0], "too big", "m");
+        assert_eq!(row[8], BqValue::Null);
+        assert!(
+            matches!(&row[7], BqValue::Text(t) if t.starts_with("too big (the change (") && t.ends_with("cannot be retried)")),
+            "{:?}",
+            row[7]
+        );
     }
 }

@@ -16,6 +16,10 @@ use prost_types::DescriptorProto;
 pub struct RowLayout {
     descriptor: DescriptorProto,
     field_numbers: Vec<u64>,
+    /// Name and type of each row value's column, in row order.
+    columns: Vec<(String, BqType)>,
+    /// Whether rows carry BigQuery CDC pseudo-columns (which only Storage Write takes).
+    pseudo: bool,
 }
 
 impl RowLayout {
@@ -45,6 +49,7 @@ impl RowLayout {
                     })
             })
             .collect::<Result<_>>()?;
+        let table_columns = columns.len();
         columns.extend(pseudo.iter().map(|name| (name.to_string(), BqType::String)));
         let field_numbers = row_fields
             .iter()
@@ -59,11 +64,29 @@ impl RowLayout {
                         ))
                     })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<u64>>>()?;
+        let row_columns = field_numbers
+            .iter()
+            .map(|number| columns[*number as usize - 1].clone())
+            .collect();
         Ok(RowLayout {
             descriptor: descriptor(&columns),
+            pseudo: field_numbers
+                .iter()
+                .any(|number| *number as usize > table_columns),
             field_numbers,
+            columns: row_columns,
         })
+    }
+
+    /// Name (as the table spells it) and type of each row value's column, in row order.
+    pub fn columns(&self) -> &[(String, BqType)] {
+        &self.columns
+    }
+
+    /// Whether rows carry BigQuery CDC pseudo-columns (`_CHANGE_TYPE`, ...).
+    pub fn has_pseudo_columns(&self) -> bool {
+        self.pseudo
     }
 
     /// The writer schema.
@@ -116,6 +139,14 @@ mod tests {
             vec![0x1a, 1, b'x', 0x08, 7]
         );
         assert!(RowLayout::new(&table, &[("unknown".into(), BqType::Int64)]).is_err());
+        assert_eq!(
+            layout.columns(),
+            [
+                ("added".to_owned(), BqType::String),
+                ("id".to_owned(), BqType::Int64)
+            ]
+        );
+        assert!(!layout.has_pseudo_columns());
     }
 
     #[test]
@@ -138,6 +169,7 @@ mod tests {
             .map(|f| f.name.clone().unwrap())
             .collect();
         assert_eq!(names, ["id", "_CHANGE_TYPE", "_CHANGE_SEQUENCE_NUMBER"]);
+        assert!(layout.has_pseudo_columns());
         assert_eq!(
             layout.encode(&[BqValue::Int64(1), BqValue::Text("U".into())]),
             vec![0x08, 1, 0x12, 1, b'U']

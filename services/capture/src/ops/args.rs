@@ -3,6 +3,7 @@
 use crate::backfill::BackfillMode;
 use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::BatchLimits;
+use crate::sinks::claim::{ClaimSettings, MAX_THRESHOLD};
 use crate::sinks::{Compression, SinkKind, SinkSettings};
 use pg2bq_core::config::{MergeStrategy, PubSubArgs, SelectionArgs, SourceArgs, StreamArgs};
 use pg2bq_core::selection::TableSelection;
@@ -68,6 +69,16 @@ pub struct CaptureArgs {
     /// Compression of message bodies: `none` or `gzip`.
     #[arg(long, env = "PG2BQ_COMPRESSION", value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
+    /// Cloud Storage bucket of claim checks: a batch too big for a Pub/Sub message is written
+    /// there and the message carries its name. Without one, such a batch stops capture.
+    #[arg(long, env = "PG2BQ_CLAIM_BUCKET")]
+    pub claim_bucket: Option<String>,
+    /// Message bodies larger than this many bytes travel by claim check (at most 9500000).
+    #[arg(long, env = "PG2BQ_CLAIM_THRESHOLD_BYTES", default_value_t = crate::sinks::claim::DEFAULT_THRESHOLD)]
+    pub claim_threshold_bytes: usize,
+    /// `host:port` of the Cloud Storage emulator, when running locally.
+    #[arg(long, env = "STORAGE_EMULATOR_HOST")]
+    pub storage_emulator_host: Option<String>,
     /// Seconds between heartbeats (logical decoding messages that let the slot advance while the
     /// replicated tables are idle); 0 disables them.
     #[arg(long, env = "PG2BQ_HEARTBEAT_SECS", default_value_t = 10)]
@@ -107,6 +118,16 @@ impl CaptureArgs {
             emulator_host: self.pubsub.emulator_host().map(str::to_owned),
             retry_for: Duration::from_secs(self.publish_retry_secs),
             compression: self.compression,
+            claims: ClaimSettings {
+                bucket: self
+                    .claim_bucket
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|b| !b.is_empty())
+                    .map(str::to_owned),
+                threshold: self.claim_threshold_bytes,
+                emulator_host: self.storage_emulator_host.clone(),
+            },
         }
     }
 
@@ -128,6 +149,13 @@ impl CaptureArgs {
                  in the [target] section of the configuration file)"
                     .into(),
             ));
+        }
+        if self.claim_threshold_bytes == 0 || self.claim_threshold_bytes > MAX_THRESHOLD {
+            return Err(CaptureError::Config(format!(
+                "PG2BQ_CLAIM_THRESHOLD_BYTES = {} must be between 1 and {MAX_THRESHOLD} (Pub/Sub \
+                 takes messages of at most 10 MB)",
+                self.claim_threshold_bytes
+            )));
         }
         Ok(())
     }

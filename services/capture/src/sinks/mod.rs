@@ -4,8 +4,11 @@
 //! JSON, to a [`BatchSink`] and waits for the [`Published`] outcome before it lets the source
 //! position move past the batch's changes. Sinks:
 //! - [`pubsub::PubSubSink`]: Pub/Sub (or its emulator); the outcome is Pub/Sub's acknowledgement.
+//!   A batch too big for a message goes to Cloud Storage first ([`claim`]), and the message
+//!   carries the reference.
 //! - [`null::NullSink`]: nowhere, acknowledged at once (benchmarks and diagnostics only).
 
+pub mod claim;
 pub mod message;
 pub mod null;
 pub mod pubsub;
@@ -102,6 +105,8 @@ pub struct SinkSettings {
     pub retry_for: Duration,
     /// Compression of message bodies.
     pub compression: Compression,
+    /// Claim checks of batches too big for a message.
+    pub claims: claim::ClaimSettings,
 }
 
 /// The sink the settings name, shared by the capture loop and the backfill.

@@ -1,8 +1,9 @@
-//! The Pub/Sub push request body and the change batch inside it.
+//! The Pub/Sub push request body and the change batch inside it, or the claim check that says
+//! where in Cloud Storage the batch is (`crate::claims`).
 
 use crate::error::{Result, WriterError};
 use base64::Engine;
-use pg2bq_core::wire::{ChangeBatch, attributes};
+use pg2bq_core::wire::{ChangeBatch, ClaimCheck, attributes};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -48,52 +49,99 @@ impl PushMessage {
     }
 }
 
-/// Reads the push body and the change batch it carries.
+/// Reads the push body and the change batch it carries. A claim check is refused here: its batch
+/// is read with [`parse_message`], [`PushMessage::claim`] and [`decode_batch`].
 pub fn parse(body: &[u8]) -> Result<(PushMessage, ChangeBatch)> {
+    let message = parse_message(body)?;
+    if message.claim().is_some() {
+        return Err(WriterError::BadBatch(
+            "the message is a claim check; its batch is in Cloud Storage".into(),
+        ));
+    }
+    let bytes = message.data()?;
+    let batch = decode_batch(&message, &bytes, MAX_BATCH_BYTES)?;
+    Ok((message, batch))
+}
+
+/// Reads the push body.
+pub fn parse_message(body: &[u8]) -> Result<PushMessage> {
     let envelope: PushEnvelope = serde_json::from_slice(body).map_err(|e| {
         WriterError::BadEnvelope(format!(
             "expected a Pub/Sub push request {{\"message\": {{\"data\": ...}}}}: {e}"
         ))
     })?;
-    let message = envelope.message;
-    let data = message
-        .data
-        .as_deref()
-        .ok_or_else(|| WriterError::BadEnvelope("the message has no data".into()))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|e| WriterError::BadBatch(format!("message data is not base64: {e}")))?;
+    Ok(envelope.message)
+}
+
+impl PushMessage {
+    /// The decoded data of the message.
+    pub fn data(&self) -> Result<Vec<u8>> {
+        let data = self
+            .data
+            .as_deref()
+            .ok_or_else(|| WriterError::BadEnvelope("the message has no data".into()))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| WriterError::BadBatch(format!("message data is not base64: {e}")))
+    }
+
+    /// The claim check the message carries, if it is one: its batch waits in Cloud Storage.
+    pub fn claim(&self) -> Option<Result<ClaimCheck>> {
+        let uri = self.attributes.get(attributes::CLAIM)?;
+        Some(self.data().and_then(|data| {
+            let check: ClaimCheck = serde_json::from_slice(&data).map_err(|e| {
+                WriterError::BadBatch(format!(
+                    "claim check {uri}: the body is not a claim check: {e}"
+                ))
+            })?;
+            if &check.claim != uri {
+                return Err(WriterError::BadBatch(format!(
+                    "claim check names {} in its attribute and {} in its body",
+                    uri, check.claim
+                )));
+            }
+            Ok(check)
+        }))
+    }
+}
+
+/// The change batch of a message body (the message's data, or a claim check's object), decoded
+/// by the message's `encoding`; a gzip body may inflate to `max_bytes`.
+pub fn decode_batch(message: &PushMessage, bytes: &[u8], max_bytes: u64) -> Result<ChangeBatch> {
     let encoding = message
         .attributes
         .get(attributes::ENCODING)
         .map(String::as_str)
         .unwrap_or("json");
+    let inflated;
     let bytes = match encoding {
         "json" => bytes,
-        "json+gzip" => gunzip(&bytes)?,
+        "json+gzip" => {
+            inflated = gunzip(bytes, max_bytes)?;
+            &inflated
+        }
         other => {
             return Err(WriterError::BadBatch(format!(
                 "encoding '{other}' is not supported by this writer (it reads 'json' and 'json+gzip')"
             )));
         }
     };
-    let batch = ChangeBatch::from_json(&bytes).map_err(|e| WriterError::BadBatch(e.to_string()))?;
-    Ok((message, batch))
+    ChangeBatch::from_json(bytes).map_err(|e| WriterError::BadBatch(e.to_string()))
 }
 
-/// Largest decompressed batch accepted (a message is at most 10 MB compressed).
-const MAX_BATCH_BYTES: u64 = 256 << 20;
+/// Largest decompressed batch accepted from a message (a message is at most 10 MB compressed).
+pub const MAX_BATCH_BYTES: u64 = 256 << 20;
 
-fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+fn gunzip(bytes: &[u8], max_bytes: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::with_capacity(bytes.len() * 4);
     flate2::read::GzDecoder::new(bytes)
-        .take(MAX_BATCH_BYTES + 1)
+        .take(max_bytes + 1)
         .read_to_end(&mut out)
         .map_err(|e| WriterError::BadBatch(format!("message data is not valid gzip: {e}")))?;
-    if out.len() as u64 > MAX_BATCH_BYTES {
+    if out.len() as u64 > max_bytes {
         return Err(WriterError::BadBatch(format!(
-            "message data inflates beyond {MAX_BATCH_BYTES} bytes"
+            "message data inflates beyond {max_bytes} bytes"
         )));
     }
     Ok(out)

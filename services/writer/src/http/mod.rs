@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod routes;
 
 use crate::args::WriterArgs;
+use crate::claims::ClaimReader;
 use crate::error::{Result, WriterError};
 use crate::generations::Generations;
 use crate::metrics::WriterMetrics;
@@ -29,6 +30,7 @@ pub struct Writer {
     quarantine: QuarantineLog,
     auth: EndpointAuth,
     metrics: WriterMetrics,
+    claims: ClaimReader,
 }
 
 impl Writer {
@@ -47,6 +49,10 @@ impl Writer {
             quarantine: QuarantineLog::new(built.tables, built.sink),
             auth,
             metrics: WriterMetrics::default(),
+            claims: ClaimReader::new(
+                args.storage_emulator_host.as_deref(),
+                args.claim_bucket.as_deref(),
+            ),
         }))
     }
 }

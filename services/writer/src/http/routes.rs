@@ -2,7 +2,8 @@
 //! mode, record, answer.
 
 use super::Writer;
-use super::envelope;
+use super::envelope::{self, MAX_BATCH_BYTES, PushMessage};
+use crate::claims::MAX_CLAIM_BYTES;
 use crate::error::{Result, WriterError};
 use crate::generations::Admission;
 use crate::metrics::{counting_adjustments, describe, seconds_since};
@@ -15,6 +16,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use pg2bq_core::wire::ChangeBatch;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,17 +38,43 @@ impl Writer {
 
     /// Writes the batch of one push request; returns the number of rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
-        let (message, batch) = envelope::parse(body)?;
+        let message = envelope::parse_message(body)?;
+        let Some(check) = message.claim() else {
+            let batch = envelope::decode_batch(&message, &message.data()?, MAX_BATCH_BYTES)?;
+            return self.write_batch(&message, &batch).await;
+        };
+        let check = check?;
+        let Some(body) = self.claims.read(&check).await? else {
+            tracing::info!(
+                message_id = message.id(),
+                object = %check.claim,
+                "claim check already written (its object is deleted once its batch is written): \
+                 nothing to do"
+            );
+            self.metrics.record_claim(false);
+            return Ok(0);
+        };
+        let batch = envelope::decode_batch(&message, &body, MAX_CLAIM_BYTES)?;
+        drop(body);
+        self.metrics.record_claim(true);
+        let rows = self.write_batch(&message, &batch).await?;
+        self.claims.delete(&check).await;
+        Ok(rows)
+    }
+
+    /// Writes one change batch: converted and appended by the write mode, the changes that
+    /// cannot be written quarantined.
+    async fn write_batch(&self, message: &PushMessage, batch: &ChangeBatch) -> Result<usize> {
         let started = Instant::now();
         let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
         let table = batch.source.to_string();
         if let Some(control) = &batch.control {
             self.generations
-                .apply(&batch, control, &shape.target)
+                .apply(batch, control, &shape.target)
                 .await?;
             return Ok(0);
         }
-        if let Admission::Stale { current } = self.generations.admit(&batch, &shape.target).await? {
+        if let Admission::Stale { current } = self.generations.admit(batch, &shape.target).await? {
             self.metrics.record_superseded(&table, batch.changes.len());
             tracing::info!(
                 message_id = message.id(),
@@ -60,12 +88,12 @@ impl Writer {
             if message.is_retry() {
                 let none: Vec<usize> = Vec::new();
                 self.quarantine
-                    .resolve(&shape.target, &batch, &none, message.id())
+                    .resolve(&shape.target, batch, &none, message.id())
                     .await?;
             }
             return Ok(0);
         }
-        let (written, adjusted) = counting_adjustments(self.mode.write(&batch, &shape)).await;
+        let (written, adjusted) = counting_adjustments(self.mode.write(batch, &shape)).await;
         let written = match written {
             Ok(written) => written,
             // Something about the whole batch cannot be written (an incompatible schema change,
@@ -82,7 +110,7 @@ impl Writer {
         };
         if !written.quarantined.is_empty() {
             self.quarantine
-                .record(&shape.target, &batch, &written.quarantined, message.id())
+                .record(&shape.target, batch, &written.quarantined, message.id())
                 .await?;
             self.metrics
                 .record_quarantined(&table, written.quarantined.len());
@@ -98,7 +126,7 @@ impl Writer {
         if message.is_retry() {
             let failed: Vec<usize> = written.quarantined.iter().map(|q| q.change).collect();
             self.quarantine
-                .resolve(&shape.target, &batch, &failed, message.id())
+                .resolve(&shape.target, batch, &failed, message.id())
                 .await?;
         }
         let oldest_commit = batch

@@ -112,7 +112,7 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
             .map_err(|e| crate::error::WriterError::Config(e.to_string()))?,
     );
     let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
-    let sink = RowSink::new(storage, args.append_sink);
+    let sink = RowSink::new(storage, rest.clone(), args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
     let merger = Arc::new(Merger::new(
         rest.clone(),
