@@ -7,7 +7,7 @@ use pg2bq_e2e::cli::{describe, pg2bq};
 use pg2bq_e2e::pipeline::{StandaloneWriter, TestPipeline};
 use pg2bq_e2e::stack::Stack;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn push_body(batch: &serde_json::Value) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(batch.to_string());
@@ -95,7 +95,46 @@ fn table_status(pipeline: &TestPipeline) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_key_is_quarantined_until_the_table_is_recreated_and_the_changes_retried() {
+async fn a_batch_keyed_otherwise_than_its_tables_is_quarantined_with_the_fix() {
+    let stack = Stack::from_env();
+    let bigquery = stack.bigquery();
+    bigquery
+        .delete_dataset("e2e_quar2_kq")
+        .await
+        .expect("clean dataset");
+    let writer = StandaloneWriter::start(&stack, "quar2", "e2e_quar2_").await;
+    let batch = |key: &str, ordinal: u64| {
+        json!({
+            "version": 1,
+            "source": {"schema": "kq", "table": "t"},
+            "columns": [
+                {"name": "id", "pg_type": "int4", "type_modifier": -1, "key": key == "id"},
+                {"name": "code", "pg_type": "text", "type_modifier": -1, "key": key == "code"}
+            ],
+            "changes": [{"op": "insert", "seq": format!("0000000000000010/{ordinal:016X}"),
+                         "commit_time_us": 1, "xid": 1, "new": [ordinal.to_string(), "c"]}]
+        })
+    };
+    let (status, text) = writer.push(push_body(&batch("id", 1))).await;
+    assert_eq!(status, 204, "{text}");
+    // The same generation, another key: the writer cannot merge it by the recorded key.
+    let (status, text) = writer.push(push_body(&batch("code", 2))).await;
+    assert_eq!(status, 204, "acknowledged, not dead-lettered: {text}");
+    let summary = pg2bq_bigquery::quarantine::summary(&bigquery, "e2e_quar2_kq")
+        .await
+        .expect("quarantine");
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert_eq!(summary[0].open, 1);
+    let error = &summary[0].first_error;
+    assert!(
+        error.contains("the key of kq.t changed")
+            && error.contains("pg2bq backfill kq.t --recreate"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_changed_while_streaming_starts_a_new_generation_that_ends_equal() {
     let schema = "CREATE SCHEMA kc;
         CREATE TABLE kc.t (id int PRIMARY KEY, code text NOT NULL UNIQUE, v text);
         INSERT INTO kc.t SELECT g, 'c' || g, 'before' FROM generate_series(1, 20) g;";
@@ -111,53 +150,30 @@ async fn a_changed_key_is_quarantined_until_the_table_is_recreated_and_the_chang
         .await
         .expect("a new primary key, then changes");
 
-    // The changes keyed by `code` cannot go into tables keyed by `id`: they wait, loudly.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let degraded = loop {
-        let table = table_status(&pipeline);
-        if table["quarantined"].as_i64().unwrap_or(0) >= 6 {
-            break table;
-        }
-        assert!(Instant::now() < deadline, "no quarantine: {table}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(degraded["phase"], "degraded");
-    let error = degraded["quarantine_error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("the key of kc.t changed")
-            && error.contains("pg2bq backfill kc.t --recreate"),
-        "{error}"
-    );
-    let listed = pg2bq(&pipeline, &["quarantine", "list"], &[]);
-    assert!(listed.status.success(), "{}", describe(&listed));
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("6 changes wait in the quarantine"));
-
-    // The fix the error names, then the retry.
-    let recreated = pg2bq(&pipeline, &["backfill", "kc.t", "--recreate"], &[]);
-    assert!(recreated.status.success(), "{}", describe(&recreated));
-    let retried = pg2bq(&pipeline, &["quarantine", "retry"], &[]);
-    assert!(retried.status.success(), "{}", describe(&retried));
-    assert!(
-        String::from_utf8_lossy(&retried.stdout).contains("published 6 quarantined changes"),
-        "{}",
-        describe(&retried)
-    );
+    // No operator action: the tables are made again, keyed by the new key, and copied.
     let reports = pipeline.wait_until_mirrored(Duration::from_secs(90)).await;
     assert_eq!(
         pg2bq_e2e::pipeline::row_counts(&reports),
         vec![("kc.t".to_owned(), 21)]
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let table = table_status(&pipeline);
-        if table["quarantined"].as_i64() == Some(0) {
-            assert_eq!(table["phase"], "streaming");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the retried changes are not resolved: {table}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let log = pipeline.writer_log();
+    assert!(log.contains("a new generation starts"), "{log}");
+    let table = table_status(&pipeline);
+    assert_eq!(table["quarantined"].as_i64(), Some(0), "{table}");
+    let key = pipeline
+        .stack
+        .bigquery()
+        .table(&pg2bq_core::bq_naming::BqTableName {
+            dataset: "e2e_keychange_kc".into(),
+            table: "t__changes".into(),
+        })
+        .await
+        .expect("change table")
+        .expect("exists")
+        .description
+        .unwrap_or_default();
+    assert!(
+        key.contains(r#""keys":["code"]"#),
+        "keyed by the new key: {key}"
+    );
 }
