@@ -16,10 +16,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "streams, table activity, backfill plans and ranges",
-    sql: "CREATE TABLE IF NOT EXISTS {s}.slots ( \
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "streams, table activity, backfill plans and ranges",
+        sql: "CREATE TABLE IF NOT EXISTS {s}.slots ( \
               slot_name text PRIMARY KEY, \
               created_at timestamptz NOT NULL DEFAULT now(), \
               created_lsn pg_lsn); \
@@ -40,7 +41,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               whole boolean NOT NULL DEFAULT false, done boolean NOT NULL DEFAULT false, \
               rows bigint NOT NULL DEFAULT 0, snapshot_lsn pg_lsn, finished_at timestamptz, \
               PRIMARY KEY (slot_name, schema_name, table_name, first_block))",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "backfill plans record the relfilenode they were planned from, their re-plans and their last error",
+        sql: "ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS relfilenode bigint; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS replanned integer NOT NULL DEFAULT 0; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error text; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error_at timestamptz",
+    },
+];
 
 /// The version this build brings the state schema to.
 pub fn latest() -> i32 {
