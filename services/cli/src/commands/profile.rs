@@ -116,6 +116,8 @@ async fn source_checks(
         .selected_tables(&sql, &selection, &stream.state_schema)
         .await?;
     checks.extend(profile::table_checks(&selected));
+    checks.extend(profile::row_security_checks(&sql, &selected).await?);
+    checks.extend(profile::money_checks(source, &selected).await);
     checks.extend(profile::name_checks(
         &selected,
         &layout,

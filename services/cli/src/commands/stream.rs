@@ -164,6 +164,8 @@ async fn create_stream(
         .await?;
     let mut checks = profile::server_checks(&profile::server_facts(source).await?);
     checks.extend(profile::table_checks(&selected));
+    checks.extend(profile::row_security_checks(source, &selected).await?);
+    checks.extend(profile::money_checks(&args.source, &selected).await);
     if native {
         checks.extend(profile::native_strategy_checks(&selected));
     }
