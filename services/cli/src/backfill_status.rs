@@ -105,7 +105,7 @@ mod tests {
             replanned: 0,
             last_error: None,
         };
-        let text = render(&[p.clone()]);
+        let text = render(std::slice::from_ref(&p));
         assert!(
             text.starts_with("public.t [###############---------------]  50%"),
             "{text}"

@@ -679,17 +679,26 @@ mod tests {
         let yen = money_check(&columns, Some(("ja_JP.UTF-8", 0))).unwrap();
         assert_eq!(yen.outcome, Outcome::Fail);
         assert!(
-            yen.detail.contains("ja_JP.UTF-8 gives money 0 fraction digits")
+            yen.detail
+                .contains("ja_JP.UTF-8 gives money 0 fraction digits")
                 && yen.detail.contains("shop.orders.total")
                 && yen.detail.contains("10^-2"),
             "{}",
             yen.detail
         );
-        assert!(yen.fix.unwrap().contains("TYPE numeric(20, 0) USING <column>::numeric"));
+        assert!(
+            yen.fix
+                .unwrap()
+                .contains("TYPE numeric(20, 0) USING <column>::numeric")
+        );
         assert_eq!(money_check(&columns, None).unwrap().outcome, Outcome::Warn);
         let rls = row_security_check("s.t", "cap\"ture");
         assert_eq!(rls.outcome, Outcome::Fail);
-        assert!(rls.fix.unwrap().starts_with("ALTER ROLE \"cap\"\"ture\" BYPASSRLS;"));
+        assert!(
+            rls.fix
+                .unwrap()
+                .starts_with("ALTER ROLE \"cap\"\"ture\" BYPASSRLS;")
+        );
     }
 
     #[test]

@@ -375,7 +375,10 @@ mod tests {
 
     #[test]
     fn values_that_are_not_utf8_travel_as_base64() {
-        assert_eq!(Value::from_bytes(b"caf\xc3\xa9"), Value::Text("café".into()));
+        assert_eq!(
+            Value::from_bytes(b"caf\xc3\xa9"),
+            Value::Text("café".into())
+        );
         let bytes = b"caf\xe9 \xff".to_vec();
         let value = Value::from_bytes(&bytes);
         assert_eq!(value, Value::InvalidUtf8(bytes));

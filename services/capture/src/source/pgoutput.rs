@@ -352,7 +352,10 @@ mod tests {
             decode(&m).unwrap(),
             PgOutputMessage::Insert {
                 relation_id: 7,
-                new: vec![Value::Text("1".into()), Value::InvalidUtf8(b"a\xff\xfe".to_vec())],
+                new: vec![
+                    Value::Text("1".into()),
+                    Value::InvalidUtf8(b"a\xff\xfe".to_vec())
+                ],
             }
         );
     }

@@ -361,7 +361,10 @@ mod tests {
     #[test]
     fn a_value_that_is_not_utf8_sets_its_change_aside_with_the_column_and_the_fix() {
         let b = batch(vec![
-            update(None, vec![text("1"), Value::InvalidUtf8(b"caf\xe9".to_vec())]),
+            update(
+                None,
+                vec![text("1"), Value::InvalidUtf8(b"caf\xe9".to_vec())],
+            ),
             update(None, vec![text("2"), text("caf\u{e9}")]),
         ]);
         let rows = change_rows(&b, &shape(&b));
@@ -369,7 +372,8 @@ mod tests {
         let q = &rows.quarantined[0];
         assert_eq!(q.change, 0);
         assert!(
-            q.error.contains("column v: the value is not valid UTF-8 (4 bytes")
+            q.error
+                .contains("column v: the value is not valid UTF-8 (4 bytes")
                 && q.error.contains("SQL_ASCII")
                 && q.error.contains("Fix: correct the value at the source"),
             "{}",
