@@ -123,7 +123,10 @@ impl Backfill {
             attempted.insert(table.clone());
             // One table's failure is its own: the others go on.
             if let Err(e) = self.table(&sql, &state, &table, &mut pool).await {
-                let error = e.to_string();
+                let error = match &e {
+                    CaptureError::Config(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
                 if let Err(record) = state.record_error(&sql, &table, &error).await {
                     tracing::warn!(table = %table, error = %record, "could not record a backfill error");
                 }
