@@ -1,6 +1,8 @@
 //! End-to-end tests of a backfill under maintenance: a table rewritten while its ranges are
 //! copied (VACUUM FULL, CLUSTER, ALTER COLUMN TYPE, pg_repack) is detected by its relfilenode and
-//! copied again, and BigQuery ends equal to the source. Needs the local stack.
+//! copied again, and BigQuery ends equal to the source; a table dropped or renamed while its
+//! ranges are pending loses its plan (renamed, it is planned again under its new name) and the
+//! other tables go on. Needs the local stack.
 //!
 //! The rewrites are placed deterministically: a test session holds an ACCESS EXCLUSIVE lock on
 //! the table until capture's copying connection waits for it in the middle of the table, then
@@ -138,7 +140,8 @@ CREATE SCHEMA ra;
 CREATE TABLE ra.t (id int PRIMARY KEY, n int, v text);
 INSERT INTO ra.t SELECT g, g * 3, repeat(md5(g::text), 3) FROM generate_series(1, 20000) g;
 ANALYZE ra.t;";
-    let mut pipeline = TestPipeline::start_with("altertype", &["ra"], schema, slow_backfill()).await;
+    let mut pipeline =
+        TestPipeline::start_with("altertype", &["ra"], schema, slow_backfill()).await;
     wait_midway(&pipeline, "ra.t", 3).await;
     // The ALTER rewrites the table with every row new to a snapshot taken before it: read from
     // such a snapshot, the new file looks empty.
@@ -269,5 +272,83 @@ ANALYZE rp.t;";
             .log()
             .contains("table rewritten since it was planned"),
         "capture says why it copies the table again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_dropped_or_renamed_while_pending_do_not_block_the_others() {
+    let schema = "
+CREATE SCHEMA vt;
+CREATE TABLE vt.a_moving (id bigint PRIMARY KEY, v text);
+INSERT INTO vt.a_moving SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 20000) g;
+CREATE TABLE vt.b_drop (id int PRIMARY KEY, v text);
+CREATE TABLE vt.c_rename (id int PRIMARY KEY, v text);
+CREATE TABLE vt.d_other (id int PRIMARY KEY, v text);
+INSERT INTO vt.b_drop SELECT g, 'b' FROM generate_series(1, 100) g;
+INSERT INTO vt.c_rename SELECT g, 'c' FROM generate_series(1, 100) g;
+INSERT INTO vt.d_other SELECT g, 'd' FROM generate_series(1, 100) g;
+ANALYZE;";
+    let mut pipeline = TestPipeline::start_with("vanished", &["vt"], schema, slow_backfill()).await;
+    // While the first table is copied and its copy waits for a lock, two pending tables are
+    // dropped and renamed; then the table being copied is renamed in the transaction that held
+    // the lock. (A transaction that writes holds back the export of any new snapshot, so the
+    // renames that are not the copied table's own are committed at once.)
+    wait_midway(&pipeline, "vt.a_moving", 2).await;
+    let holder = session(&pipeline, "pg2bq-e2e-holder").await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE vt.a_moving IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    wait_blocked(&pipeline, COPYING, "vt.a_moving").await;
+    pipeline
+        .sql
+        .batch_execute("DROP TABLE vt.b_drop; ALTER TABLE vt.c_rename RENAME TO c_renamed")
+        .await
+        .expect("drop and rename");
+    holder
+        .batch_execute("ALTER TABLE vt.a_moving RENAME TO a_moved; COMMIT")
+        .await
+        .expect("rename the table being copied");
+    pipeline
+        .sql
+        .batch_execute(
+            "INSERT INTO vt.d_other VALUES (101, 'after');
+             UPDATE vt.c_renamed SET v = 'after' WHERE id = 1;
+             UPDATE vt.a_moved SET v = 'after' WHERE id % 1000 = 0;",
+        )
+        .await
+        .expect("changes");
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(240)).await;
+    assert_eq!(
+        pg2bq_e2e::pipeline::row_counts(&reports),
+        vec![
+            ("vt.a_moved".to_owned(), 20_000),
+            ("vt.c_renamed".to_owned(), 100),
+            ("vt.d_other".to_owned(), 101),
+        ]
+    );
+    let plans: Vec<(String, bool)> = pipeline
+        .state()
+        .progress(&pipeline.sql, None)
+        .await
+        .expect("progress")
+        .into_iter()
+        .map(|p| (p.table.to_string(), p.finished))
+        .collect();
+    assert_eq!(
+        plans,
+        [
+            ("vt.a_moved".to_owned(), true),
+            ("vt.c_renamed".to_owned(), true),
+            ("vt.d_other".to_owned(), true),
+        ],
+        "the plans of the old names are gone"
+    );
+    assert!(
+        pipeline
+            .capture()
+            .log()
+            .contains("no longer exists under its name"),
+        "capture says why it drops the plans"
     );
 }
