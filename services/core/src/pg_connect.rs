@@ -4,7 +4,7 @@ use crate::config::SourceArgs;
 use crate::connect_error::{connect_error, with_causes};
 use crate::error::CoreError;
 use crate::pg_tls::TlsPlan;
-use crate::pg_types::{NEWER_SESSION_SETTINGS, session_options};
+use crate::pg_types::{CLIENT_ENCODING_STATEMENT, NEWER_SESSION_SETTINGS, session_options};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Socket};
@@ -29,6 +29,16 @@ pub async fn connect_sql(source: &SourceArgs, application_name: &str) -> Result<
                 source,
                 "SQL",
                 format!("setting pg2bq's session settings: {}", with_causes(&e)),
+            )
+        })?;
+    client
+        .batch_execute(CLIENT_ENCODING_STATEMENT)
+        .await
+        .map_err(|e| {
+            connect_error(
+                source,
+                "SQL",
+                format!("setting the client encoding: {}", with_causes(&e)),
             )
         })?;
     Ok(client)

@@ -135,6 +135,17 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
 /// of [`SESSION_SETTINGS`].
 pub const NEWER_SESSION_SETTINGS: &[(&str, &str)] = &[("transaction_timeout", "0")];
 
+/// Run on every connection that reads values, once it is open. A database encoded `SQL_ASCII`
+/// stores text as whatever bytes it was given, and the server refuses to send bytes that are
+/// not UTF-8 to a client whose `client_encoding` is UTF8 (every driver's, set in the startup
+/// packet after `options`): the replication stream and a backfill's COPY would stop at the
+/// first such value, again at every retry. On such a database the session takes `client_encoding` `SQL_ASCII`,
+/// under which the bytes arrive as stored: valid UTF-8 as text, the rest as
+/// `{"invalid_utf8": ...}`, which the writer quarantines with the fix. A database in any other
+/// encoding keeps UTF8, into which the server converts its text.
+pub const CLIENT_ENCODING_STATEMENT: &str = "SELECT pg_catalog.set_config('client_encoding', \
+     'SQL_ASCII', false) WHERE pg_catalog.current_setting('server_encoding') = 'SQL_ASCII'";
+
 /// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
 pub fn session_options() -> String {
     SESSION_SETTINGS
