@@ -4,6 +4,7 @@
 //! subscription, BigQuery datasets, and its own writer and capture processes, so tests run in
 //! parallel against one shared stack (`make up`).
 
+pub mod backfill_probe;
 pub mod bench;
 pub mod cli;
 pub mod pipeline;

@@ -34,6 +34,8 @@ pub struct Options {
     /// Run against this stack instead of the one in the environment (e.g. a
     /// [`crate::scratch_cluster::ScratchCluster`]'s).
     pub stack: Option<Stack>,
+    /// Options of the test database's `CREATE DATABASE`, e.g. `ENCODING 'SQL_ASCII' ...`.
+    pub database_options: String,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             wait_for_backfill: true,
             start_capture: true,
             stack: None,
+            database_options: String::new(),
         }
     }
 }
@@ -84,7 +87,7 @@ impl TestPipeline {
     ) -> Self {
         let stack = options.stack.clone().unwrap_or_else(Stack::from_env);
         let database = format!("e2e_{name}");
-        recreate_database(&stack, &database).await;
+        recreate_database_with(&stack, &database, &options.database_options).await;
         let sql = connect_sql(&stack.source(&database), "pg2bq-e2e")
             .await
             .expect("test database");
@@ -491,11 +494,16 @@ async fn spawn_writer_with(
 
 /// Drops the database (and its slots) if it exists, and creates it empty.
 pub async fn recreate_database(stack: &Stack, database: &str) {
+    recreate_database_with(stack, database, "").await;
+}
+
+/// As [`recreate_database`], with options of `CREATE DATABASE` (encoding, locale, template).
+pub async fn recreate_database_with(stack: &Stack, database: &str, options: &str) {
     drop_database(stack, database).await;
     stack
         .admin()
         .await
-        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .batch_execute(&format!("CREATE DATABASE \"{database}\" {options}"))
         .await
         .expect("create database");
 }

@@ -149,6 +149,7 @@ async fn every_value_travels_exactly_as_postgres_prints_it() {
                             Value::UnchangedToast => {
                                 panic!("an insert has no unchanged TOAST value")
                             }
+                            Value::InvalidUtf8(_) => panic!("a UTF-8 database sends UTF-8"),
                         })
                         .collect();
                     assert_eq!(

@@ -22,6 +22,10 @@ pub struct BackfillProgress {
     pub finished: bool,
     /// Rows per second since the backfill was planned.
     pub rows_per_s: f64,
+    /// Times the table was planned again because it was rewritten while it was copied.
+    pub replanned: i32,
+    /// Why its last attempt failed, with the fix (until a range of it is done).
+    pub last_error: Option<String>,
 }
 
 /// Reads the progress of every table of the stream.
@@ -38,6 +42,8 @@ pub async fn read(sql: &Client, state: &StateStore) -> Result<Vec<BackfillProgre
             ranges: p.ranges,
             finished: p.finished,
             rows_per_s: p.copied_rows as f64 / p.seconds.max(1e-3),
+            replanned: p.replanned,
+            last_error: p.last_error,
         })
         .collect())
 }
@@ -75,6 +81,9 @@ pub fn render(progress: &[BackfillProgress]) -> String {
             p.rows_estimated,
             state
         ));
+        if let Some(error) = &p.last_error {
+            out.push_str(&format!("{:<width$}   error: {error}\n", ""));
+        }
     }
     out
 }
@@ -93,12 +102,22 @@ mod tests {
             ranges: 2,
             finished: false,
             rows_per_s: 25.0,
+            replanned: 0,
+            last_error: None,
         };
-        let text = render(&[p]);
+        let text = render(std::slice::from_ref(&p));
         assert!(
             text.starts_with("public.t [###############---------------]  50%"),
             "{text}"
         );
         assert!(text.contains("25 rows/s"));
+        let refused = BackfillProgress {
+            last_error: Some("row-level security would hide rows".into()),
+            ..p
+        };
+        assert!(
+            render(&[refused]).contains("\n           error: row-level security would hide rows\n"),
+            "the error under the bar"
+        );
     }
 }

@@ -4,23 +4,71 @@ use crate::config::SourceArgs;
 use crate::connect_error::{connect_error, with_causes};
 use crate::error::CoreError;
 use crate::pg_tls::TlsPlan;
-use crate::pg_types::session_options;
+use crate::pg_types::{CLIENT_ENCODING_STATEMENT, NEWER_SESSION_SETTINGS, session_options};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Opens a SQL connection with the source's TLS settings; the connection task runs in the
-/// background. Errors name the connection, the problem and, when recognised, the fix.
+/// Opens a SQL connection with the source's TLS settings and pg2bq's session settings
+/// ([`crate::pg_types::SESSION_SETTINGS`]); the connection task runs in the background. Errors
+/// name the connection, the problem and, when recognised, the fix.
 pub async fn connect_sql(source: &SourceArgs, application_name: &str) -> Result<Client, CoreError> {
+    let client = connect(source, application_name, true).await?;
+    // Settings the oldest supported servers do not know: set where the server knows them.
+    let (names, values): (Vec<&str>, Vec<&str>) = NEWER_SESSION_SETTINGS.iter().copied().unzip();
+    client
+        .execute(
+            "SELECT pg_catalog.set_config(s.name, v.value, false) FROM pg_catalog.pg_settings s \
+             JOIN unnest($1::text[], $2::text[]) AS v(name, value) ON v.name = s.name",
+            &[&names, &values],
+        )
+        .await
+        .map_err(|e| {
+            connect_error(
+                source,
+                "SQL",
+                format!("setting pg2bq's session settings: {}", with_causes(&e)),
+            )
+        })?;
+    client
+        .batch_execute(CLIENT_ENCODING_STATEMENT)
+        .await
+        .map_err(|e| {
+            connect_error(
+                source,
+                "SQL",
+                format!("setting the client encoding: {}", with_causes(&e)),
+            )
+        })?;
+    Ok(client)
+}
+
+/// Opens a SQL connection with the source's TLS settings but without pg2bq's session settings:
+/// the session sees the database's, role's and server's own defaults, as applications do. For
+/// checks of those defaults only (`pg2bq profile test source`); never read values through it.
+pub async fn connect_sql_with_database_defaults(
+    source: &SourceArgs,
+    application_name: &str,
+) -> Result<Client, CoreError> {
+    connect(source, application_name, false).await
+}
+
+async fn connect(
+    source: &SourceArgs,
+    application_name: &str,
+    pinned: bool,
+) -> Result<Client, CoreError> {
     let mut config = Config::new();
     config
         .host(&source.host)
         .port(source.port)
         .user(&source.user)
         .dbname(&source.database)
-        .application_name(application_name)
-        .options(session_options());
+        .application_name(application_name);
+    if pinned {
+        config.options(session_options());
+    }
     if !source.password.expose().is_empty() {
         config.password(source.password.expose());
     }

@@ -83,16 +83,68 @@ pub fn numeric_precision_scale(type_modifier: i32) -> Option<(u32, u32)> {
 }
 
 /// Session settings under which every pg2bq connection reads values, so that text forms are
-/// the same in the replication stream, in a backfill and in validation: UTC instants, ISO dates,
-/// ISO 8601 intervals and floats printed exactly. Notices (such as "relation already exists,
-/// skipping" of the idempotent set-up statements) are not sent: only warnings and errors.
+/// the same in the replication stream, in a backfill and in validation whatever the database,
+/// role or server defaults say. Each is set in the startup packet, where it overrides
+/// `ALTER DATABASE ... SET`, `ALTER ROLE ... SET` and `postgresql.conf`; all of them are
+/// settings any user may change (`lc_messages`, which is not, is left alone).
+///
+/// Text forms:
+/// - `TimeZone`, `DateStyle`, `IntervalStyle`: UTC instants, ISO dates, ISO 8601 intervals;
+/// - `extra_float_digits`: floats printed exactly (shortest round-trip form);
+/// - `bytea_output`: `\x` hex, the form the writer decodes (`escape` would print most bytes as
+///   themselves and octal escapes);
+/// - `lc_monetary`: `C`, so that money prints as `-$1,234.56`: its stored integer in hundredths.
+///   That is the amount for every locale whose currency has two fraction digits (the euro, the
+///   dollar, ...); `pg2bq profile test source` fails, with the fix, for a database whose
+///   `lc_monetary` has another number and whose selected tables have money columns.
+///
+/// What a session may do:
+/// - `row_security`: `off`, so that row-level security never hides rows: a query it would
+///   filter fails instead (the backfill refuses such a table with the fix, BYPASSRLS);
+/// - `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`,
+///   `idle_session_timeout`: off. A backfill's COPY runs as long as its range takes, its
+///   transaction waits idle for Pub/Sub's acknowledgements, the session exporting a backfill
+///   snapshot sits idle in its transaction for a whole table, and the catalogue connection of
+///   capture may idle for hours: a default meant for applications would end them all;
+/// - `default_transaction_isolation`: `read committed`, what pg2bq's statements are written
+///   for (a backfill's transactions set their own);
+/// - `standard_conforming_strings`: `on`, so that a backslash in a literal is itself.
+///
+/// Notices (such as "relation already exists, skipping" of the idempotent set-up statements)
+/// are not sent: only warnings and errors.
 pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("TimeZone", "UTC"),
     ("DateStyle", "ISO, YMD"),
     ("IntervalStyle", "iso_8601"),
     ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("lc_monetary", "C"),
+    ("row_security", "off"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("idle_session_timeout", "0"),
+    ("default_transaction_isolation", "read committed"),
+    ("standard_conforming_strings", "on"),
     ("client_min_messages", "warning"),
 ];
+
+/// Settings of newer servers than the oldest pg2bq supports, set after connecting when the
+/// server knows them (a startup packet naming an unknown setting is refused).
+/// `transaction_timeout` (PostgreSQL 17) would end a backfill's transaction like the timeouts
+/// of [`SESSION_SETTINGS`].
+pub const NEWER_SESSION_SETTINGS: &[(&str, &str)] = &[("transaction_timeout", "0")];
+
+/// Run on every connection that reads values, once it is open. A database encoded `SQL_ASCII`
+/// stores text as whatever bytes it was given, and the server refuses to send bytes that are
+/// not UTF-8 to a client whose `client_encoding` is UTF8 (every driver's, set in the startup
+/// packet after `options`): the replication stream and a backfill's COPY would stop at the
+/// first such value, again at every retry. On such a database the session takes `client_encoding` `SQL_ASCII`,
+/// under which the bytes arrive as stored: valid UTF-8 as text, the rest as
+/// `{"invalid_utf8": ...}`, which the writer quarantines with the fix. A database in any other
+/// encoding keeps UTF8, into which the server converts its text.
+pub const CLIENT_ENCODING_STATEMENT: &str = "SELECT pg_catalog.set_config('client_encoding', \
+     'SQL_ASCII', false) WHERE pg_catalog.current_setting('server_encoding') = 'SQL_ASCII'";
 
 /// [`SESSION_SETTINGS`] as a startup `options` string (`-c name=value ...`).
 pub fn session_options() -> String {
@@ -113,6 +165,15 @@ mod tests {
         assert_eq!(builtin_type_name(1184), Some("timestamptz"));
         assert_eq!(builtin_type_name(1007), Some("int4[]"));
         assert_eq!(builtin_type_name(16_384), None);
+    }
+
+    #[test]
+    fn session_options_escape_spaces_and_name_every_setting() {
+        let options = session_options();
+        assert!(options.starts_with("-c TimeZone=UTC -c DateStyle=ISO,\\ YMD "));
+        assert!(options.contains("-c default_transaction_isolation=read\\ committed"));
+        assert_eq!(options.matches("-c ").count(), SESSION_SETTINGS.len());
+        assert!(options.contains("-c lc_monetary=C") && options.contains("-c bytea_output=hex"));
     }
 
     #[test]

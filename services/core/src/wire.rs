@@ -7,6 +7,8 @@
 
 use crate::error::{CoreError, Result};
 use crate::seq::Seq;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -105,6 +107,21 @@ pub enum Value {
     Text(String),
     /// A TOASTed value that the UPDATE did not change and PostgreSQL did not send.
     UnchangedToast,
+    /// A value whose text is not UTF-8 (a database encoded `SQL_ASCII` stores any bytes): its
+    /// bytes as PostgreSQL sent them. BigQuery STRING holds only UTF-8, so the writer refuses
+    /// the change into its quarantine with the column and the fix.
+    InvalidUtf8(Vec<u8>),
+}
+
+impl Value {
+    /// The value of text that PostgreSQL sent as bytes: [`Value::Text`] if they are UTF-8,
+    /// else [`Value::InvalidUtf8`].
+    pub fn from_bytes(bytes: &[u8]) -> Value {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_owned()),
+            Err(_) => Value::InvalidUtf8(bytes.to_vec()),
+        }
+    }
 }
 
 /// One row change.
@@ -305,6 +322,8 @@ impl<'de> Deserialize<'de> for Seq {
 }
 
 const UNCHANGED_TOAST_KEY: &str = "unchanged_toast";
+/// The key of a value that is not UTF-8: `{"invalid_utf8": "<its bytes in base64>"}`.
+pub const INVALID_UTF8_KEY: &str = "invalid_utf8";
 
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -314,6 +333,11 @@ impl Serialize for Value {
             Value::UnchangedToast => {
                 let mut map = s.serialize_map(Some(1))?;
                 map.serialize_entry(UNCHANGED_TOAST_KEY, &true)?;
+                map.end()
+            }
+            Value::InvalidUtf8(bytes) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(INVALID_UTF8_KEY, &BASE64.encode(bytes))?;
                 map.end()
             }
         }
@@ -332,7 +356,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("null, a string, or {\"unchanged_toast\": true}")
+        f.write_str(
+            "null, a string, {\"unchanged_toast\": true} or {\"invalid_utf8\": \"<base64>\"}",
+        )
     }
 
     fn visit_unit<E: de::Error>(self) -> std::result::Result<Value, E> {
@@ -352,20 +378,34 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
-        let mut marker = false;
-        while let Some((key, value)) = map.next_entry::<String, bool>()? {
-            if key != UNCHANGED_TOAST_KEY {
-                return Err(de::Error::unknown_field(&key, &[UNCHANGED_TOAST_KEY]));
+        let mut value = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let parsed = match key.as_ref() {
+                UNCHANGED_TOAST_KEY => map.next_value::<bool>()?.then_some(Value::UnchangedToast),
+                INVALID_UTF8_KEY => {
+                    let text = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    let bytes = BASE64.decode(text.as_bytes()).map_err(|e| {
+                        de::Error::custom(format!("invalid_utf8 is not base64: {e}"))
+                    })?;
+                    Some(Value::InvalidUtf8(bytes))
+                }
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &[UNCHANGED_TOAST_KEY, INVALID_UTF8_KEY],
+                    ));
+                }
+            };
+            if value.is_some() {
+                return Err(de::Error::custom("a value object has one key"));
             }
-            marker = value;
+            value = Some(parsed);
         }
-        if marker {
-            Ok(Value::UnchangedToast)
-        } else {
-            Err(de::Error::custom(
-                "a value object must be {\"unchanged_toast\": true}",
-            ))
-        }
+        value.flatten().ok_or_else(|| {
+            de::Error::custom(
+                "a value object must be {\"unchanged_toast\": true} or {\"invalid_utf8\": \"<base64>\"}",
+            )
+        })
     }
 }
 
@@ -426,6 +466,33 @@ mod tests {
         assert!(text.contains("\"seq\":\"0000000100000010/0000000000000002\""));
         assert!(text.contains("{\"unchanged_toast\":true}"));
         assert_eq!(ChangeBatch::from_json(&json).unwrap(), batch);
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_travel_as_base64() {
+        assert_eq!(
+            Value::from_bytes(b"caf\xc3\xa9"),
+            Value::Text("café".into())
+        );
+        let bytes = b"caf\xe9 \xff".to_vec();
+        let value = Value::from_bytes(&bytes);
+        assert_eq!(value, Value::InvalidUtf8(bytes));
+        let json = serde_json::to_string(&value).unwrap();
+        assert_eq!(json, r#"{"invalid_utf8":"Y2Fm6SD/"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), value);
+        let mut batch = sample();
+        batch.changes[0].new = Some(vec![Value::Text("2".into()), value]);
+        assert_eq!(ChangeBatch::from_json(&batch.to_json()).unwrap(), batch);
+        for wrong in [
+            r#"{"invalid_utf8":"*"}"#,
+            r#"{"invalid_utf8":true}"#,
+            r#"{"unchanged_toast":false}"#,
+            r#"{"other":1}"#,
+            r#"{"unchanged_toast":true,"invalid_utf8":"AA=="}"#,
+            r#"{}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::pipeline::batcher::BatchLimits;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::seq::Seq;
-use pg2bq_core::wire::{Change, ChangeBatch, Op};
+use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 
 /// A batch body ready to publish: JSON of a [`ChangeBatch`], its number of changes and the
 /// sequence numbers of its first and last rows.
@@ -133,7 +133,6 @@ impl CopyBatches {
     }
 
     fn row(&mut self, line: &[u8], done: &mut Vec<JsonBatch>) -> Result<(), String> {
-        std::str::from_utf8(line).map_err(|e| format!("a row is not UTF-8: {e}"))?;
         if self.open_changes == 0 {
             self.open.reserve(self.limits.max_bytes.min(1 << 20));
             self.open.extend_from_slice(&self.batch_prefix);
@@ -197,10 +196,19 @@ fn without_closing(mut json: Vec<u8>, closing: &[u8]) -> Vec<u8> {
     json
 }
 
-/// Writes one COPY field as a JSON value: `null` for `\N`, else the unescaped text as a string.
+/// Writes one COPY field as a JSON value: `null` for `\N`, else the unescaped text as a string,
+/// or, for text that is not UTF-8 (a SQL_ASCII database stores any bytes), its bytes as
+/// `{"invalid_utf8": "<base64>"}` ([`Value::InvalidUtf8`]).
 fn json_value(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     if field == b"\\N" {
         out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    // COPY escapes only ASCII bytes, so an escaped field is UTF-8 exactly when its text is.
+    if std::str::from_utf8(field).is_err() {
+        let bytes = unescape(field)?;
+        serde_json::to_writer(&mut *out, &Value::from_bytes(&bytes))
+            .map_err(|e| format!("writing a value: {e}"))?;
         return Ok(());
     }
     out.push(b'"');
@@ -236,6 +244,28 @@ fn json_value(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes of a COPY field with its escapes undone.
+fn unescape(field: &[u8]) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::with_capacity(field.len());
+    let mut rest = field.iter();
+    while let Some(&b) = rest.next() {
+        bytes.push(if b == b'\\' {
+            match rest.next().ok_or("a field ends with a lone backslash")? {
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                other => *other,
+            }
+        } else {
+            b
+        });
+    }
+    Ok(bytes)
+}
+
 /// Writes one byte inside a JSON string, escaped as serde_json escapes it.
 fn json_escape(byte: u8, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -260,7 +290,7 @@ fn json_escape(byte: u8, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use pg2bq_core::lsn::Lsn;
-    use pg2bq_core::wire::{ColumnSpec, TableId, Value, WIRE_VERSION};
+    use pg2bq_core::wire::{ColumnSpec, TableId, WIRE_VERSION};
     use std::time::Duration;
 
     fn template(width: usize) -> ChangeBatch {
@@ -362,7 +392,28 @@ mod tests {
         assert!(err.contains("2 fields for 3 columns"), "{err}");
         let mut batches = new();
         assert!(batches.push(b"1\t2\t3\\\n").is_err());
-        let mut batches = new();
-        assert!(batches.push(b"1\t2\t\xff\n").is_err());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_becomes_its_bytes() {
+        let mut batches = CopyBatches::new(&template(3), Lsn(0x1234), 64, 42, limits(10));
+        assert!(
+            batches
+                .push(b"1\tcaf\xe9\\t\xff\tcaf\xc3\xa9\n")
+                .unwrap()
+                .is_empty()
+        );
+        let last = batches.finish().expect("the open batch");
+        let row = vec![
+            text("1"),
+            Value::InvalidUtf8(b"caf\xe9\t\xff".to_vec()),
+            text("café"),
+        ];
+        assert_eq!(
+            String::from_utf8(last.json.clone()).unwrap(),
+            String::from_utf8(expected(vec![row.clone()], 0)).unwrap()
+        );
+        let parsed = ChangeBatch::from_json(&last.json).unwrap();
+        assert_eq!(parsed.changes[0].new.as_ref().unwrap(), &row);
     }
 }

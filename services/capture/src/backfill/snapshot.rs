@@ -3,12 +3,19 @@
 //! Its consistent point is the sequence number of every row read from it (`<lsn>/0`): changes
 //! committed after it reach the main slot with larger LSNs and win; changes before it are already
 //! in the snapshot. The snapshot lives as long as the connection that created the slot stays open
-//! and idle, and the temporary slot goes away with that connection.
+//! and idle, and the temporary slot goes away with that connection. A backfill exports one per
+//! table and drops it when the table is copied, so that no snapshot holds back vacuum longer
+//! than one table takes.
+//!
+//! The session has pg2bq's session settings, as every connection: it sits idle in its
+//! transaction for as long as its table takes, which `idle_in_transaction_session_timeout`
+//! (or PostgreSQL 17's `transaction_timeout`) set as a default for applications would cut short.
 
 use crate::error::{CaptureError, Result};
 use crate::source::connection::{Session, open, replication_config};
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::pg_types::{NEWER_SESSION_SETTINGS, session_options};
 use pgwire_replication::ReplicationClient;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -34,8 +41,22 @@ pub async fn export(
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let config = replication_config(source, &temporary, publication, "pg2bq-backfill");
+    let config = replication_config(source, &temporary, publication, "pg2bq-backfill")
+        .with_options(session_options());
     let mut session = open(source, config, Session::Gated).await?;
+    for (name, value) in NEWER_SESSION_SETTINGS {
+        // A logical replication session runs plain SQL too; a server that does not know the
+        // setting has no such limit.
+        session
+            .simple_query(&format!(
+                "SELECT pg_catalog.set_config(name, '{value}', false) FROM pg_catalog.pg_settings \
+                 WHERE name = '{name}'"
+            ))
+            .await
+            .map_err(CaptureError::replication(
+                "setting the backfill snapshot session's settings",
+            ))?;
+    }
     // PostgreSQL 15+ syntax first, then 14's.
     let commands = [
         format!(

@@ -146,6 +146,7 @@ fn estimated_size(change: &Change) -> usize {
                     Value::Text(t) => t.len() + 3,
                     Value::Null => 5,
                     Value::UnchangedToast => 24,
+                    Value::InvalidUtf8(b) => b.len() / 3 * 4 + 24,
                 })
                 .sum()
         })

@@ -6,6 +6,7 @@ use pg2bq_core::config::SourceArgs;
 use pg2bq_core::connect_error::{connect_error, with_causes};
 use pg2bq_core::pg_tls::{TlsPlan, Verify};
 use pg2bq_core::pg_tls_probe;
+use pg2bq_core::pg_types::CLIENT_ENCODING_STATEMENT;
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, SslMode, TlsConfig};
 
 /// What the session is for.
@@ -69,7 +70,11 @@ async fn attempt(
 ) -> std::result::Result<ReplicationClient, PgWireError> {
     match session {
         Session::Streaming => {
-            let mut client = ReplicationClient::connect(config).await?;
+            let mut client = ReplicationClient::connect_gated(config).await?;
+            // Before START_REPLICATION: on a SQL_ASCII database, text that is not UTF-8 must
+            // reach capture as bytes instead of stopping the stream.
+            client.simple_query(CLIENT_ENCODING_STATEMENT).await?;
+            client.start().await?;
             client.wait_started().await?;
             Ok(client)
         }

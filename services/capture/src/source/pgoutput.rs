@@ -248,10 +248,10 @@ impl<'a> Reader<'a> {
                 b'u' => Value::UnchangedToast,
                 b't' => {
                     let len = self.u32()? as usize;
-                    let bytes = self.take(len)?;
-                    let text = std::str::from_utf8(bytes)
-                        .map_err(|e| self.error(&format!("value not UTF-8: {e}")))?;
-                    Value::Text(text.to_owned())
+                    // Text that is not UTF-8 (a SQL_ASCII database stores any bytes) travels
+                    // as its bytes, and the writer sets its change aside: never a decoding
+                    // error, which would stop capture at this change for good.
+                    Value::from_bytes(self.take(len)?)
                 }
                 b'b' => {
                     return Err(self.error("binary values are not requested and not supported"));
@@ -334,6 +334,28 @@ mod tests {
                 relation_id: 7,
                 old: Some(vec![Value::Text("1".into()), Value::Null, Value::Null]),
                 new: vec![Value::Text("2".into()), Value::Null, Value::UnchangedToast],
+            }
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_kept_as_bytes() {
+        let mut m = vec![b'I'];
+        m.extend_from_slice(&7u32.to_be_bytes());
+        m.push(b'N');
+        m.extend_from_slice(&2u16.to_be_bytes());
+        text(&mut m, "1");
+        m.push(b't');
+        m.extend_from_slice(&3u32.to_be_bytes());
+        m.extend_from_slice(b"a\xff\xfe");
+        assert_eq!(
+            decode(&m).unwrap(),
+            PgOutputMessage::Insert {
+                relation_id: 7,
+                new: vec![
+                    Value::Text("1".into()),
+                    Value::InvalidUtf8(b"a\xff\xfe".to_vec())
+                ],
             }
         );
     }

@@ -261,7 +261,13 @@ impl Relations {
         let declared = self.declared_types(relation_id, &key_names).await?;
         let select: Vec<String> = wanted
             .iter()
-            .map(|&i| format!("{}::text", quote_ident(&info.columns[i].name)))
+            // As bytes: text that is not UTF-8 (SQL_ASCII) travels as such, like the stream's.
+            .map(|&i| {
+                format!(
+                    "pg_catalog.textsend({}::text)",
+                    quote_ident(&info.columns[i].name)
+                )
+            })
             .collect();
         let filter: Vec<String> = key_names
             .iter()
@@ -295,8 +301,8 @@ impl Relations {
                 )))?;
         if let Some(row) = row {
             for (n, &i) in wanted.iter().enumerate() {
-                let text: Option<String> = row.get(n);
-                new[i] = text.map_or(Value::Null, Value::Text);
+                let bytes: Option<Vec<u8>> = row.get(n);
+                new[i] = bytes.map_or(Value::Null, |b| Value::from_bytes(&b));
             }
         }
         Ok(())

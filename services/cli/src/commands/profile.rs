@@ -120,6 +120,8 @@ async fn source_checks(
     checks.extend(profile::skipped_checks(
         &pg2bq_source::catalog::unpublishable(&sql, &ids).await?,
     ));
+    checks.extend(profile::row_security_checks(&sql, &selected).await?);
+    checks.extend(profile::money_checks(source, &selected).await);
     checks.extend(profile::name_checks(
         &selected,
         &layout,

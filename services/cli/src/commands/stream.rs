@@ -168,6 +168,8 @@ async fn create_stream(
     checks.extend(profile::skipped_checks(
         &pg2bq_source::catalog::unpublishable(source, &ids).await?,
     ));
+    checks.extend(profile::row_security_checks(source, &selected).await?);
+    checks.extend(profile::money_checks(&args.source, &selected).await);
     if native {
         checks.extend(profile::native_strategy_checks(&selected));
     }

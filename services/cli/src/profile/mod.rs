@@ -9,6 +9,9 @@ use pg2bq_source::catalog::{ReplicaIdentity, SourceTable, Unpublishable, name_pr
 use serde::Serialize;
 use tokio_postgres::Client;
 
+mod reads;
+pub use reads::{money_check, money_checks, row_security_checks};
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

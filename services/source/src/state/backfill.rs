@@ -1,6 +1,10 @@
 //! Backfill plans and progress: which tables are planned, their ranges of blocks, and which
 //! ranges are done. A range is marked done only after every row of it was acknowledged
 //! downstream, so after a restart only unfinished ranges are read again.
+//!
+//! A plan records the relfilenode of the table it was planned from: ranges are blocks of that
+//! file, so a table rewritten since (VACUUM FULL, CLUSTER, a rewriting ALTER TABLE, pg_repack)
+//! is planned again ([`StateStore::replan`]) rather than copied by the old ranges.
 
 use super::StateStore;
 use crate::catalog::table_id;
@@ -54,6 +58,22 @@ pub struct TableProgress {
     pub finished: bool,
     /// Seconds from planning to the end (or to now, while it runs).
     pub seconds: f64,
+    /// Times the table was planned again because it was rewritten while it was copied.
+    pub replanned: i32,
+    /// Why its last attempt failed (cleared when a range of it is done), with the fix.
+    pub last_error: Option<String>,
+}
+
+/// A table's plan, as a backfill round needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePlan {
+    /// The relfilenode of the table when it was planned (`None`: a partitioned table, which
+    /// has no storage of its own, or a plan made before it was recorded).
+    pub relfilenode: Option<i64>,
+    /// Times the table was planned again after a rewrite.
+    pub replanned: i32,
+    /// Whether the table's backfill finished.
+    pub finished: bool,
 }
 
 /// The planner's row estimate for a whole-table scan.
@@ -101,14 +121,15 @@ impl StateStore {
         let row = client
             .query_one(
                 "SELECT c.relkind::text, GREATEST(c.reltuples, 0)::bigint, \
-                        (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint) \
+                        (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint), \
+                        pg_catalog.pg_relation_filenode(c.oid)::bigint \
                  FROM pg_catalog.pg_class c WHERE c.oid = $1::text::regclass",
                 &[&name],
             )
             .await
             .map_err(SourceError::postgres(format!("sizing {table}")))?;
-        let (kind, mut estimated, blocks): (String, i64, i64) =
-            (row.get(0), row.get(1), row.get(2));
+        let (kind, mut estimated, blocks, relfilenode): (String, i64, i64, Option<i64>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         if estimated == 0 {
             // Never analysed: the planner's size-based estimate.
             estimated = planner_estimate(client, &name).await.unwrap_or(0);
@@ -136,8 +157,8 @@ impl StateStore {
             .execute(
                 &format!(
                     "WITH planned AS ( \
-                         INSERT INTO {tables} (slot_name, schema_name, table_name, estimated_rows, finished_at) \
-                         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN NULL ELSE now() END) ON CONFLICT DO NOTHING \
+                         INSERT INTO {tables} (slot_name, schema_name, table_name, estimated_rows, finished_at, relfilenode) \
+                         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN NULL ELSE now() END, $9) ON CONFLICT DO NOTHING \
                          RETURNING slot_name) \
                      INSERT INTO {ranges} (slot_name, schema_name, table_name, first_block, end_block, whole) \
                      SELECT p.slot_name, $2, $3, r.first_block, r.end_block, r.whole \
@@ -155,6 +176,7 @@ impl StateStore {
                     &firsts,
                     &ends,
                     &wholes,
+                    &relfilenode,
                 ],
             )
             .await
@@ -219,11 +241,12 @@ impl StateStore {
                          UPDATE {ranges} SET done = true, rows = $5, snapshot_lsn = $6::text::pg_lsn, finished_at = now() \
                          WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3 AND first_block = $4 \
                          RETURNING first_block) \
-                     UPDATE {tables} SET finished_at = now() \
-                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3 AND finished_at IS NULL \
-                       AND NOT EXISTS (SELECT 1 FROM {ranges} r WHERE r.slot_name = $1 AND r.schema_name = $2 \
-                                       AND r.table_name = $3 AND NOT r.done \
-                                       AND r.first_block NOT IN (SELECT first_block FROM done))",
+                     UPDATE {tables} SET last_error = NULL, last_error_at = NULL, \
+                         finished_at = COALESCE(finished_at, CASE WHEN NOT EXISTS ( \
+                             SELECT 1 FROM {ranges} r WHERE r.slot_name = $1 AND r.schema_name = $2 \
+                             AND r.table_name = $3 AND NOT r.done \
+                             AND r.first_block NOT IN (SELECT first_block FROM done)) THEN now() END) \
+                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
                     ranges = self.table("backfill_ranges"),
                     tables = self.table("backfill_tables"),
                 ),
@@ -254,10 +277,12 @@ impl StateStore {
                     "SELECT t.schema_name, t.table_name, t.estimated_rows, \
                             COALESCE(SUM(r.rows) FILTER (WHERE r.done), 0)::bigint, \
                             COUNT(r.*), COUNT(r.*) FILTER (WHERE r.done), t.finished_at IS NOT NULL, \
-                            EXTRACT(EPOCH FROM (COALESCE(t.finished_at, now()) - t.planned_at))::float8 \
+                            EXTRACT(EPOCH FROM (COALESCE(t.finished_at, now()) - t.planned_at))::float8, \
+                            t.replanned, t.last_error \
                      FROM {tables} t LEFT JOIN {ranges} r USING (slot_name, schema_name, table_name) \
                      WHERE t.slot_name = $1 AND ($2::text IS NULL OR (t.schema_name = $2 AND t.table_name = $3)) \
-                     GROUP BY t.schema_name, t.table_name, t.estimated_rows, t.finished_at, t.planned_at \
+                     GROUP BY t.schema_name, t.table_name, t.estimated_rows, t.finished_at, t.planned_at, \
+                              t.replanned, t.last_error \
                      ORDER BY 1, 2",
                     tables = self.table("backfill_tables"),
                     ranges = self.table("backfill_ranges"),
@@ -279,8 +304,117 @@ impl StateStore {
                 done_ranges: r.get(5),
                 finished: r.get(6),
                 seconds: r.get(7),
+                replanned: r.get(8),
+                last_error: r.get(9),
             })
             .collect())
+    }
+
+    /// The plan of a table, if it has one.
+    pub async fn table_plan(&self, client: &Client, table: &TableId) -> Result<Option<TablePlan>> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT relfilenode, replanned, finished_at IS NOT NULL FROM {} \
+                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
+                    self.table("backfill_tables")
+                ),
+                &[&self.slot, &table.schema, &table.table],
+            )
+            .await
+            .map_err(SourceError::postgres(format!(
+                "reading the backfill plan of {table}"
+            )))?;
+        Ok(row.map(|r| TablePlan {
+            relfilenode: r.get(0),
+            replanned: r.get(1),
+            finished: r.get(2),
+        }))
+    }
+
+    /// Records the relfilenode of a plan made before plans recorded it.
+    pub async fn set_relfilenode(
+        &self,
+        client: &Client,
+        table: &TableId,
+        relfilenode: i64,
+    ) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET relfilenode = $4 \
+                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
+                    self.table("backfill_tables")
+                ),
+                &[&self.slot, &table.schema, &table.table, &relfilenode],
+            )
+            .await
+            .map_err(SourceError::postgres(format!(
+                "recording the relfilenode of {table}"
+            )))?;
+        Ok(())
+    }
+
+    /// Plans a table again from its current file, forgetting its ranges and their progress: it
+    /// was rewritten (its relfilenode changed), so its rows are in other blocks now and every
+    /// range is copied again. Counts the re-plan. One transaction: a crash leaves the old plan
+    /// or the new one.
+    pub async fn replan(&self, client: &Client, table: &TableId, range_blocks: i64) -> Result<()> {
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(SourceError::postgres("starting a backfill re-plan"))?;
+        let outcome = async {
+            let replanned = self
+                .table_plan(client, table)
+                .await?
+                .map_or(0, |p| p.replanned);
+            self.reset_backfill(client, table).await?;
+            self.plan(client, table, range_blocks, true).await?;
+            client
+                .execute(
+                    &format!(
+                        "UPDATE {} SET replanned = $4 \
+                         WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
+                        self.table("backfill_tables")
+                    ),
+                    &[&self.slot, &table.schema, &table.table, &(replanned + 1)],
+                )
+                .await
+                .map_err(SourceError::postgres(format!(
+                    "counting the re-plan of {table}"
+                )))?;
+            Ok::<(), SourceError>(())
+        }
+        .await;
+        let end = if outcome.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        let ended = client
+            .batch_execute(end)
+            .await
+            .map_err(SourceError::postgres("ending a backfill re-plan"));
+        outcome.and(ended)
+    }
+
+    /// Records why the last attempt to copy a table failed (shown by `pg2bq backfill`).
+    pub async fn record_error(&self, client: &Client, table: &TableId, error: &str) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET last_error = $4, last_error_at = now() \
+                     WHERE slot_name = $1 AND schema_name = $2 AND table_name = $3",
+                    self.table("backfill_tables")
+                ),
+                &[&self.slot, &table.schema, &table.table, &error],
+            )
+            .await
+            .map_err(SourceError::postgres(format!(
+                "recording the backfill error of {table}"
+            )))?;
+        Ok(())
     }
 
     /// Forgets a table's backfill, so that the next round copies it again; returns whether it

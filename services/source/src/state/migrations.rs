@@ -61,6 +61,14 @@ pub const MIGRATIONS: &[Migration] = &[
               PRIMARY KEY (slot_name, schema_name, table_name)); \
           ALTER TABLE {s}.backfill_tables ADD COLUMN swept_at timestamptz",
     },
+    Migration {
+        version: 3,
+        description: "backfill plans record the relfilenode they were planned from, their re-plans and their last error",
+        sql: "ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS relfilenode bigint; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS replanned integer NOT NULL DEFAULT 0; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error text; \
+              ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error_at timestamptz",
+    },
 ];
 
 /// The version this build brings the state schema to.

@@ -204,10 +204,23 @@ pub fn convert_values(shape: &TableShape, values: &[Value]) -> Result<Values, St
                 out.unchanged.push(i);
                 BqValue::Null
             }
+            Value::InvalidUtf8(bytes) => return Err(invalid_utf8(&column.name, bytes)),
         };
         out.values.push(converted);
     }
     Ok(out)
+}
+
+/// Why a value that is not UTF-8 cannot be written, and the fix.
+fn invalid_utf8(column: &str, bytes: &[u8]) -> String {
+    let shown: String = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
+    format!(
+        "column {column}: the value is not valid UTF-8 ({} bytes, {shown:?}; the source database \
+         stores text in an encoding such as SQL_ASCII that accepts any bytes), and BigQuery \
+         holds only UTF-8 text. Fix: correct the value at the source (an UPDATE of the row \
+         replicates it and supersedes this change), or keep such data in a bytea column",
+        bytes.len()
+    )
 }
 
 /// The `_pg2bq_unchanged` value of a row: `,name,name,` of the columns not sent, or NULL.
@@ -347,6 +360,29 @@ mod tests {
             q.error
         );
         assert_eq!(unchanged_columns(&b, &shape(&b)), vec!["v".to_owned()]);
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_sets_its_change_aside_with_the_column_and_the_fix() {
+        let b = batch(vec![
+            update(
+                None,
+                vec![text("1"), Value::InvalidUtf8(b"caf\xe9".to_vec())],
+            ),
+            update(None, vec![text("2"), text("caf\u{e9}")]),
+        ]);
+        let rows = change_rows(&b, &shape(&b));
+        assert_eq!(rows.origins, vec![1], "the other change is written");
+        let q = &rows.quarantined[0];
+        assert_eq!(q.change, 0);
+        assert!(
+            q.error
+                .contains("column v: the value is not valid UTF-8 (4 bytes")
+                && q.error.contains("SQL_ASCII")
+                && q.error.contains("Fix: correct the value at the source"),
+            "{}",
+            q.error
+        );
     }
 
     #[test]
