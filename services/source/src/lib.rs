@@ -9,11 +9,13 @@
 //!   skipped tables, the freshness probe). No other code writes SQL against it.
 //! - [`publication`]: the publication, kept equal to the tables the patterns select that can
 //!   publish UPDATE and DELETE safely (`catalog::publishable` names the others).
+//! - [`transaction`]: ending an explicit transaction by its outcome.
 //! - [`error`]: [`SourceError`], transient or permanent.
 
 pub mod catalog;
 pub mod error;
 pub mod publication;
 pub mod state;
+pub mod transaction;
 
 pub use error::{Result, SourceError};

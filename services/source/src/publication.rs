@@ -211,13 +211,7 @@ async fn apply(
         Ok(())
     }
     .await;
-    let end = if outcome.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = client
-        .batch_execute(end)
+    let ended = crate::transaction::end(client, outcome.is_ok())
         .await
         .map_err(SourceError::postgres(context()));
     outcome.and(ended)

@@ -223,15 +223,7 @@ fn json_value(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(&field[plain..i]);
         let byte = if b == b'\\' {
             i += 1;
-            match field.get(i).ok_or("a field ends with a lone backslash")? {
-                b'b' => 0x08,
-                b'f' => 0x0c,
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'v' => 0x0b,
-                other => *other,
-            }
+            escaped(field.get(i))?
         } else {
             b
         };
@@ -244,24 +236,25 @@ fn json_value(field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
+/// The byte a COPY escape `\<after>` stands for.
+fn escaped(after: Option<&u8>) -> Result<u8, String> {
+    Ok(match after.ok_or("a field ends with a lone backslash")? {
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'v' => 0x0b,
+        other => *other,
+    })
+}
+
 /// The bytes of a COPY field with its escapes undone.
 fn unescape(field: &[u8]) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::with_capacity(field.len());
     let mut rest = field.iter();
     while let Some(&b) = rest.next() {
-        bytes.push(if b == b'\\' {
-            match rest.next().ok_or("a field ends with a lone backslash")? {
-                b'b' => 0x08,
-                b'f' => 0x0c,
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'v' => 0x0b,
-                other => *other,
-            }
-        } else {
-            b
-        });
+        bytes.push(if b == b'\\' { escaped(rest.next())? } else { b });
     }
     Ok(bytes)
 }

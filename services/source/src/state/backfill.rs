@@ -387,13 +387,7 @@ impl StateStore {
             Ok::<(), SourceError>(())
         }
         .await;
-        let end = if outcome.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
-        let ended = client
-            .batch_execute(end)
+        let ended = crate::transaction::end(client, outcome.is_ok())
             .await
             .map_err(SourceError::postgres("ending a backfill re-plan"));
         outcome.and(ended)

@@ -70,13 +70,7 @@ impl StateStore {
                 "starting the state schema's migration",
             ))?;
         let outcome = self.migrate_in_transaction(client).await;
-        let end = if outcome.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
-        let ended = client
-            .batch_execute(end)
+        let ended = crate::transaction::end(client, outcome.is_ok())
             .await
             .map_err(SourceError::postgres("ending the state schema's migration"));
         outcome.and(ended)

@@ -306,13 +306,7 @@ impl Shapes {
             Ok::<_, CaptureError>(decision.placed())
         }
         .await;
-        let end = if outcome.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
-        let ended = client
-            .batch_execute(end)
+        let ended = pg2bq_source::transaction::end(client, outcome.is_ok())
             .await
             .map_err(CaptureError::postgres("recording a table shape"));
         let placed = outcome?;
