@@ -11,7 +11,7 @@
 //! publish: an interruption replays a message twice at worst, which is harmless because the
 //! newest sequence number per key wins.
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::pubsub::{Outgoing, Publisher, Received, Subscriber};
 use pg2bq_core::wire::attributes;
 use serde::Serialize;
@@ -337,7 +337,15 @@ async fn replay_pages(
             return Err(e);
         }
         let ack_ids: Vec<String> = page.iter().map(|m| m.ack_id.clone()).collect();
-        scan.subscriber.acknowledge(&ack_ids).await?;
+        if let Err(e) = scan.subscriber.acknowledge(&ack_ids).await {
+            return Err(CliError::Config(format!(
+                "published {} messages again but could not acknowledge them on {}: {e}. They \
+                 stay there, and a later replay publishes them once more (harmless: the newest \
+                 change per key wins)",
+                page.len(),
+                scan.subscriber.path()
+            )));
+        }
         replayed.extend(page.iter().map(DeadLettered::from_received));
     }
 }
