@@ -3,9 +3,9 @@
 # the batch and deletes the object. Objects live minutes; the lifecycle rule removes any that a
 # writer could not delete.
 #
-# The rule's age must exceed how long a message can wait for the writer (the subscription's
-# retention, plus the time to replay a dead-lettered message): the writer takes a missing object
-# for a batch already written (README, "Big changes").
+# The rule's age must exceed how long a message can wait for the writer (the push subscription's
+# retention, plus the dead-letter subscription's, until `pg2bq deadletter replay`): the writer
+# takes a missing object for a batch already written (README, "Big changes").
 
 locals {
   claim_bucket = "${var.project_id}-${var.name_prefix}-claims"
@@ -48,8 +48,8 @@ resource "google_storage_bucket" "claims" {
 
   lifecycle {
     precondition {
-      condition     = var.claim_object_max_age_days * 86400 > tonumber(trimsuffix(var.pubsub_message_retention, "s"))
-      error_message = "claim_object_max_age_days must exceed pubsub_message_retention: a message must never outlive its object."
+      condition     = var.claim_object_max_age_days * 86400 > tonumber(trimsuffix(var.pubsub_message_retention, "s")) + tonumber(trimsuffix(var.pubsub_dead_letter_retention, "s"))
+      error_message = "claim_object_max_age_days must exceed pubsub_message_retention plus pubsub_dead_letter_retention: a message, dead-lettered or not, must never outlive its object."
     }
   }
 }

@@ -80,6 +80,27 @@ resource "google_cloud_run_v2_service_iam_member" "merge_invoker" {
   member   = google_service_account.merge[0].member
 }
 
+# --- the operators: pg2bq deadletter list|replay, pg2bq quarantine retry ---------------------
+
+# Pull, acknowledge and seek the dead-letter subscription. On a subscription the role grants only
+# pubsub.subscriptions.consume (its other permissions apply to topics and snapshots).
+resource "google_pubsub_subscription_iam_member" "operator_dead_letter_subscriber" {
+  for_each = toset(var.deadletter_operators)
+
+  subscription = google_pubsub_subscription.dead_letter.id
+  role         = "roles/pubsub.subscriber"
+  member       = each.value
+}
+
+# Publish the replayed batches to the changes topic (pubsub.topics.publish only).
+resource "google_pubsub_topic_iam_member" "operator_publisher" {
+  for_each = toset(var.deadletter_operators)
+
+  topic  = google_pubsub_topic.changes.id
+  role   = "roles/pubsub.publisher"
+  member = each.value
+}
+
 # --- the Pub/Sub service agent ---------------------------------------------------------------
 
 # It signs the push OIDC tokens as the push service account (needed for projects created before

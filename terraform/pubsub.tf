@@ -75,15 +75,20 @@ resource "google_pubsub_subscription" "push" {
   ]
 }
 
-# The dead-letter topic needs a subscription of its own, or Pub/Sub drops what it receives.
-# Inspect with: gcloud pubsub subscriptions pull <name> --limit 10
+# The dead-letter topic needs a subscription of its own, or Pub/Sub drops what it receives. It is
+# the only copy of what it holds (capture confirmed those positions long ago), so it keeps them as
+# long as Pub/Sub allows, acknowledged ones included: `pg2bq deadletter list` shows them and
+# `pg2bq deadletter replay` publishes them to the changes topic again, and after a replay or a
+# `list --acknowledge` `gcloud pubsub subscriptions seek <name> --time=<before>` brings them back.
+# Its name is `pg2bq deadletter`'s default (<topic>-dead-letter-pull).
 resource "google_pubsub_subscription" "dead_letter" {
   name   = local.names.dead_letter_sub
   topic  = google_pubsub_topic.dead_letter.id
   labels = { component = "transport" }
 
   ack_deadline_seconds       = 60
-  message_retention_duration = var.pubsub_message_retention
+  message_retention_duration = var.pubsub_dead_letter_retention
+  retain_acked_messages      = true
 
   expiration_policy {
     ttl = ""

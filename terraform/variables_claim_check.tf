@@ -1,9 +1,9 @@
 # Claim checks: the bucket of change batches too big for a Pub/Sub message (claim_check.tf).
 
 variable "claim_object_max_age_days" {
-  description = "Days after which the claim bucket's lifecycle rule deletes an object the writer did not. Must exceed pubsub_message_retention (and leave time to replay a dead-lettered message): the writer takes a missing object for a batch already written."
+  description = "Days after which the claim bucket's lifecycle rule deletes an object the writer did not. Must exceed pubsub_message_retention plus pubsub_dead_letter_retention (7 + 31 days by default), the longest a message can wait before it is written or replayed: the writer takes a missing object for a batch already written."
   type        = number
-  default     = 14
+  default     = 40
 
   validation {
     condition     = var.claim_object_max_age_days >= 2 && var.claim_object_max_age_days <= 365 && floor(var.claim_object_max_age_days) == var.claim_object_max_age_days

@@ -67,13 +67,35 @@ variable "pubsub_max_delivery_attempts" {
 }
 
 variable "pubsub_message_retention" {
-  description = "How long the push and dead-letter subscriptions keep unacknowledged messages (\"600s\" to \"604800s\", 7 days). It bounds how long the writer may be down without losing changes."
+  description = "How long the push subscription keeps unacknowledged messages (\"600s\" to \"604800s\", 7 days). It bounds how long the writer may be down without losing changes. The dead-letter subscription has its own, pubsub_dead_letter_retention."
   type        = string
   default     = "604800s"
 
   validation {
     condition     = can(regex("^[0-9]+s$", var.pubsub_message_retention)) && try(tonumber(trimsuffix(var.pubsub_message_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_message_retention, "s")) <= 604800, false)
     error_message = "pubsub_message_retention must be between \"600s\" and \"604800s\"."
+  }
+}
+
+variable "pubsub_dead_letter_retention" {
+  description = "How long the dead-letter subscription keeps what it received, acknowledged or not (\"600s\" to \"2678400s\", 31 days, Pub/Sub's maximum and the default): the time to fix the cause and run `pg2bq deadletter replay`, and to seek back after a replay or an acknowledgement. claim_object_max_age_days must cover it."
+  type        = string
+  default     = "2678400s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.pubsub_dead_letter_retention)) && try(tonumber(trimsuffix(var.pubsub_dead_letter_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_dead_letter_retention, "s")) <= 2678400, false)
+    error_message = "pubsub_dead_letter_retention must be between \"600s\" and \"2678400s\"."
+  }
+}
+
+variable "deadletter_operators" {
+  description = "Principals who run `pg2bq deadletter list|replay` (and `pg2bq quarantine retry`), such as \"group:data-oncall@example.com\" or \"user:ana@example.com\": they may pull, acknowledge and seek the dead-letter subscription (roles/pubsub.subscriber on it) and publish to the changes topic (roles/pubsub.publisher on it), nothing else. Empty: grant them yourself."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.deadletter_operators : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):.+$", m))])
+    error_message = "Each of deadletter_operators must be an IAM principal such as \"user:ana@example.com\", \"group:oncall@example.com\" or \"serviceAccount:ops@my-project.iam.gserviceaccount.com\"."
   }
 }
 

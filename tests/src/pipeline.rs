@@ -36,6 +36,11 @@ pub struct Options {
     pub stack: Option<Stack>,
     /// Options of the test database's `CREATE DATABASE`, e.g. `ENCODING 'SQL_ASCII' ...`.
     pub database_options: String,
+    /// Dead-letter what the writer refuses: the push subscription gives up on a message after
+    /// [`crate::pubsub::DEAD_LETTER_ATTEMPTS`] deliveries and moves it to `<topic>-dead-letter`,
+    /// whose pull subscription is `<topic>-dead-letter-pull` (the name `pg2bq deadletter`
+    /// assumes).
+    pub dead_letter: bool,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             start_capture: true,
             stack: None,
             database_options: String::new(),
+            dead_letter: false,
         }
     }
 }
@@ -113,7 +119,7 @@ impl TestPipeline {
             let (writer, port) = start_writer(
                 &stack,
                 &pubsub,
-                &topic,
+                (&topic, options.dead_letter),
                 &prefix,
                 &log_dir,
                 &options.writer_env,
@@ -364,6 +370,17 @@ impl TestPipeline {
         }
     }
 
+    /// Stops the writer and starts a new one on its port (the push subscription's endpoint),
+    /// with `settings` over the defaults: a writer deployed again, fixed or broken.
+    pub async fn restart_writer(&mut self, settings: &[(&str, &str)]) {
+        let port = self.writer_port.expect("the pipeline has a writer");
+        self.stop_writer();
+        let prefix = format!("e2e_{}_", self.name);
+        let (writer, _) =
+            spawn_writer_with(&self.stack, &prefix, &self.log_dir, settings, port).await;
+        self.writer = Some(writer);
+    }
+
     /// Whether the writer process is still running.
     pub fn writer_running(&mut self) -> bool {
         self.writer.as_mut().is_some_and(Service::is_running)
@@ -413,7 +430,8 @@ impl StandaloneWriter {
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        let (service, port) = spawn_writer_with(stack, prefix, &log_dir, settings).await;
+        let (service, port) =
+            spawn_writer_with(stack, prefix, &log_dir, settings, free_port()).await;
         StandaloneWriter {
             service,
             url: format!("http://127.0.0.1:{port}"),
@@ -448,16 +466,23 @@ impl StandaloneWriter {
 async fn start_writer(
     stack: &Stack,
     pubsub: &PubSub,
-    topic: &str,
+    (topic, dead_letter): (&str, bool),
     prefix: &str,
     log_dir: &std::path::Path,
     settings: &[(&str, &str)],
 ) -> (Service, u16) {
-    let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings).await;
+    let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings, free_port()).await;
     let endpoint = format!("http://127.0.0.1:{port}/push");
-    pubsub
-        .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
-        .await;
+    let push = format!("{topic}-push");
+    if dead_letter {
+        pubsub
+            .create_push_with_dead_letter(&push, topic, &endpoint)
+            .await;
+    } else {
+        pubsub
+            .create_subscription(&push, topic, Some(&endpoint))
+            .await;
+    }
     (writer, port)
 }
 
@@ -466,8 +491,8 @@ async fn spawn_writer_with(
     prefix: &str,
     log_dir: &std::path::Path,
     settings: &[(&str, &str)],
+    port: u16,
 ) -> (Service, u16) {
-    let port = free_port();
     let mut env = vec![
         ("PORT".to_owned(), port.to_string()),
         ("PG2BQ_LISTEN_ADDRESS".to_owned(), "127.0.0.1".to_owned()),

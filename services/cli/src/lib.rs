@@ -9,8 +9,9 @@
 //!   backfill progress, all through the state store of `pg2bq-source`.
 //! - [`validate`]: source against mirror (full, checksum, sample, freshness); [`canonical`]
 //!   normalises values alike on both sides; [`report`] prints the result.
-//! - [`quarantine`] and [`pubsub`]: the changes the writer could not write, and publishing them
-//!   again.
+//! - [`quarantine`]: the changes the writer could not write, and publishing them again;
+//!   [`deadletter`]: the batches Pub/Sub dead-lettered, listed and replayed; both through
+//!   [`pubsub`] (Pub/Sub's REST API with the caller's credentials).
 //! - [`seed`] and [`init`]: the demo's data, and the example configuration file.
 //!
 //! Tables are described by `pg2bq_source::catalog`, pg2bq's state is read and written through
@@ -20,6 +21,7 @@
 pub mod backfill_status;
 pub mod canonical;
 pub mod connection;
+pub mod deadletter;
 pub mod discover;
 pub mod error;
 pub mod init;

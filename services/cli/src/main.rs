@@ -6,6 +6,7 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 use commands::backfill::{BackfillArgs, run_backfill};
+use commands::deadletter::{DeadLetterArgs, run_deadletter};
 use commands::discover::{DiscoverArgs, run_discover};
 use commands::profile::{ProfileAction, ProfileArgs, ProfileWhich, run_profile_test};
 use commands::quarantine::{QuarantineArgs, run_quarantine};
@@ -47,6 +48,10 @@ enum Command {
     /// The changes that could not be written (kept in BigQuery with the reason), and sending
     /// them again once their cause is fixed.
     Quarantine(QuarantineArgs),
+    /// The change batches Pub/Sub dead-lettered after the writer refused them on every delivery
+    /// attempt (the dead-letter topic's subscription), and publishing them to the stream's topic
+    /// again once their cause is fixed.
+    Deadletter(DeadLetterArgs),
     /// Schemas, tables, columns, types, keys and row estimates, with the BigQuery type of each
     /// column.
     Discover(DiscoverArgs),
@@ -82,7 +87,10 @@ impl Command {
                         which: ProfileWhich::Source { source, .. },
                     },
             }) => Some(source),
-            Command::Profile(_) | Command::Init(_) | Command::Quarantine(_) => None,
+            Command::Profile(_)
+            | Command::Init(_)
+            | Command::Quarantine(_)
+            | Command::Deadletter(_) => None,
         }
     }
 }
@@ -111,6 +119,7 @@ async fn main() -> ExitCode {
         Command::Discover(args) => run_discover(args).await,
         Command::Seed(args) => run_seed(args).await,
         Command::Quarantine(args) => run_quarantine(args).await,
+        Command::Deadletter(args) => run_deadletter(args).await,
         Command::Profile(ProfileArgs {
             action: ProfileAction::Test { which },
         }) => run_profile_test(which).await,

@@ -75,6 +75,11 @@ pub const SETTINGS: &[Setting] = &[
         "PG2BQ_CHANGE_RETENTION_SECS",
     ),
     setting("stream", "topic", "PG2BQ_TOPIC"),
+    setting(
+        "stream",
+        "deadletter_subscription",
+        "PG2BQ_DEADLETTER_SUBSCRIPTION",
+    ),
     setting("capture", "batch_max_rows", "PG2BQ_BATCH_MAX_ROWS"),
     setting("capture", "batch_max_bytes", "PG2BQ_BATCH_MAX_BYTES"),
     setting("capture", "batch_max_delay_ms", "PG2BQ_BATCH_MAX_DELAY_MS"),

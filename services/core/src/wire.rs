@@ -37,6 +37,12 @@ pub mod attributes {
     /// Set (to `gs://bucket/object`) on a claim check: the batch is too big for a message and
     /// waits in that Cloud Storage object; the body is a [`super::ClaimCheck`].
     pub const CLAIM: &str = "claim";
+    /// Set by `pg2bq deadletter replay` on a dead-lettered message it publishes again: how many
+    /// times the message was replayed. The writer ignores it.
+    pub const REPLAYED: &str = "replayed";
+    /// Set next to [`REPLAYED`]: the replay run that published the message, so that a run never
+    /// replays what it published itself (dead-lettered again meanwhile). The writer ignores it.
+    pub const REPLAY_RUN: &str = "replay_run";
 }
 
 /// The body of a claim check: where the batch is, and its size. The object holds what the body

@@ -82,4 +82,16 @@ pub struct WriterArgs {
     /// `host:port` of the Cloud Storage emulator, when running locally.
     #[arg(long, env = "STORAGE_EMULATOR_HOST")]
     pub storage_emulator_host: Option<String>,
+    /// For tests only (fault injection; never set in a deployment): answer 400 to every push of
+    /// these source tables (comma-separated `schema.table`, read from the message's `table`
+    /// attribute), as to a batch the writer cannot read, so that Pub/Sub dead-letters them after
+    /// their delivery attempts. Off (empty) by default. The end-to-end test of `pg2bq
+    /// deadletter` uses it.
+    #[arg(
+        long,
+        env = "PG2BQ_TEST_REFUSE_TABLES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub test_refuse_tables: Vec<String>,
 }

@@ -104,12 +104,18 @@ resource "google_monitoring_alert_policy" "dead_letter" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The writer refused some change batches (4xx) on every delivery attempt, so their changes
-      are not in BigQuery. Read them with
-      `gcloud pubsub subscriptions pull ${var.dead_letter_subscription} --limit 5` (attribute
-      `table` names the table) and the writer's "push refused" log lines (field `kind`). After a
-      fix, replay them by publishing them again to the changes topic, or backfill the table
-      again (`pg2bq backfill <schema.table>`), then acknowledge them.
+      The writer refused some change batches on every delivery attempt, so their changes are
+      not in BigQuery; the dead-letter subscription ${var.dead_letter_subscription} holds the
+      only copy. Runbook (README, "When the dead-letter alert fires"):
+      1. `pg2bq deadletter list` shows each batch (table, sequence numbers, changes, delivery
+         attempts, when it was published and dead-lettered) and consumes nothing.
+      2. The writer's "push refused" and "push failed" log lines at those times give the reason
+         (fields `kind` and `error`). Fix it (a writer deploy, a permission, a setting).
+      3. `pg2bq deadletter replay` publishes them to the changes topic again and acknowledges
+         each once published (`--table` for one table); the newest change per key still wins.
+         `pg2bq validate` then compares each table with its source.
+      A batch that cannot be written whatever the fix: `pg2bq backfill <schema.table>` copies
+      the table again, then `pg2bq deadletter list --table <schema.table> --acknowledge`.
     EOT
   }
 }

@@ -2,6 +2,7 @@
 //! in the library (`pg2bq_cli`).
 
 pub mod backfill;
+pub mod deadletter;
 pub mod discover;
 pub mod profile;
 pub mod quarantine;

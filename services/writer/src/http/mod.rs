@@ -31,6 +31,8 @@ pub struct Writer {
     auth: EndpointAuth,
     metrics: WriterMetrics,
     claims: ClaimReader,
+    /// Tables whose pushes are refused: a fault injected by tests (`PG2BQ_TEST_REFUSE_TABLES`).
+    refused_tables: Vec<String>,
 }
 
 impl Writer {
@@ -42,6 +44,19 @@ impl Writer {
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
         let built = modes::from_settings(args, &layout)?;
+        let refused_tables: Vec<String> = args
+            .test_refuse_tables
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !refused_tables.is_empty() {
+            tracing::warn!(
+                tables = %refused_tables.join(","),
+                "PG2BQ_TEST_REFUSE_TABLES is set: every push of these tables is refused (400), a \
+                 fault injected for tests; unset it anywhere else"
+            );
+        }
         Ok(Arc::new(Writer {
             layout,
             mode: built.mode,
@@ -53,6 +68,7 @@ impl Writer {
                 args.storage_emulator_host.as_deref(),
                 args.claim_bucket.as_deref(),
             ),
+            refused_tables,
         }))
     }
 }

@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pg2bq_core::wire::ChangeBatch;
+use pg2bq_core::wire::{ChangeBatch, attributes};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +39,14 @@ impl Writer {
     /// Writes the batch of one push request; returns the number of rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
         let message = envelope::parse_message(body)?;
+        if let Some(table) = message.attributes.get(attributes::TABLE)
+            && self.refused_tables.contains(table)
+        {
+            return Err(WriterError::BadBatch(format!(
+                "push of {table} refused by PG2BQ_TEST_REFUSE_TABLES, a fault injected for tests \
+                 (unset it)"
+            )));
+        }
         let Some(check) = message.claim() else {
             let batch = envelope::decode_batch(&message, &message.data()?, MAX_BATCH_BYTES)?;
             return self.write_batch(&message, &batch).await;
