@@ -106,18 +106,9 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
     containers {
       name  = "cloud-sql-proxy"
       image = var.cloud_sql_proxy_image
-      args = concat(
-        [
-          "--address=127.0.0.1",
-          "--port=5432",
-          "--structured-logs",
-          # On SIGTERM, keep capture's connection while it publishes what it holds and confirms
-          # its position (within Cloud Run's shutdown grace period).
-          "--max-sigterm-delay=10s",
-        ],
-        local.private_ip ? ["--private-ip"] : [],
-        [google_sql_database_instance.pg.connection_name],
-      )
+      # On SIGTERM, keep capture's connection while it publishes what it holds and confirms its
+      # position (within Cloud Run's shutdown grace period).
+      args = concat(["--max-sigterm-delay=10s"], local.cloud_sql_proxy_args)
 
       resources {
         limits = {

@@ -175,17 +175,8 @@ resource "google_cloud_run_v2_job" "sql_setup" {
       containers {
         name  = "cloud-sql-proxy"
         image = var.cloud_sql_proxy_image
-        args = concat(
-          [
-            "--address=127.0.0.1",
-            "--port=5432",
-            "--structured-logs",
-            # GET or POST localhost:9091/quitquitquit stops the proxy when psql is done.
-            "--quitquitquit",
-          ],
-          local.private_ip ? ["--private-ip"] : [],
-          [google_sql_database_instance.pg.connection_name],
-        )
+        # GET or POST localhost:9091/quitquitquit stops the proxy when psql is done.
+        args = concat(["--quitquitquit"], local.cloud_sql_proxy_args)
 
         resources {
           limits = {
