@@ -83,19 +83,7 @@ impl Shapes {
         shape.storage = facts.storage.clone();
         self.locked(client, table, |records| {
             let Some(current) = record_at(records, relation_id, lsn) else {
-                if records.is_empty() {
-                    return Decision::record(table, 0, lsn, relation_id, shape, None, false);
-                }
-                let reason = format!("{table} is a new table under a name replicated before");
-                return Decision::start(
-                    records,
-                    table,
-                    lsn,
-                    relation_id,
-                    shape,
-                    reason,
-                    ControlAction::NewGeneration,
-                );
+                return Decision::unknown(records, table, lsn, relation_id, shape);
             };
             let newest_of_relation = records
                 .iter()
@@ -164,27 +152,9 @@ impl Shapes {
                 // the copy's rows wait for it at the writer, and it may have been lost with a
                 // capture stopped between recording and publishing it.
                 Some(current) if !current.dropped => Decision::keep(records, current, true),
-                _ if records.is_empty() => Decision::record(
-                    &table.id,
-                    0,
-                    consistent_point,
-                    table.oid,
-                    shape,
-                    None,
-                    false,
-                ),
                 _ => {
-                    let reason =
-                        format!("{} is a new table under a name replicated before", table.id);
-                    let mut decision = Decision::start(
-                        records,
-                        &table.id,
-                        consistent_point,
-                        table.oid,
-                        shape,
-                        reason,
-                        ControlAction::NewGeneration,
-                    );
+                    let mut decision =
+                        Decision::unknown(records, &table.id, consistent_point, table.oid, shape);
                     // This is the copy: no other.
                     decision.recopy = false;
                     decision
@@ -384,6 +354,30 @@ impl Decision {
 
     /// The recorded `current`; with `resend`, the control message of its generation again
     /// (if a control message started it).
+    /// A relation no record of the table describes at `lsn`: the table's first shape, or a new
+    /// table under a name replicated before (a new generation).
+    fn unknown(
+        records: &[ShapeRecord],
+        table: &TableId,
+        lsn: Lsn,
+        relation_id: u32,
+        shape: RecordedShape,
+    ) -> Self {
+        if records.is_empty() {
+            return Decision::record(table, 0, lsn, relation_id, shape, None, false);
+        }
+        let reason = format!("{table} is a new table under a name replicated before");
+        Decision::start(
+            records,
+            table,
+            lsn,
+            relation_id,
+            shape,
+            reason,
+            ControlAction::NewGeneration,
+        )
+    }
+
     fn keep(records: &[ShapeRecord], current: &ShapeRecord, resend: bool) -> Self {
         let first = records
             .iter()
