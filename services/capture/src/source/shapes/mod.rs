@@ -271,6 +271,15 @@ impl Shapes {
                         reason = %reason,
                         "the table's shape changed"
                     );
+                } else {
+                    tracing::info!(
+                        table = %table,
+                        generation = record.generation,
+                        from_lsn = %record.from_lsn,
+                        columns = record.shape.columns.len(),
+                        first = records.is_empty(),
+                        "recorded the table's shape (followed in place)"
+                    );
                 }
             }
             Ok::<_, CaptureError>(decision.placed())
