@@ -75,6 +75,16 @@ pub struct WriterArgs {
     /// MERGE (0: keep every change). The newest change of each key always stays.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// Deadline of every BigQuery call, in seconds: each REST request, and each wait of an
+    /// append (its start, each answer). A call that passes it fails as transient, so the push
+    /// is answered 503 and Pub/Sub retries it; a query is waited for at most ten times this.
+    #[arg(
+        long,
+        env = "PG2BQ_BQ_TIMEOUT_SECS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub bq_timeout_secs: u64,
     /// Cloud Storage bucket of claim checks (batches too big for a message): when set, claim
     /// checks naming another bucket are refused.
     #[arg(long, env = "PG2BQ_CLAIM_BUCKET")]
