@@ -65,12 +65,16 @@ pub fn parse(body: &[u8]) -> Result<(PushMessage, ChangeBatch)> {
 
 /// Reads the push body.
 pub fn parse_message(body: &[u8]) -> Result<PushMessage> {
-    let envelope: PushEnvelope = serde_json::from_slice(body).map_err(|e| {
+    parse_envelope(body).map(|envelope| envelope.message)
+}
+
+/// Reads the push body, with the subscription that sent it.
+pub fn parse_envelope(body: &[u8]) -> Result<PushEnvelope> {
+    serde_json::from_slice(body).map_err(|e| {
         WriterError::BadEnvelope(format!(
             "expected a Pub/Sub push request {{\"message\": {{\"data\": ...}}}}: {e}"
         ))
-    })?;
-    Ok(envelope.message)
+    })
 }
 
 impl PushMessage {

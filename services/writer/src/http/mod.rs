@@ -13,6 +13,7 @@ pub mod routes;
 
 use crate::args::WriterArgs;
 use crate::claims::ClaimReader;
+use crate::dead_letter::DeadLetter;
 use crate::error::{Result, WriterError};
 use crate::generations::Generations;
 use crate::metrics::WriterMetrics;
@@ -31,6 +32,7 @@ pub struct Writer {
     auth: EndpointAuth,
     metrics: WriterMetrics,
     claims: ClaimReader,
+    dead_letter: Option<DeadLetter>,
 }
 
 impl Writer {
@@ -42,6 +44,20 @@ impl Writer {
             .layout()
             .map_err(|e| WriterError::Config(e.to_string()))?;
         let built = modes::from_settings(args, &layout)?;
+        let dead_letter = args
+            .dead_letter_topic
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|topic| {
+                DeadLetter::new(
+                    topic,
+                    &args.target.project,
+                    args.pubsub_emulator_host.as_deref(),
+                    std::time::Duration::from_secs(args.bq_timeout_secs),
+                )
+            })
+            .transpose()?;
         Ok(Arc::new(Writer {
             layout,
             mode: built.mode,
@@ -53,6 +69,7 @@ impl Writer {
                 args.storage_emulator_host.as_deref(),
                 args.claim_bucket.as_deref(),
             ),
+            dead_letter,
         }))
     }
 }

@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pg2bq_core::wire::ChangeBatch;
+use pg2bq_core::wire::{ChangeBatch, attributes};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,10 +38,15 @@ impl Writer {
 
     /// Writes the batch of one push request; returns the number of rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
-        let message = envelope::parse_message(body)?;
+        let envelope = envelope::parse_envelope(body)?;
+        self.handle_message(&envelope.message).await
+    }
+
+    /// Writes the batch of one pushed message; returns the number of rows written.
+    pub async fn handle_message(&self, message: &PushMessage) -> Result<usize> {
         let Some(check) = message.claim() else {
-            let batch = envelope::decode_batch(&message, &message.data()?, MAX_BATCH_BYTES)?;
-            return self.write_batch(&message, &batch).await;
+            let batch = envelope::decode_batch(message, &message.data()?, MAX_BATCH_BYTES)?;
+            return self.write_batch(message, &batch).await;
         };
         let check = check?;
         let Some(body) = self.claims.read(&check).await? else {
@@ -54,10 +59,10 @@ impl Writer {
             self.metrics.record_claim(false);
             return Ok(0);
         };
-        let batch = envelope::decode_batch(&message, &body, MAX_CLAIM_BYTES)?;
+        let batch = envelope::decode_batch(message, &body, MAX_CLAIM_BYTES)?;
         drop(body);
         self.metrics.record_claim(true);
-        let rows = self.write_batch(&message, &batch).await?;
+        let rows = self.write_batch(message, &batch).await?;
         self.claims.delete(&check).await;
         Ok(rows)
     }
@@ -166,10 +171,16 @@ impl Writer {
 
 fn error_response(error: &WriterError) -> Response {
     let status = error.status();
-    if status.is_server_error() {
+    if !error.is_permanent() {
         tracing::warn!(kind = error.kind(), error = %error, "push failed; Pub/Sub will retry");
     } else {
-        tracing::error!(kind = error.kind(), error = %error, "push refused");
+        tracing::error!(
+            kind = error.kind(),
+            error = %error,
+            "push refused: the message can never be written (with PG2BQ_DEAD_LETTER_TOPIC it \
+             would be forwarded there; otherwise Pub/Sub retries it until its retention passes, \
+             or dead-letters it by the subscription's policy)"
+        );
     }
     (
         status,
@@ -179,16 +190,43 @@ fn error_response(error: &WriterError) -> Response {
 }
 
 async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
-    let outcome = match writer.auth.check_push(&headers).await {
-        Ok(()) => writer.handle_push(&body).await,
+    let envelope = match writer.auth.check_push(&headers).await {
+        Ok(()) => envelope::parse_envelope(&body),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+    let envelope = match envelope {
+        Ok(envelope) => envelope,
         Err(e) => {
             writer.metrics.record_error(e.kind());
-            error_response(&e)
+            return error_response(&e);
         }
+    };
+    let Err(error) = writer.handle_message(&envelope.message).await else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    writer.metrics.record_error(error.kind());
+    match (&writer.dead_letter, error.is_permanent()) {
+        (Some(dead_letter), true) => match dead_letter.forward(&envelope, &error).await {
+            Ok(id) => {
+                writer.metrics.record_dead_lettered();
+                tracing::error!(
+                    message_id = envelope.message.id(),
+                    table = envelope.message.attributes.get(attributes::TABLE).map(String::as_str),
+                    kind = error.kind(),
+                    error = %error,
+                    topic = dead_letter.topic(),
+                    dead_letter_id = id,
+                    "push dead-lettered: the writer can never write this message, so it is in \
+                     the dead-letter topic with the reason, and acknowledged"
+                );
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(unavailable) => {
+                writer.metrics.record_error(unavailable.kind());
+                error_response(&unavailable)
+            }
+        },
+        _ => error_response(&error),
     }
 }
 
