@@ -85,7 +85,7 @@ RULES = {
     },
     "google_pubsub_subscription": {
         "ack_deadline_seconds": int_range(10, 600),
-        "message_retention_duration": duration(600, 604800),
+        "message_retention_duration": duration(600, 2678400),
         "retry_policy.minimum_backoff": duration(0, 600),
         "retry_policy.maximum_backoff": duration(0, 600),
         "dead_letter_policy.max_delivery_attempts": int_range(5, 100),

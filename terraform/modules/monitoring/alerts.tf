@@ -104,12 +104,14 @@ resource "google_monitoring_alert_policy" "dead_letter" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The writer refused some change batches (4xx) on every delivery attempt, so their changes
-      are not in BigQuery. Read them with
+      The writer received messages it can never write (not a change batch, a version it does
+      not read, a claim check it must refuse) and forwarded them here, so their changes are not
+      in BigQuery. Outages never end here: the push subscription retries those. Read them with
       `gcloud pubsub subscriptions pull ${var.dead_letter_subscription} --limit 5` (attribute
-      `table` names the table) and the writer's "push refused" log lines (field `kind`). After a
-      fix, replay them by publishing them again to the changes topic, or backfill the table
-      again (`pg2bq backfill <schema.table>`), then acknowledge them.
+      `table` names the table, `dead_letter_error` the reason) and the writer's "push
+      dead-lettered" log lines. After a fix, replay them by publishing them again to the changes
+      topic, or backfill the table again (`pg2bq backfill <schema.table>`), then acknowledge
+      them.
     EOT
   }
 }
@@ -175,14 +177,16 @@ resource "google_monitoring_alert_policy" "push_backlog" {
     content   = <<-EOT
       Pub/Sub holds changes the writer has not acknowledged for over ${var.freshness_alert_seconds}s:
       the writer is failing (5xx: BigQuery unavailable or permissions; see its "push failed" log
-      lines) or cannot keep up (raise writer_max_instances or writer_concurrency).
+      lines) or cannot keep up (raise writer_max_instances or writer_concurrency). Every failed
+      push is retried until the subscription's message retention passes (7 days by default);
+      a message older than that is dropped, so fix the cause before then.
     EOT
   }
 }
 
-# The writer answers pushes with errors (5xx: BigQuery unavailable, permissions; 4xx: refused
-# batches), from Pub/Sub's own count: it fires whatever the writer logs, and even when the writer
-# cannot start.
+# The writer answers pushes with errors (5xx: BigQuery unavailable, permissions; 4xx: unreadable
+# batches when it has no dead-letter topic), from Pub/Sub's own count: it fires whatever the
+# writer logs, and even when the writer cannot start.
 resource "google_monitoring_alert_policy" "push_failures" {
   display_name          = "pg2bq ${var.name_prefix}: pushes to the writer failing"
   combiner              = "OR"
@@ -212,7 +216,8 @@ resource "google_monitoring_alert_policy" "push_failures" {
       ack: remote_server_5xx, deadline_exceeded, remote_server_4xx, unreachable). Changes wait
       in the subscription and are retried. The writer's logs say why: "push failed; Pub/Sub will
       retry" (WARNING, field `kind`: bigquery_transient, bigquery_permanent, config, ...) and
-      "push refused" (ERROR), in `gcloud run services logs read ${var.writer_service}`.
+      "push refused" (ERROR), in `gcloud run services logs read ${var.writer_service}`. They are
+      retried until the subscription's message retention passes.
     EOT
   }
 }
