@@ -169,12 +169,19 @@ impl Writer {
     }
 }
 
-fn error_response(error: &WriterError) -> Response {
+/// The answer to a failed request, logged with the id of the pushed message if there is one.
+fn error_response(error: &WriterError, message_id: Option<&str>) -> Response {
     let status = error.status();
     if !error.is_permanent() {
-        tracing::warn!(kind = error.kind(), error = %error, "push failed; Pub/Sub will retry");
+        tracing::warn!(
+            message_id,
+            kind = error.kind(),
+            error = %error,
+            "push failed; Pub/Sub will retry"
+        );
     } else {
         tracing::error!(
+            message_id,
             kind = error.kind(),
             error = %error,
             "push refused: the message can never be written (with PG2BQ_DEAD_LETTER_TOPIC it \
@@ -198,7 +205,7 @@ async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes
         Ok(envelope) => envelope,
         Err(e) => {
             writer.metrics.record_error(e.kind());
-            return error_response(&e);
+            return error_response(&e, None);
         }
     };
     let Err(error) = writer.handle_message(&envelope.message).await else {
@@ -223,10 +230,10 @@ async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes
             }
             Err(unavailable) => {
                 writer.metrics.record_error(unavailable.kind());
-                error_response(&unavailable)
+                error_response(&unavailable, Some(envelope.message.id()))
             }
         },
-        _ => error_response(&error),
+        _ => error_response(&error, Some(envelope.message.id())),
     }
 }
 
@@ -243,10 +250,10 @@ async fn metrics(State(writer): State<Arc<Writer>>) -> Response {
 
 async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Response {
     if let Err(e) = writer.auth.check_merge(&headers).await {
-        return error_response(&e);
+        return error_response(&e, None);
     }
     match writer.mode.merge_round().await {
         Ok(merged) => axum::Json(json!({"merged_tables": merged})).into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&e, None),
     }
 }
