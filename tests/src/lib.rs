@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod fault_proxy;
 pub mod pipeline;
 pub mod processes;
 pub mod pubsub;
@@ -13,3 +14,4 @@ pub mod scratch_cluster;
 pub mod scratch_dir;
 pub mod stack;
 pub mod test_certs;
+pub mod writer_process;

@@ -16,6 +16,15 @@ pub struct Pulled {
     pub batch: ChangeBatch,
 }
 
+/// A pulled message, undecoded.
+#[derive(Debug)]
+pub struct RawMessage {
+    /// Attributes.
+    pub attributes: HashMap<String, String>,
+    /// Data.
+    pub data: Vec<u8>,
+}
+
 /// REST client of the emulator for one project.
 pub struct PubSub {
     http: reqwest::Client,
@@ -45,14 +54,30 @@ impl PubSub {
 
     /// Replaces subscription `name` on `topic`: push to `endpoint`, or pull when `None`.
     pub async fn create_subscription(&self, name: &str, topic: &str, endpoint: Option<&str>) {
+        self.create_subscription_with(name, topic, endpoint, json!({}))
+            .await;
+    }
+
+    /// As [`PubSub::create_subscription`], with more of the subscription's fields (e.g.
+    /// `retryPolicy`, `deadLetterPolicy`).
+    pub async fn create_subscription_with(
+        &self,
+        name: &str,
+        topic: &str,
+        endpoint: Option<&str>,
+        fields: Value,
+    ) {
         let url = format!("{}/subscriptions/{name}", self.base);
         let _ = self.http.delete(&url).send().await;
         let mut body = json!({
-            "topic": format!("projects/{}/topics/{topic}", self.project),
+            "topic": self.topic_path(topic),
             "ackDeadlineSeconds": 60,
         });
         if let Some(endpoint) = endpoint {
             body["pushConfig"] = json!({"pushEndpoint": endpoint});
+        }
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
         }
         let response = self
             .http
@@ -68,8 +93,56 @@ impl PubSub {
         );
     }
 
+    /// Publishes one message to `topic`.
+    pub async fn publish(&self, topic: &str, data: &[u8], attributes: &HashMap<String, String>) {
+        let body = json!({"messages": [{
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "attributes": attributes,
+        }]});
+        let response = self
+            .http
+            .post(format!("{}/topics/{topic}:publish", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("publish");
+        assert!(
+            response.status().is_success(),
+            "publish: {}",
+            response.status()
+        );
+    }
+
+    /// `projects/<project>/topics/<topic>`.
+    pub fn topic_path(&self, topic: &str) -> String {
+        format!("projects/{}/topics/{topic}", self.project)
+    }
+
+    /// Pulls and acknowledges up to `max` messages of a pull subscription, as they are.
+    pub async fn pull_raw(&self, subscription: &str, max: u32) -> Vec<RawMessage> {
+        self.pull_values(subscription, max)
+            .await
+            .iter()
+            .map(|message| RawMessage {
+                attributes: serde_json::from_value(message["attributes"].clone())
+                    .unwrap_or_default(),
+                data: base64::engine::general_purpose::STANDARD
+                    .decode(message["data"].as_str().unwrap_or_default())
+                    .expect("base64 data"),
+            })
+            .collect()
+    }
+
     /// Pulls and acknowledges up to `max` messages of a pull subscription.
     pub async fn pull(&self, subscription: &str, max: u32) -> Vec<Pulled> {
+        self.pull_values(subscription, max)
+            .await
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    async fn pull_values(&self, subscription: &str, max: u32) -> Vec<Value> {
         let url = format!("{}/subscriptions/{subscription}", self.base);
         let answer: Value = self
             .http
@@ -94,7 +167,7 @@ impl PubSub {
                 .await
                 .expect("acknowledge");
         }
-        received.iter().map(|m| decode(&m["message"])).collect()
+        received.iter().map(|m| m["message"].clone()).collect()
     }
 }
 
