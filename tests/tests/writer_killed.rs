@@ -133,6 +133,24 @@ async fn writers_killed_in_the_middle_of_appends_leave_bigquery_serving_and_the_
     );
     let mut rng = Rng(seed);
 
+    // How long a writer takes for the largest batches, so that the kills land while one writes.
+    let calibration =
+        StandaloneWriter::start(&pipeline.stack, "wkill-calibration", "e2e_wkill_").await;
+    let started = Instant::now();
+    let answers = futures::future::join_all(
+        (0..PUSHES_PER_WRITER).map(|i| post(calibration.url.clone(), bodies[i].clone())),
+    )
+    .await;
+    let full = started.elapsed();
+    assert!(
+        answers.iter().all(|a| *a == Ok(204)),
+        "{answers:?}\n{}",
+        calibration.service.log_tail(20)
+    );
+    drop(calibration);
+    let full_ms = full.as_millis() as u64;
+    println!("a writer takes {full:?} for {PUSHES_PER_WRITER} of the largest batches");
+
     // Each writer gets some of the largest batches at once and is killed while it writes them.
     let mut in_flight = 0;
     for kill in 0..KILLS {
@@ -144,7 +162,7 @@ async fn writers_killed_in_the_middle_of_appends_leave_bigquery_serving_and_the_
                 tokio::spawn(post(writer.url.clone(), body))
             })
             .collect();
-        let delay = rng.millis(300, 2500);
+        let delay = rng.millis(full_ms / 5, full_ms * 9 / 10);
         tokio::time::sleep(delay).await;
         let unanswered = pushes.iter().filter(|p| !p.is_finished()).count();
         writer.service.kill();
