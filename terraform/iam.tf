@@ -62,6 +62,14 @@ resource "google_project_iam_member" "writer_dataset_creator" {
   member  = google_service_account.writer.member
 }
 
+# The writer forwards a message it can never write (unreadable) to the dead-letter topic, with
+# the reason (the push subscription has no dead-letter policy: pubsub.tf).
+resource "google_pubsub_topic_iam_member" "writer_dead_letter_publisher" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.writer.member
+}
+
 # --- who may call the writer -----------------------------------------------------------------
 
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
@@ -109,17 +117,4 @@ resource "google_service_account_iam_member" "push_token_creator" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
-}
-
-# Dead-lettering: it publishes to the dead-letter topic and acknowledges on the push subscription.
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  topic  = google_pubsub_topic.dead_letter.id
-  role   = "roles/pubsub.publisher"
-  member = local.pubsub_service_agent
-}
-
-resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  subscription = google_pubsub_subscription.push.id
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_service_agent
 }

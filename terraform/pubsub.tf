@@ -1,5 +1,6 @@
 # Pub/Sub: capture publishes change batches to the topic; the push subscription delivers them to
-# the writer with an OIDC token; what keeps failing ends in the dead-letter topic.
+# the writer with an OIDC token and retries every failure until the message's retention passes;
+# the writer itself forwards a message it can never write to the dead-letter topic.
 #
 # No ordering keys and no message ordering: correctness comes from sequence numbers (the newest
 # seq per key wins), so unordered, duplicated delivery is fine, and ordering would only serialise
@@ -50,10 +51,13 @@ resource "google_pubsub_subscription" "push" {
     maximum_backoff = var.pubsub_max_backoff
   }
 
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letter.id
-    max_delivery_attempts = var.pubsub_max_delivery_attempts
-  }
+  # No dead_letter_policy, on purpose. Pub/Sub counts a 5xx, a timeout or an unreachable writer
+  # like a refusal, and would dead-letter after at most 100 attempts (about 17 hours at the
+  # longest backoff): a BigQuery incident, a broken writer deploy or an expired permission
+  # outlasting that would move every batch of the window aside, with capture's positions long
+  # confirmed. Only the writer can tell a message it can never write from an outage, so it
+  # forwards those itself (PG2BQ_DEAD_LETTER_TOPIC), and every other failure is retried until
+  # pubsub_message_retention passes.
 
   # Never expire for inactivity: an idle source must not lose its subscription.
   expiration_policy {
@@ -70,7 +74,6 @@ resource "google_pubsub_subscription" "push" {
 
   depends_on = [
     google_cloud_run_v2_service_iam_member.push_invoker,
-    google_pubsub_topic_iam_member.dead_letter_publisher,
     google_service_account_iam_member.push_token_creator,
   ]
 }

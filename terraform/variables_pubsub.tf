@@ -55,25 +55,14 @@ variable "pubsub_max_backoff" {
   }
 }
 
-variable "pubsub_max_delivery_attempts" {
-  description = "Deliveries of a message before Pub/Sub moves it to the dead-letter topic (5 to 100). The writer answers 4xx for a malformed batch, so only those end there once BigQuery is healthy."
-  type        = number
-  default     = 10
-
-  validation {
-    condition     = var.pubsub_max_delivery_attempts >= 5 && var.pubsub_max_delivery_attempts <= 100
-    error_message = "pubsub_max_delivery_attempts must be between 5 and 100."
-  }
-}
-
 variable "pubsub_message_retention" {
-  description = "How long the push subscription keeps unacknowledged messages (\"600s\" to \"604800s\", 7 days). It bounds how long the writer may be down without losing changes. The dead-letter subscription has its own, pubsub_dead_letter_retention."
+  description = "How long the push subscription keeps unacknowledged messages (\"600s\" to \"2678400s\", 31 days; beyond 24 hours Pub/Sub bills the backlog's storage). Every failed push is retried for this long: it is the longest outage of BigQuery, of the writer or of its permissions that ends with every change applied."
   type        = string
   default     = "604800s"
 
   validation {
-    condition     = can(regex("^[0-9]+s$", var.pubsub_message_retention)) && try(tonumber(trimsuffix(var.pubsub_message_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_message_retention, "s")) <= 604800, false)
-    error_message = "pubsub_message_retention must be between \"600s\" and \"604800s\"."
+    condition     = can(regex("^[0-9]+s$", var.pubsub_message_retention)) && try(tonumber(trimsuffix(var.pubsub_message_retention, "s")) >= 600 && tonumber(trimsuffix(var.pubsub_message_retention, "s")) <= 2678400, false)
+    error_message = "pubsub_message_retention must be between \"600s\" and \"2678400s\"."
   }
 }
 

@@ -20,6 +20,7 @@ locals {
       # Datasets the writer creates for schemas added later get the labels of bigquery.tf's.
       PG2BQ_BQ_DATASET_LABELS = join(",", [for k, v in local.dataset_labels : "${k}=${v}"])
       PG2BQ_CLAIM_BUCKET      = google_storage_bucket.claims.name
+      PG2BQ_DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter.id
     },
     # ... and their CMEK key.
     { for k, v in { PG2BQ_BQ_KMS_KEY_NAME = var.bq_kms_key_name } : k => v if v != null },

@@ -1,19 +1,39 @@
-"""Starts bqemulator with its REST requests and Storage Write appends mutually exclusive.
+"""Starts bqemulator with REST and Storage Write mutually exclusive, and appends that survive
+their client being killed.
 
-bqemulator serves REST on an asyncio loop and gRPC on worker threads, and both use one DuckDB
-connection. Its REST side locks with an asyncio lock and its Storage Write side with a thread
-lock, so a table creation or a query can run inside DuckDB at the same time as an append; the
-two then deadlock and the emulator stops answering. This launcher adds one re-entrant lock that
-every REST request and every DuckDB-touching Storage Write step takes, then runs the emulator's
-own command line unchanged: `python bqemulator_serialized.py start --rest-port ...`. It also
-bounds DuckDB's memory (see _MEMORY_LIMIT).
+1. One lock. bqemulator serves REST on an asyncio loop and gRPC on worker threads, and both use
+   one DuckDB connection. Its REST side locks with an asyncio lock and its Storage Write side
+   with a thread lock, so a table creation or a query can run inside DuckDB at the same time as
+   an append; the two then deadlock and the emulator stops answering. This launcher adds one
+   re-entrant lock that every REST request and every DuckDB-touching Storage Write step takes.
+
+2. No thread waits for a client. bqemulator's AppendRows is a synchronous generator, which
+   grpc.aio runs on a worker thread of a small pool (cores + 4 threads) that blocks reading the
+   client's next request. When a client dies in the middle of an AppendRows call, that read can
+   stay blocked for good: each such call keeps a worker, and once every worker is kept no append
+   runs again (new calls hang until the client gives up). Here AppendRows is an asynchronous
+   handler: it reads the client's requests on the event loop, which notices a client that goes
+   away, and hands each request to the emulator's own generator on a thread only once the
+   request has arrived, so a worker only ever works, never waits. When the call ends for any
+   reason the generator is told that no request follows.
+
+3. Bounded memory: DuckDB's memory is limited (see _MEMORY_LIMIT).
+
+`kill -USR1 <pid>` writes the stack of every thread to the log. The emulator's own command line
+runs unchanged: `python bqemulator_serialized.py start --rest-port ...`.
 """
 
+import asyncio
+import concurrent.futures
+import faulthandler
 import functools
 import os
+import queue
+import signal
 import sys
 import threading
 
+import grpc
 from bqemulator import cli, server
 from bqemulator.storage import engine
 from bqemulator.grpc_api import write_servicer
@@ -58,6 +78,79 @@ for _name in (
     if hasattr(_HANDLER, _name):
         setattr(_HANDLER, _name, _serialised(getattr(_HANDLER, _name)))
 
+# The threads that run the appends' DuckDB work; they never wait for a client.
+_APPEND_WORKERS = concurrent.futures.ThreadPoolExecutor(
+    max_workers=8, thread_name_prefix="append-rows"
+)
+_NO_MORE = object()
+
+
+class _Requests:
+    """The requests the emulator's generator reads: handed over one by one, and an end."""
+
+    def __init__(self):
+        self._queue = queue.SimpleQueue()
+
+    def put(self, request):
+        self._queue.put(request)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        request = self._queue.get()
+        if request is _NO_MORE:
+            raise StopIteration
+        return request
+
+
+def _next_response(responses):
+    return next(responses, _NO_MORE)
+
+
+def _append_rows_handler(handler):
+    """AppendRows on the event loop around the emulator's generator (see point 2 above)."""
+
+    async def append_rows(request_iterator, context):
+        loop = asyncio.get_running_loop()
+        requests = _Requests()
+        responses = handler._handle_append_rows(requests, context)
+        try:
+            async for request in request_iterator:
+                requests.put(request)
+                response = await loop.run_in_executor(
+                    _APPEND_WORKERS, _next_response, responses
+                )
+                if response is _NO_MORE:
+                    return
+                yield response
+            requests.put(_NO_MORE)
+            while True:
+                response = await loop.run_in_executor(
+                    _APPEND_WORKERS, _next_response, responses
+                )
+                if response is _NO_MORE:
+                    return
+                yield response
+        finally:
+            # The client finished, failed or went away: whatever the generator waits for, no
+            # request follows.
+            requests.put(_NO_MORE)
+
+    return grpc.stream_stream_rpc_method_handler(append_rows)
+
+
+_service = _HANDLER.service
+
+
+def _service_with_async_appends(self, handler_call_details):
+    if handler_call_details.method == write_servicer._APPEND_ROWS:
+        return _append_rows_handler(self)
+    return _service(self, handler_call_details)
+
+
+_HANDLER.service = _service_with_async_appends
+
 _create_app = server.create_app
 
 
@@ -84,5 +177,6 @@ def _limited_session_pragmas(self):
 engine.DuckDBEngine._apply_session_pragmas = _limited_session_pragmas
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     sys.argv[0] = "bqemulator"
     sys.exit(cli.main())

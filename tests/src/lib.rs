@@ -7,6 +7,7 @@
 pub mod backfill_probe;
 pub mod bench;
 pub mod cli;
+pub mod fault_proxy;
 pub mod pipeline;
 pub mod processes;
 pub mod pubsub;
@@ -14,3 +15,4 @@ pub mod scratch_cluster;
 pub mod scratch_dir;
 pub mod stack;
 pub mod test_certs;
+pub mod writer_process;

@@ -3,6 +3,8 @@
 use crate::processes::{Service, free_port, wait_healthy};
 use crate::pubsub::PubSub;
 use crate::stack::Stack;
+pub use crate::writer_process::StandaloneWriter;
+use crate::writer_process::spawn_writer_with;
 use pg2bq_cli::validate::{TableReport, validate};
 use pg2bq_core::pg_connect::connect_sql;
 use std::path::PathBuf;
@@ -36,11 +38,10 @@ pub struct Options {
     pub stack: Option<Stack>,
     /// Options of the test database's `CREATE DATABASE`, e.g. `ENCODING 'SQL_ASCII' ...`.
     pub database_options: String,
-    /// Dead-letter what the writer refuses: the push subscription gives up on a message after
-    /// [`crate::pubsub::DEAD_LETTER_ATTEMPTS`] deliveries and moves it to `<topic>-dead-letter`,
-    /// whose pull subscription is `<topic>-dead-letter-pull` (the name `pg2bq deadletter`
-    /// assumes).
-    pub dead_letter: bool,
+    /// The BigQuery REST and gRPC endpoints the writer uses instead of the stack's (a
+    /// [`crate::fault_proxy::FaultProxy`] in front of them, say); the test's own checks still
+    /// read the stack's.
+    pub writer_bigquery: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -53,7 +54,7 @@ impl Default for Options {
             start_capture: true,
             stack: None,
             database_options: String::new(),
-            dead_letter: false,
+            writer_bigquery: None,
         }
     }
 }
@@ -70,6 +71,8 @@ pub struct TestPipeline {
     pub topic: String,
     writer: Option<Service>,
     writer_port: Option<u16>,
+    /// The writer's settings over the defaults, kept for restarts.
+    writer_settings: Vec<(String, String)>,
     capture: Option<Service>,
     capture_env: Vec<(String, String)>,
     health_port: u16,
@@ -115,16 +118,28 @@ impl TestPipeline {
             .join("../target/e2e-logs")
             .join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
+        let mut writer_settings = Vec::new();
         let (writer, writer_port) = if options.writer {
-            let (writer, port) = start_writer(
-                &stack,
-                &pubsub,
-                (&topic, options.dead_letter),
-                &prefix,
-                &log_dir,
-                &options.writer_env,
-            )
-            .await;
+            // As deployed: the writer forwards what it can never write to a dead-letter topic,
+            // and the push subscription has no dead-letter policy.
+            let dead_letter = format!("{topic}-dead-letter");
+            pubsub.create_topic(&dead_letter).await;
+            pubsub
+                .create_subscription(&format!("{dead_letter}-pull"), &dead_letter, None)
+                .await;
+            let mut settings = vec![
+                ("PG2BQ_DEAD_LETTER_TOPIC".to_owned(), dead_letter),
+                ("PUBSUB_EMULATOR_HOST".to_owned(), stack.pubsub_host.clone()),
+            ];
+            if let Some((rest, grpc)) = &options.writer_bigquery {
+                settings.push(("PG2BQ_BQ_REST_ENDPOINT".to_owned(), rest.clone()));
+                settings.push(("PG2BQ_BQ_GRPC_ENDPOINT".to_owned(), grpc.clone()));
+            }
+            settings
+                .extend((options.writer_env.iter()).map(|(k, v)| (k.to_string(), v.to_string())));
+            writer_settings = settings.clone();
+            let (writer, port) =
+                start_writer(&stack, &pubsub, &topic, &prefix, &log_dir, settings).await;
             (Some(writer), Some(port))
         } else {
             (None, None)
@@ -152,6 +167,7 @@ impl TestPipeline {
             topic,
             writer,
             writer_port,
+            writer_settings,
             capture: None,
             capture_env,
             health_port,
@@ -257,6 +273,20 @@ impl TestPipeline {
         let name = format!("{}-pull", self.topic);
         pubsub.create_subscription(&name, &self.topic, None).await;
         (pubsub, name)
+    }
+
+    /// `http://127.0.0.1:<port>/push` of the writer, to push to from another subscription.
+    pub fn writer_push_url(&self) -> Option<String> {
+        Some(format!("http://127.0.0.1:{}/push", self.writer_port?))
+    }
+
+    /// The messages in the pipeline's dead-letter topic (pulled and acknowledged): what the
+    /// writer forwarded as never writable.
+    pub async fn dead_letters(&self) -> Vec<crate::pubsub::RawMessage> {
+        let pubsub = PubSub::new(&self.stack);
+        pubsub
+            .pull_raw(&format!("{}-dead-letter-pull", self.topic), 100)
+            .await
     }
 
     /// Compares every table of the publication until all match or `timeout` passes.
@@ -376,8 +406,9 @@ impl TestPipeline {
         let port = self.writer_port.expect("the pipeline has a writer");
         self.stop_writer();
         let prefix = format!("e2e_{}_", self.name);
-        let (writer, _) =
-            spawn_writer_with(&self.stack, &prefix, &self.log_dir, settings, port).await;
+        let mut all = self.writer_settings.clone();
+        all.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (writer, _) = spawn_writer_with(&self.stack, &prefix, &self.log_dir, all, port).await;
         self.writer = Some(writer);
     }
 
@@ -405,115 +436,19 @@ impl TestPipeline {
     }
 }
 
-/// A writer without a subscription, for tests that post push requests themselves.
-pub struct StandaloneWriter {
-    /// The process.
-    pub service: Service,
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-}
-
-impl StandaloneWriter {
-    /// Starts a writer writing datasets with `prefix`, logging to `target/e2e-logs/<name>/`.
-    pub async fn start(stack: &Stack, name: &str, prefix: &str) -> Self {
-        Self::start_with(stack, name, prefix, &[]).await
-    }
-
-    /// As [`StandaloneWriter::start`], with extra settings (they win over the defaults).
-    pub async fn start_with(
-        stack: &Stack,
-        name: &str,
-        prefix: &str,
-        settings: &[(&str, &str)],
-    ) -> Self {
-        let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/e2e-logs")
-            .join(name);
-        let _ = std::fs::remove_dir_all(&log_dir);
-        let (service, port) =
-            spawn_writer_with(stack, prefix, &log_dir, settings, free_port()).await;
-        StandaloneWriter {
-            service,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Posts a body to `/push`; returns the status and the answer's text.
-    pub async fn push(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
-        self.post("push", body, None).await
-    }
-
-    /// Posts a body to `/<path>` with an optional `Authorization` header.
-    pub async fn post(
-        &self,
-        path: &str,
-        body: impl Into<reqwest::Body>,
-        authorization: Option<&str>,
-    ) -> (u16, String) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/{path}", self.url))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
-        let response = request.send().await.expect("request to the writer");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap_or_default())
-    }
-}
-
 async fn start_writer(
     stack: &Stack,
     pubsub: &PubSub,
-    (topic, dead_letter): (&str, bool),
+    topic: &str,
     prefix: &str,
     log_dir: &std::path::Path,
-    settings: &[(&str, &str)],
+    settings: Vec<(String, String)>,
 ) -> (Service, u16) {
     let (writer, port) = spawn_writer_with(stack, prefix, log_dir, settings, free_port()).await;
     let endpoint = format!("http://127.0.0.1:{port}/push");
-    let push = format!("{topic}-push");
-    if dead_letter {
-        pubsub
-            .create_push_with_dead_letter(&push, topic, &endpoint)
-            .await;
-    } else {
-        pubsub
-            .create_subscription(&push, topic, Some(&endpoint))
-            .await;
-    }
-    (writer, port)
-}
-
-async fn spawn_writer_with(
-    stack: &Stack,
-    prefix: &str,
-    log_dir: &std::path::Path,
-    settings: &[(&str, &str)],
-    port: u16,
-) -> (Service, u16) {
-    let mut env = vec![
-        ("PORT".to_owned(), port.to_string()),
-        ("PG2BQ_LISTEN_ADDRESS".to_owned(), "127.0.0.1".to_owned()),
-        ("PG2BQ_PUSH_AUTH".to_owned(), "none".to_owned()),
-        ("PG2BQ_MERGE_INTERVAL_MS".to_owned(), "500".to_owned()),
-        ("PG2BQ_PROJECT".to_owned(), stack.project.clone()),
-        ("PG2BQ_BQ_REST_ENDPOINT".to_owned(), stack.bq_rest.clone()),
-        ("PG2BQ_BQ_GRPC_ENDPOINT".to_owned(), stack.bq_grpc.clone()),
-        ("PG2BQ_BQ_DATASET_PREFIX".to_owned(), prefix.to_owned()),
-    ];
-    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let writer = Service::start("writer", &Stack::bin_dir().join("writer"), &env, log_dir);
-    assert!(
-        wait_healthy(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            Duration::from_secs(20)
-        )
-        .await,
-        "the writer did not start\n{}",
-        writer.log_tail(30)
-    );
+    pubsub
+        .create_subscription(&format!("{topic}-push"), topic, Some(&endpoint))
+        .await;
     (writer, port)
 }
 

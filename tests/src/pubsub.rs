@@ -8,9 +8,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Read;
 
-/// Deliveries of a message before a test's push subscription dead-letters it (Pub/Sub's least).
-pub const DEAD_LETTER_ATTEMPTS: u32 = 5;
-
 /// A pulled message.
 #[derive(Debug)]
 pub struct Pulled {
@@ -18,6 +15,15 @@ pub struct Pulled {
     pub attributes: HashMap<String, String>,
     /// The change batch (decompressed if needed).
     pub batch: ChangeBatch,
+}
+
+/// A pulled message, undecoded.
+#[derive(Debug)]
+pub struct RawMessage {
+    /// Attributes.
+    pub attributes: HashMap<String, String>,
+    /// Data.
+    pub data: Vec<u8>,
 }
 
 /// REST client of the emulator for one project.
@@ -49,14 +55,30 @@ impl PubSub {
 
     /// Replaces subscription `name` on `topic`: push to `endpoint`, or pull when `None`.
     pub async fn create_subscription(&self, name: &str, topic: &str, endpoint: Option<&str>) {
+        self.create_subscription_with(name, topic, endpoint, json!({}))
+            .await;
+    }
+
+    /// As [`PubSub::create_subscription`], with more of the subscription's fields (e.g.
+    /// `retryPolicy`, `deadLetterPolicy`).
+    pub async fn create_subscription_with(
+        &self,
+        name: &str,
+        topic: &str,
+        endpoint: Option<&str>,
+        fields: Value,
+    ) {
         let url = format!("{}/subscriptions/{name}", self.base);
         let _ = self.http.delete(&url).send().await;
         let mut body = json!({
-            "topic": format!("projects/{}/topics/{topic}", self.project),
+            "topic": self.topic_path(topic),
             "ackDeadlineSeconds": 60,
         });
         if let Some(endpoint) = endpoint {
             body["pushConfig"] = json!({"pushEndpoint": endpoint});
+        }
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
         }
         let response = self
             .http
@@ -72,47 +94,56 @@ impl PubSub {
         );
     }
 
-    /// Replaces push subscription `name` on `topic` to `endpoint` with a dead-letter policy: after
-    /// [`DEAD_LETTER_ATTEMPTS`] deliveries a message moves to topic `<topic>-dead-letter`, whose
-    /// pull subscription `<topic>-dead-letter-pull` (created empty here) keeps it. The emulator
-    /// adds the attributes Pub/Sub adds (`CloudPubSubDeadLetterSourceDeliveryCount`, ...).
-    ///
-    /// No retry policy: the emulator then delivers again at once. Under a retry policy it stops
-    /// delivering messages that fail together after 3 or 4 attempts (seen with 5 messages and
-    /// 1 to 2 s of backoff), so they are never dead-lettered.
-    pub async fn create_push_with_dead_letter(&self, name: &str, topic: &str, endpoint: &str) {
-        let dead_letter = format!("{topic}-dead-letter");
-        self.create_topic(&dead_letter).await;
-        self.create_subscription(&format!("{dead_letter}-pull"), &dead_letter, None)
-            .await;
-        let url = format!("{}/subscriptions/{name}", self.base);
-        let _ = self.http.delete(&url).send().await;
-        let body = json!({
-            "topic": format!("projects/{}/topics/{topic}", self.project),
-            "ackDeadlineSeconds": 60,
-            "pushConfig": {"pushEndpoint": endpoint},
-            "deadLetterPolicy": {
-                "deadLetterTopic": format!("projects/{}/topics/{dead_letter}", self.project),
-                "maxDeliveryAttempts": DEAD_LETTER_ATTEMPTS,
-            },
-        });
+    /// Publishes one message to `topic`.
+    pub async fn publish(&self, topic: &str, data: &[u8], attributes: &HashMap<String, String>) {
+        let body = json!({"messages": [{
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "attributes": attributes,
+        }]});
         let response = self
             .http
-            .put(&url)
+            .post(format!("{}/topics/{topic}:publish", self.base))
             .json(&body)
             .send()
             .await
-            .expect("create subscription");
-        let status = response.status();
-        let answer = response.text().await.unwrap_or_default();
+            .expect("publish");
         assert!(
-            status.is_success() && answer.contains("deadLetterPolicy"),
-            "subscription {name} with a dead-letter policy: {status} {answer}"
+            response.status().is_success(),
+            "publish: {}",
+            response.status()
         );
+    }
+
+    /// `projects/<project>/topics/<topic>`.
+    pub fn topic_path(&self, topic: &str) -> String {
+        format!("projects/{}/topics/{topic}", self.project)
+    }
+
+    /// Pulls and acknowledges up to `max` messages of a pull subscription, as they are.
+    pub async fn pull_raw(&self, subscription: &str, max: u32) -> Vec<RawMessage> {
+        self.pull_values(subscription, max)
+            .await
+            .iter()
+            .map(|message| RawMessage {
+                attributes: serde_json::from_value(message["attributes"].clone())
+                    .unwrap_or_default(),
+                data: base64::engine::general_purpose::STANDARD
+                    .decode(message["data"].as_str().unwrap_or_default())
+                    .expect("base64 data"),
+            })
+            .collect()
     }
 
     /// Pulls and acknowledges up to `max` messages of a pull subscription.
     pub async fn pull(&self, subscription: &str, max: u32) -> Vec<Pulled> {
+        self.pull_values(subscription, max)
+            .await
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    async fn pull_values(&self, subscription: &str, max: u32) -> Vec<Value> {
         let url = format!("{}/subscriptions/{subscription}", self.base);
         let answer: Value = self
             .http
@@ -137,7 +168,7 @@ impl PubSub {
                 .await
                 .expect("acknowledge");
         }
-        received.iter().map(|m| decode(&m["message"])).collect()
+        received.iter().map(|m| m["message"].clone()).collect()
     }
 }
 

@@ -1,12 +1,11 @@
 //! `pg2bq deadletter list|replay`: a writer deployed with a fault refuses one table's pushes
-//! (400) for a window, the Pub/Sub emulator dead-letters them after their delivery attempts as
-//! Pub/Sub does, `list` shows them without consuming them, and once a fixed writer is deployed
-//! `replay` publishes them again (a claim check with its object) and BigQuery equals PostgreSQL
-//! row by row. Needs the local stack with its Cloud Storage emulator.
+//! for a window as batches it can never write, and forwards them to the dead-letter topic with
+//! the reason, as deployed; `list` shows them without consuming them, and once a fixed writer
+//! is deployed `replay` publishes them again (a claim check with its object) and BigQuery
+//! equals PostgreSQL row by row. Needs the local stack with its Cloud Storage emulator.
 
 use pg2bq_e2e::cli::{describe, pg2bq};
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
-use pg2bq_e2e::pubsub::DEAD_LETTER_ATTEMPTS;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,6 @@ fn changes_of(messages: &Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_dead_lettered_by_a_refusing_writer_is_listed_and_replayed_exactly() {
     let options = Options {
-        dead_letter: true,
         capture_env: vec![("PG2BQ_CLAIM_THRESHOLD_BYTES".into(), "4000".into())],
         ..Options::default()
     };
@@ -58,7 +56,7 @@ async fn a_batch_dead_lettered_by_a_refusing_writer_is_listed_and_replayed_exact
     let mut pipeline = TestPipeline::start_with("deadletter", &tables, SCHEMA, options).await;
     pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
 
-    // The window: a writer that answers 400 to every push of public.refused.
+    // The window: a writer that can never write a push of public.refused.
     pipeline
         .restart_writer(&[("PG2BQ_TEST_REFUSE_TABLES", "public.refused")])
         .await;
@@ -77,7 +75,7 @@ async fn a_batch_dead_lettered_by_a_refusing_writer_is_listed_and_replayed_exact
         .await
         .expect("healthy changes");
 
-    // Pub/Sub gives up on each message after its attempts: list shows them all.
+    // The writer forwards each to the dead-letter topic: list shows them all.
     let deadline = Instant::now() + Duration::from_secs(120);
     let listing = loop {
         let listing = deadletter(&pipeline, &["list"]);
@@ -100,11 +98,13 @@ async fn a_batch_dead_lettered_by_a_refusing_writer_is_listed_and_replayed_exact
     let push = format!("{}-push", pipeline.topic);
     for message in &messages {
         assert_eq!(message["table"], "public.refused", "{message:#}");
-        assert_eq!(
-            message["delivery_attempts"].as_u64(),
-            Some(u64::from(DEAD_LETTER_ATTEMPTS)),
-            "{message:#}"
+        assert!(
+            message["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused by PG2BQ_TEST_REFUSE_TABLES")),
+            "the writer says why: {message:#}"
         );
+        assert_eq!(message["kind"], "bad_batch", "{message:#}");
         assert_eq!(message["source_subscription"], push.as_str());
         assert!(message["first_seq"].is_string() && message["last_seq"].is_string());
         assert!(message["published"].is_string() && message["dead_lettered"].is_string());

@@ -234,13 +234,13 @@ impl RestClient {
                 format!("multipart/related; boundary={boundary}"),
             )
             .body(multipart(&boundary, &job, &data));
-        if let Some(auth) = self.tokens.authorization().await? {
+        if let Some(auth) = self.authorization().await? {
             request = request.header("Authorization", auth);
         }
         let response = request
             .send()
             .await
-            .map_err(|e| BigQueryError::Transient(format!("{what}: {e}")))?;
+            .map_err(|e| self.unanswered(&what, &e))?;
         let status = response.status();
         let text = response
             .text()

@@ -97,15 +97,6 @@ pub fn table_resource(
     body
 }
 
-/// Rows of a query result: one `Option<String>` per column (BigQuery's REST text form).
-#[derive(Debug, Clone, Default)]
-pub struct QueryRows {
-    /// Column names and types.
-    pub fields: Vec<FieldSpec>,
-    /// The rows.
-    pub rows: Vec<Vec<Option<String>>>,
-}
-
 /// A BigQuery REST client for one project.
 #[derive(Clone)]
 pub struct RestClient {
@@ -116,8 +107,16 @@ pub struct RestClient {
     project: String,
     pub(crate) location: String,
     datasets: DatasetSettings,
-    pub(crate) tokens: TokenSource,
+    tokens: TokenSource,
+    timeout: Duration,
 }
+
+mod query;
+
+pub use query::QueryRows;
+
+/// The default deadline of each REST request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The body of `datasets.insert`: the reference and location, and the default encryption and
 /// labels when the settings have them.
@@ -146,7 +145,7 @@ impl RestClient {
             ));
         }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| BigQueryError::Config(format!("cannot build an HTTP client: {e}")))?;
@@ -164,7 +163,43 @@ impl RestClient {
             location: location.to_owned(),
             datasets: DatasetSettings::default(),
             tokens,
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The deadline of each request from now on (a query is waited for at most ten of them).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self> {
+        if timeout < Duration::from_secs(1) {
+            return Err(BigQueryError::Config(
+                "the BigQuery timeout must be at least one second (PG2BQ_BQ_TIMEOUT_SECS)".into(),
+            ));
+        }
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    /// The `Authorization` header, if any, fetched within the deadline.
+    pub(crate) async fn authorization(&self) -> Result<Option<String>> {
+        tokio::time::timeout(self.timeout, self.tokens.authorization())
+            .await
+            .map_err(|_| {
+                BigQueryError::Transient(format!(
+                    "no access token within {}s (PG2BQ_BQ_TIMEOUT_SECS)",
+                    self.timeout.as_secs()
+                ))
+            })?
+    }
+
+    /// The error of a request that failed without an answer; a timeout says which setting.
+    pub(crate) fn unanswered(&self, what: &str, error: &reqwest::Error) -> BigQueryError {
+        if error.is_timeout() {
+            BigQueryError::Transient(format!(
+                "{what}: no answer within {}s (PG2BQ_BQ_TIMEOUT_SECS)",
+                self.timeout.as_secs()
+            ))
+        } else {
+            BigQueryError::Transient(format!("{what}: {error}"))
+        }
     }
 
     /// The KMS key and labels that [`RestClient::ensure_dataset`] gives the datasets it creates.
@@ -185,21 +220,26 @@ impl RestClient {
         body: Option<Json>,
     ) -> Result<(StatusCode, Json)> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(auth) = self.tokens.authorization().await? {
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(self.timeout);
+        if let Some(auth) = self.authorization().await? {
             request = request.header("Authorization", auth);
         }
         if let Some(body) = body {
             request = request.json(&body);
         }
+        let what = format!("{method} {path}");
         let response = request
             .send()
             .await
-            .map_err(|e| BigQueryError::Transient(format!("{method} {path}: {e}")))?;
+            .map_err(|e| self.unanswered(&what, &e))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| {
-            BigQueryError::Transient(format!("{method} {path}: reading the answer: {e}"))
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.unanswered(&format!("{what}: reading the answer"), &e))?;
         let json = serde_json::from_str(&text).unwrap_or(Json::String(text));
         Ok((status, json))
     }
@@ -411,85 +451,6 @@ impl RestClient {
                 &answer,
             ))
         }
-    }
-
-    /// Runs a GoogleSQL statement and returns all its rows.
-    pub async fn query(&self, sql: &str) -> Result<QueryRows> {
-        let body = json!({
-            "query": sql,
-            "useLegacySql": false,
-            "timeoutMs": 60_000,
-            "location": self.location,
-        });
-        let (status, mut answer) = self.call(Method::POST, "/queries", Some(body)).await?;
-        if !status.is_success() {
-            return Err(Self::failure("running a query", status, &answer));
-        }
-        let mut result = QueryRows::default();
-        loop {
-            if let Some(message) = answer.pointer("/errors/0/message").and_then(Json::as_str) {
-                return Err(BigQueryError::Permanent(format!("query failed: {message}")));
-            }
-            let complete = answer
-                .get("jobComplete")
-                .and_then(Json::as_bool)
-                .unwrap_or(true);
-            if complete {
-                if result.fields.is_empty() {
-                    result.fields = answer
-                        .pointer("/schema/fields")
-                        .and_then(Json::as_array)
-                        .map(|f| f.iter().filter_map(FieldSpec::from_json).collect())
-                        .unwrap_or_default();
-                }
-                result.rows.extend(rows_of(&answer));
-            }
-            let page_token = answer
-                .get("pageToken")
-                .and_then(Json::as_str)
-                .map(str::to_owned);
-            if complete && page_token.is_none() {
-                return Ok(result);
-            }
-            let job_id = answer
-                .pointer("/jobReference/jobId")
-                .and_then(Json::as_str)
-                .ok_or_else(|| BigQueryError::Permanent("query answer without a job id".into()))?;
-            let mut path = format!(
-                "/queries/{job_id}?timeoutMs=60000&location={}",
-                self.location
-            );
-            if let Some(token) = page_token.filter(|_| complete) {
-                path.push_str(&format!("&pageToken={token}"));
-            }
-            let (status, next) = self.call(Method::GET, &path, None).await?;
-            if !status.is_success() {
-                return Err(Self::failure("reading query results", status, &next));
-            }
-            answer = next;
-        }
-    }
-}
-
-fn rows_of(answer: &Json) -> Vec<Vec<Option<String>>> {
-    let Some(rows) = answer.get("rows").and_then(Json::as_array) else {
-        return Vec::new();
-    };
-    rows.iter()
-        .map(|row| {
-            row.get("f")
-                .and_then(Json::as_array)
-                .map(|cells| cells.iter().map(|cell| cell_text(cell.get("v"))).collect())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-fn cell_text(value: Option<&Json>) -> Option<String> {
-    match value? {
-        Json::Null => None,
-        Json::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
     }
 }
 

@@ -1,6 +1,8 @@
-//! `pg2bq deadletter list|replay`: the change batches Pub/Sub moved to the dead-letter topic
-//! after the writer refused them on every delivery attempt, and publishing them again to the
-//! stream's topic once the cause is fixed.
+//! `pg2bq deadletter list|replay`: the change batches on the dead-letter topic, and publishing
+//! them again to the stream's topic once the cause is fixed. The writer forwards there the
+//! messages it can never write, with the reason (attributes `dead_letter_*`); a subscription
+//! given a dead-letter policy by hand has Pub/Sub move messages there too (attributes
+//! `CloudPubSubDeadLetter*`). Both kinds are read alike.
 //!
 //! Both read the dead-letter topic's pull subscription ([`Subscriber`]). Every message pulled is
 //! leased for [`HOLD_SECS`], so that later pulls of the same run return the others; what a run
@@ -58,9 +60,13 @@ pub struct DeadLettered {
     pub first_seq: Option<String>,
     /// Sequence number of the last change.
     pub last_seq: Option<String>,
-    /// Deliveries before Pub/Sub gave up on it.
+    /// Why it was dead-lettered: the writer's error, when the writer forwarded it.
+    pub error: Option<String>,
+    /// The kind of that error (`bad_batch`, `unwritable`, ...).
+    pub kind: Option<String>,
+    /// Deliveries before it was dead-lettered, when Pub/Sub counted them.
     pub delivery_attempts: Option<u32>,
-    /// The subscription that gave up on it.
+    /// The subscription it was pushed from (its short name).
     pub source_subscription: Option<String>,
     /// When capture (or a retry) published it to the stream's topic.
     pub published: Option<String>,
@@ -84,9 +90,16 @@ impl DeadLettered {
             changes: get(attributes::CHANGES).and_then(|c| c.parse().ok()),
             first_seq: get(attributes::FIRST_SEQ),
             last_seq: get(attributes::LAST_SEQ),
-            delivery_attempts: get(pubsub_attributes::DELIVERY_COUNT).and_then(|c| c.parse().ok()),
-            source_subscription: get(pubsub_attributes::SUBSCRIPTION),
-            published: get(pubsub_attributes::TOPIC_PUBLISH_TIME),
+            error: get(attributes::DEAD_LETTER_ERROR),
+            kind: get(attributes::DEAD_LETTER_KIND),
+            delivery_attempts: get(pubsub_attributes::DELIVERY_COUNT)
+                .or_else(|| get(attributes::DEAD_LETTER_ATTEMPT))
+                .and_then(|c| c.parse().ok()),
+            source_subscription: get(pubsub_attributes::SUBSCRIPTION)
+                .or_else(|| get(attributes::DEAD_LETTER_SUBSCRIPTION))
+                .map(|s| s.rsplit('/').next().unwrap_or_default().to_owned()),
+            published: get(pubsub_attributes::TOPIC_PUBLISH_TIME)
+                .or_else(|| get(attributes::DEAD_LETTER_PUBLISHED)),
             dead_lettered: message.publish_time.clone(),
             claim: get(attributes::CLAIM),
             replayed: replay_count(message),
@@ -104,13 +117,15 @@ fn replay_count(message: &Received) -> u32 {
 }
 
 /// The message that replays `message`: its data and attributes as capture (or a retry) published
-/// them, without those Pub/Sub added when it dead-lettered it, with [`attributes::REPLAYED`]
+/// them, without those Pub/Sub or the writer added when dead-lettering it, with [`attributes::REPLAYED`]
 /// counted up and [`attributes::REPLAY_RUN`] set to `run`.
 pub fn replay_message(message: &Received, run: &str) -> Outgoing {
     let mut attributes: BTreeMap<String, String> = message
         .attributes
         .iter()
-        .filter(|(name, _)| !name.starts_with(pubsub_attributes::PREFIX))
+        .filter(|(name, _)| {
+            !name.starts_with(pubsub_attributes::PREFIX) && !attributes::is_dead_letter(name)
+        })
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     attributes.insert(
@@ -405,6 +420,38 @@ mod tests {
         assert_eq!(shown.dead_lettered, "2026-01-02T03:04:06Z");
         assert_eq!(shown.claim.as_deref(), Some("gs://b/o"));
         assert_eq!(shown.replayed, 0);
+    }
+
+    #[test]
+    fn a_message_the_writer_forwarded_shows_its_reason_and_replays_without_it() {
+        let forwarded = received(&[
+            ("table", "s.t"),
+            ("changes", "3"),
+            ("dead_letter_error", "bad batch: no columns"),
+            ("dead_letter_kind", "bad_batch"),
+            (
+                "dead_letter_subscription",
+                "projects/p/subscriptions/t-push",
+            ),
+            ("dead_letter_published", "2026-01-02T03:04:05Z"),
+            ("dead_letter_message_id", "77"),
+        ]);
+        let shown = DeadLettered::from_received(&forwarded);
+        assert_eq!(shown.error.as_deref(), Some("bad batch: no columns"));
+        assert_eq!(shown.kind.as_deref(), Some("bad_batch"));
+        assert_eq!(shown.source_subscription.as_deref(), Some("t-push"));
+        assert_eq!(shown.published.as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(shown.delivery_attempts, None);
+        let replay = replay_message(&forwarded, "r");
+        assert!(
+            replay
+                .attributes
+                .keys()
+                .all(|k| !k.starts_with("dead_letter_")),
+            "{:?}",
+            replay.attributes
+        );
+        assert_eq!(replay.attributes["table"], "s.t");
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub const SETTINGS: &[Setting] = &[
         "PG2BQ_MERGE_SERVICE_ACCOUNT",
     ),
     setting("writer", "oidc_jwks_url", "PG2BQ_OIDC_JWKS_URL"),
+    setting("writer", "bq_timeout_secs", "PG2BQ_BQ_TIMEOUT_SECS"),
+    setting("writer", "dead_letter_topic", "PG2BQ_DEAD_LETTER_TOPIC"),
 ];
 
 /// Keys refused anywhere in the file, because their values would be secrets.

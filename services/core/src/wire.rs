@@ -43,6 +43,27 @@ pub mod attributes {
     /// Set next to [`REPLAYED`]: the replay run that published the message, so that a run never
     /// replays what it published itself (dead-lettered again meanwhile). The writer ignores it.
     pub const REPLAY_RUN: &str = "replay_run";
+    /// Set by the writer on a message it forwards to the dead-letter topic because it can never
+    /// write it: why (its error, cut to 1024 bytes).
+    pub const DEAD_LETTER_ERROR: &str = "dead_letter_error";
+    /// Set next to [`DEAD_LETTER_ERROR`]: the error's kind (`bad_batch`, `unwritable`, ...).
+    pub const DEAD_LETTER_KIND: &str = "dead_letter_kind";
+    /// Set next to [`DEAD_LETTER_ERROR`]: the message's id in the changes topic.
+    pub const DEAD_LETTER_MESSAGE_ID: &str = "dead_letter_message_id";
+    /// Set next to [`DEAD_LETTER_ERROR`]: the subscription that pushed it
+    /// (`projects/P/subscriptions/S`).
+    pub const DEAD_LETTER_SUBSCRIPTION: &str = "dead_letter_subscription";
+    /// Set next to [`DEAD_LETTER_ERROR`]: when it was published to the changes topic (RFC 3339).
+    pub const DEAD_LETTER_PUBLISHED: &str = "dead_letter_published";
+    /// Set next to [`DEAD_LETTER_ERROR`]: the delivery attempt that was forwarded, when Pub/Sub
+    /// counted it.
+    pub const DEAD_LETTER_ATTEMPT: &str = "dead_letter_attempt";
+
+    /// Whether `name` is one of the attributes the writer adds when it dead-letters a message
+    /// (a replay publishes the message without them).
+    pub fn is_dead_letter(name: &str) -> bool {
+        name.starts_with("dead_letter_")
+    }
 }
 
 /// The body of a claim check: where the batch is, and its size. The object holds what the body

@@ -75,6 +75,25 @@ pub struct WriterArgs {
     /// MERGE (0: keep every change). The newest change of each key always stays.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// Deadline of every BigQuery call, in seconds: each REST request, and each wait of an
+    /// append (its start, each answer). A call that passes it fails as transient, so the push
+    /// is answered 503 and Pub/Sub retries it; a query is waited for at most ten times this.
+    #[arg(
+        long,
+        env = "PG2BQ_BQ_TIMEOUT_SECS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub bq_timeout_secs: u64,
+    /// Topic that receives the messages the writer can never write (unreadable batches), with
+    /// the reason: a name in PG2BQ_PROJECT or `projects/P/topics/T`. The push subscription then
+    /// needs no dead-letter policy, so that an outage of any length is retried. Without it such
+    /// a message is answered 4xx and retried until the subscription's retention passes.
+    #[arg(long, env = "PG2BQ_DEAD_LETTER_TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    /// `host:port` of the Pub/Sub emulator (the dead-letter topic's), when running locally.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
+    pub pubsub_emulator_host: Option<String>,
     /// Cloud Storage bucket of claim checks (batches too big for a message): when set, claim
     /// checks naming another bucket are refused.
     #[arg(long, env = "PG2BQ_CLAIM_BUCKET")]

@@ -3,8 +3,11 @@
 use axum::http::StatusCode;
 use pg2bq_bigquery::BigQueryError;
 
-/// Errors of the writer. Permanent ones are answered with a 4xx so that Pub/Sub dead-letters the
-/// message after its attempts; transient ones with a 5xx so that Pub/Sub retries with backoff.
+/// Errors of the writer. Only a problem of the message itself is permanent
+/// ([`WriterError::is_permanent`]): it is answered with a 4xx, or forwarded to the dead-letter
+/// topic when the writer has one. Every other error (BigQuery, Cloud Storage, permissions,
+/// settings, authentication) is the deployment's or the moment's, answered with a status Pub/Sub
+/// retries with backoff until the message's retention passes.
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     /// The push request is not a valid Pub/Sub push envelope.
@@ -34,6 +37,10 @@ pub enum WriterError {
     /// Reading a claim check's object failed.
     #[error("claim check: {0}")]
     Storage(#[from] pg2bq_core::cloud_storage::StorageError),
+    /// A message that can never be written could not be forwarded to the dead-letter topic: it
+    /// stays in the subscription and is retried.
+    #[error("cannot forward to the dead-letter topic: {0}")]
+    DeadLetter(String),
 }
 
 impl WriterError {
@@ -46,17 +53,35 @@ impl WriterError {
             WriterError::Forbidden(_) => StatusCode::FORBIDDEN,
             WriterError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WriterError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WriterError::DeadLetter(_) => StatusCode::SERVICE_UNAVAILABLE,
             // A refusal (no permission, no bucket) is the deployment's to fix: answered like a
             // wrong setting, so that Pub/Sub keeps the message meanwhile.
             WriterError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             WriterError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WriterError::BigQuery(e) => match e {
                 BigQueryError::Transient(_) => StatusCode::SERVICE_UNAVAILABLE,
-                BigQueryError::Permanent(_)
-                | BigQueryError::Invalid(_)
-                | BigQueryError::RowRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                BigQueryError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                // Not allowed, missing, a failed precondition: the deployment's to fix (an
+                // expired permission, a deleted dataset), so the message waits meanwhile.
+                BigQueryError::Permanent(_) | BigQueryError::Config(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                BigQueryError::Invalid(_) | BigQueryError::RowRefused { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
             },
+        }
+    }
+
+    /// Whether the message itself can never be written, whatever is fixed around it: it cannot
+    /// be read, or BigQuery refuses what it holds where the quarantine cannot take it. Only these
+    /// get a 4xx or reach the dead-letter topic; everything else is retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            WriterError::BadEnvelope(_) | WriterError::BadBatch(_) | WriterError::Unwritable(_) => {
+                true
+            }
+            WriterError::BigQuery(e) => e.is_content_refusal(),
+            _ => false,
         }
     }
 
@@ -70,6 +95,7 @@ impl WriterError {
             WriterError::Forbidden(_) => "forbidden",
             WriterError::AuthUnavailable(_) => "auth_unavailable",
             WriterError::Config(_) => "config",
+            WriterError::DeadLetter(_) => "dead_letter_unavailable",
             WriterError::Storage(e) if e.is_transient() => "storage_transient",
             WriterError::Storage(_) => "storage_refused",
             WriterError::BigQuery(e) => match e {
@@ -113,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             answer(BigQueryError::Permanent("x".into())),
-            (StatusCode::UNPROCESSABLE_ENTITY, "bigquery_permanent")
+            (StatusCode::INTERNAL_SERVER_ERROR, "bigquery_permanent")
         );
         let refused = BigQueryError::RowRefused {
             stream: "s".into(),
@@ -128,5 +154,32 @@ mod tests {
             answer(BigQueryError::Config("x".into())),
             (StatusCode::INTERNAL_SERVER_ERROR, "config")
         );
+    }
+
+    #[test]
+    fn only_problems_of_the_message_are_permanent() {
+        let permanent = |e: WriterError| (e.is_permanent(), e.status().is_client_error());
+        assert_eq!(permanent(WriterError::BadBatch("x".into())), (true, true));
+        assert_eq!(permanent(WriterError::Unwritable("x".into())), (true, true));
+        assert_eq!(
+            permanent(BigQueryError::Invalid("x".into()).into()),
+            (true, true)
+        );
+        // An outage, an expired permission, a wrong setting, an unverifiable token: retried.
+        for e in [
+            WriterError::from(BigQueryError::Transient("x".into())),
+            BigQueryError::Permanent("403 access denied".into()).into(),
+            WriterError::Config("x".into()),
+            WriterError::AuthUnavailable("x".into()),
+            WriterError::DeadLetter("x".into()),
+            pg2bq_core::cloud_storage::StorageError::Permanent("x".into()).into(),
+        ] {
+            assert!(!e.is_permanent(), "{e}");
+            assert!(e.status().is_server_error(), "{e}");
+        }
+        // A caller without valid credentials is refused, and not permanent: Pub/Sub retries a
+        // push refused for a token the deployment got wrong.
+        let refused = WriterError::Forbidden("x".into());
+        assert!(!refused.is_permanent() && refused.status().is_client_error());
     }
 }

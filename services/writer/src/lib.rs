@@ -13,6 +13,8 @@
 //!   generation (its BigQuery tables dropped), batches of older generations discarded.
 //! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), `tables` (creating
 //!   and evolving tables), [`row_layout`] (where each value goes in the proto row).
+//! - [`dead_letter`]: forwarding a message that can never be written (unreadable) to the
+//!   dead-letter topic with the reason; every other failure is retried by Pub/Sub.
 //! - The BigQuery client (REST, Storage Write, proto rows, tokens) is the `pg2bq-bigquery` crate.
 //!
 //! One push request: [`http::routes`] checks the caller ([`http::endpoint_auth`]), reads the
@@ -24,6 +26,7 @@
 
 pub mod args;
 pub mod claims;
+pub mod dead_letter;
 pub mod error;
 pub mod generations;
 pub mod http;

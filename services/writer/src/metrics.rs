@@ -80,6 +80,7 @@ struct Inner {
     freshness_seconds: f64,
     claims_read: u64,
     claims_already_written: u64,
+    dead_lettered: u64,
 }
 
 /// Counters of one writer instance.
@@ -148,7 +149,13 @@ impl WriterMetrics {
         }
     }
 
-    /// Records a refused or failed request.
+    /// Records a message forwarded to the dead-letter topic.
+    pub fn record_dead_lettered(&self) {
+        let mut inner = self.inner.lock().expect("metrics lock");
+        inner.dead_lettered = inner.dead_lettered.saturating_add(1);
+    }
+
+    /// Records a failed push request by the error's kind.
     pub fn record_error(&self, kind: &'static str) {
         *self
             .inner
@@ -289,6 +296,17 @@ impl WriterMetrics {
         for (kind, count) in &inner.errors {
             let _ = writeln!(out, "pg2bq_writer_errors_total{{kind=\"{kind}\"}} {count}");
         }
+        header(
+            &mut out,
+            "messages_dead_lettered_total",
+            "counter",
+            "Messages the writer can never write, forwarded to the dead-letter topic.",
+        );
+        let _ = writeln!(
+            out,
+            "pg2bq_writer_messages_dead_lettered_total {}",
+            inner.dead_lettered
+        );
         header(
             &mut out,
             "values_adjusted_total",

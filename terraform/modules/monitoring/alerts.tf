@@ -104,13 +104,15 @@ resource "google_monitoring_alert_policy" "dead_letter" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The writer refused some change batches on every delivery attempt, so their changes are
-      not in BigQuery; the dead-letter subscription ${var.dead_letter_subscription} holds the
-      only copy. Runbook (README, "When the dead-letter alert fires"):
-      1. `pg2bq deadletter list` shows each batch (table, sequence numbers, changes, delivery
-         attempts, when it was published and dead-lettered) and consumes nothing.
-      2. The writer's "push refused" and "push failed" log lines at those times give the reason
-         (fields `kind` and `error`). Fix it (a writer deploy, a permission, a setting).
+      The writer received change batches it can never write (not a change batch, a version it
+      does not read, a claim check it must refuse, a batch a faulty writer refuses) and
+      forwarded them here with the reason, so their changes are not in BigQuery; the dead-letter
+      subscription ${var.dead_letter_subscription} holds the only copy. Outages never end here:
+      the push subscription retries those. Runbook (README, "When the dead-letter alert fires"):
+      1. `pg2bq deadletter list` shows each batch (table, sequence numbers, changes, the
+         writer's reason, when it was published and dead-lettered) and consumes nothing.
+      2. Fix the cause (a writer deploy, a setting); the writer's "push dead-lettered" log lines
+         at those times say the same.
       3. `pg2bq deadletter replay` publishes them to the changes topic again and acknowledges
          each once published (`--table` for one table); the newest change per key still wins.
          `pg2bq validate` then compares each table with its source.
@@ -181,14 +183,16 @@ resource "google_monitoring_alert_policy" "push_backlog" {
     content   = <<-EOT
       Pub/Sub holds changes the writer has not acknowledged for over ${var.freshness_alert_seconds}s:
       the writer is failing (5xx: BigQuery unavailable or permissions; see its "push failed" log
-      lines) or cannot keep up (raise writer_max_instances or writer_concurrency).
+      lines) or cannot keep up (raise writer_max_instances or writer_concurrency). Every failed
+      push is retried until the subscription's message retention passes (7 days by default);
+      a message older than that is dropped, so fix the cause before then.
     EOT
   }
 }
 
-# The writer answers pushes with errors (5xx: BigQuery unavailable, permissions; 4xx: refused
-# batches), from Pub/Sub's own count: it fires whatever the writer logs, and even when the writer
-# cannot start.
+# The writer answers pushes with errors (5xx: BigQuery unavailable, permissions; 4xx: unreadable
+# batches when it has no dead-letter topic), from Pub/Sub's own count: it fires whatever the
+# writer logs, and even when the writer cannot start.
 resource "google_monitoring_alert_policy" "push_failures" {
   display_name          = "pg2bq ${var.name_prefix}: pushes to the writer failing"
   combiner              = "OR"
@@ -218,7 +222,8 @@ resource "google_monitoring_alert_policy" "push_failures" {
       ack: remote_server_5xx, deadline_exceeded, remote_server_4xx, unreachable). Changes wait
       in the subscription and are retried. The writer's logs say why: "push failed; Pub/Sub will
       retry" (WARNING, field `kind`: bigquery_transient, bigquery_permanent, config, ...) and
-      "push refused" (ERROR), in `gcloud run services logs read ${var.writer_service}`.
+      "push refused" (ERROR), in `gcloud run services logs read ${var.writer_service}`. They are
+      retried until the subscription's message retention passes.
     EOT
   }
 }

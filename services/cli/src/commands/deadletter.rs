@@ -18,8 +18,8 @@ pub struct DeadLetterArgs {
 /// What to do with the dead-letter subscription.
 #[derive(Debug, Subcommand)]
 pub enum DeadLetterAction {
-    /// The dead-lettered batches: table, sequence numbers, changes, delivery attempts, when
-    /// they were published and dead-lettered, and claim checks. They stay in the subscription
+    /// The dead-lettered batches: table, sequence numbers, changes, why, when they were
+    /// published and dead-lettered, and claim checks. They stay in the subscription
     /// unless `--acknowledge`.
     List {
         #[command(flatten)]
@@ -192,20 +192,25 @@ fn others_clause(others: usize) -> String {
 /// One line per message.
 fn describe(m: &DeadLettered) -> String {
     let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_owned());
+    let attempts = m
+        .delivery_attempts
+        .map(|c| format!("{c} delivery attempts "))
+        .unwrap_or_default();
     let mut line = format!(
-        "{}  seq {} .. {}  {} changes  {} delivery attempts on {}  published {}  dead-lettered {}  \
+        "{}  seq {} .. {}  {} changes  {attempts}from {}  published {}  dead-lettered {}  \
          message {}",
         m.table.as_deref().unwrap_or("(no table attribute)"),
         or_unknown(&m.first_seq),
         or_unknown(&m.last_seq),
         m.changes.map_or_else(|| "?".to_owned(), |c| c.to_string()),
-        m.delivery_attempts
-            .map_or_else(|| "?".to_owned(), |c| c.to_string()),
         or_unknown(&m.source_subscription),
         or_unknown(&m.published),
         m.dead_lettered,
         m.message_id,
     );
+    if let Some(error) = &m.error {
+        line.push_str(&format!("\n    why: {error}"));
+    }
     if let Some(claim) = &m.claim {
         line.push_str(&format!("  claim check {claim}"));
     }

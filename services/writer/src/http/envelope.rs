@@ -15,6 +15,9 @@ pub struct PushEnvelope {
     /// `projects/P/subscriptions/S`.
     #[serde(default)]
     pub subscription: Option<String>,
+    /// The delivery attempt, counted by Pub/Sub only under a dead-letter policy.
+    #[serde(default, rename = "deliveryAttempt")]
+    pub delivery_attempt: Option<u32>,
 }
 
 /// The message of a push request. The emulator sends both spellings of the id fields.
@@ -32,12 +35,25 @@ pub struct PushMessage {
     /// Message id, emulator spelling.
     #[serde(default, rename = "message_id")]
     pub message_id_snake: Option<String>,
+    /// When it was published (RFC 3339).
+    #[serde(default, rename = "publishTime")]
+    pub publish_time: Option<String>,
+    /// When it was published, emulator spelling.
+    #[serde(default, rename = "publish_time")]
+    pub publish_time_snake: Option<String>,
 }
 
 impl PushMessage {
     /// Whether `pg2bq quarantine retry` published this message again.
     pub fn is_retry(&self) -> bool {
         self.attributes.contains_key(attributes::RETRY)
+    }
+
+    /// When it was published, whichever spelling carried it.
+    pub fn publish_time(&self) -> Option<&str> {
+        self.publish_time
+            .as_deref()
+            .or(self.publish_time_snake.as_deref())
     }
 
     /// The message id, whichever spelling carried it.
@@ -65,12 +81,16 @@ pub fn parse(body: &[u8]) -> Result<(PushMessage, ChangeBatch)> {
 
 /// Reads the push body.
 pub fn parse_message(body: &[u8]) -> Result<PushMessage> {
-    let envelope: PushEnvelope = serde_json::from_slice(body).map_err(|e| {
+    parse_envelope(body).map(|envelope| envelope.message)
+}
+
+/// Reads the push body, with the subscription that sent it.
+pub fn parse_envelope(body: &[u8]) -> Result<PushEnvelope> {
+    serde_json::from_slice(body).map_err(|e| {
         WriterError::BadEnvelope(format!(
             "expected a Pub/Sub push request {{\"message\": {{\"data\": ...}}}}: {e}"
         ))
-    })?;
-    Ok(envelope.message)
+    })
 }
 
 impl PushMessage {

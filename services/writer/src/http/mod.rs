@@ -13,6 +13,7 @@ pub mod routes;
 
 use crate::args::WriterArgs;
 use crate::claims::ClaimReader;
+use crate::dead_letter::DeadLetter;
 use crate::error::{Result, WriterError};
 use crate::generations::Generations;
 use crate::metrics::WriterMetrics;
@@ -33,6 +34,7 @@ pub struct Writer {
     claims: ClaimReader,
     /// Tables whose pushes are refused: a fault injected by tests (`PG2BQ_TEST_REFUSE_TABLES`).
     refused_tables: Vec<String>,
+    dead_letter: Option<DeadLetter>,
 }
 
 impl Writer {
@@ -57,6 +59,20 @@ impl Writer {
                  fault injected for tests; unset it anywhere else"
             );
         }
+        let dead_letter = args
+            .dead_letter_topic
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|topic| {
+                DeadLetter::new(
+                    topic,
+                    &args.target.project,
+                    args.pubsub_emulator_host.as_deref(),
+                    std::time::Duration::from_secs(args.bq_timeout_secs),
+                )
+            })
+            .transpose()?;
         Ok(Arc::new(Writer {
             layout,
             mode: built.mode,
@@ -69,6 +85,7 @@ impl Writer {
                 args.claim_bucket.as_deref(),
             ),
             refused_tables,
+            dead_letter,
         }))
     }
 }

@@ -38,7 +38,12 @@ impl Writer {
 
     /// Writes the batch of one push request; returns the number of rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
-        let message = envelope::parse_message(body)?;
+        let envelope = envelope::parse_envelope(body)?;
+        self.handle_message(&envelope.message).await
+    }
+
+    /// Writes the batch of one pushed message; returns the number of rows written.
+    pub async fn handle_message(&self, message: &PushMessage) -> Result<usize> {
         if let Some(table) = message.attributes.get(attributes::TABLE)
             && self.refused_tables.contains(table)
         {
@@ -48,8 +53,8 @@ impl Writer {
             )));
         }
         let Some(check) = message.claim() else {
-            let batch = envelope::decode_batch(&message, &message.data()?, MAX_BATCH_BYTES)?;
-            return self.write_batch(&message, &batch).await;
+            let batch = envelope::decode_batch(message, &message.data()?, MAX_BATCH_BYTES)?;
+            return self.write_batch(message, &batch).await;
         };
         let check = check?;
         let Some(body) = self.claims.read(&check).await? else {
@@ -62,10 +67,10 @@ impl Writer {
             self.metrics.record_claim(false);
             return Ok(0);
         };
-        let batch = envelope::decode_batch(&message, &body, MAX_CLAIM_BYTES)?;
+        let batch = envelope::decode_batch(message, &body, MAX_CLAIM_BYTES)?;
         drop(body);
         self.metrics.record_claim(true);
-        let rows = self.write_batch(&message, &batch).await?;
+        let rows = self.write_batch(message, &batch).await?;
         self.claims.delete(&check).await;
         Ok(rows)
     }
@@ -172,12 +177,25 @@ impl Writer {
     }
 }
 
-fn error_response(error: &WriterError) -> Response {
+/// The answer to a failed request, logged with the id of the pushed message if there is one.
+fn error_response(error: &WriterError, message_id: Option<&str>) -> Response {
     let status = error.status();
-    if status.is_server_error() {
-        tracing::warn!(kind = error.kind(), error = %error, "push failed; Pub/Sub will retry");
+    if !error.is_permanent() {
+        tracing::warn!(
+            message_id,
+            kind = error.kind(),
+            error = %error,
+            "push failed; Pub/Sub will retry"
+        );
     } else {
-        tracing::error!(kind = error.kind(), error = %error, "push refused");
+        tracing::error!(
+            message_id,
+            kind = error.kind(),
+            error = %error,
+            "push refused: the message can never be written (with PG2BQ_DEAD_LETTER_TOPIC it \
+             would be forwarded there; otherwise Pub/Sub retries it until its retention passes, \
+             or dead-letters it by the subscription's policy)"
+        );
     }
     (
         status,
@@ -187,16 +205,43 @@ fn error_response(error: &WriterError) -> Response {
 }
 
 async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
-    let outcome = match writer.auth.check_push(&headers).await {
-        Ok(()) => writer.handle_push(&body).await,
+    let envelope = match writer.auth.check_push(&headers).await {
+        Ok(()) => envelope::parse_envelope(&body),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+    let envelope = match envelope {
+        Ok(envelope) => envelope,
         Err(e) => {
             writer.metrics.record_error(e.kind());
-            error_response(&e)
+            return error_response(&e, None);
         }
+    };
+    let Err(error) = writer.handle_message(&envelope.message).await else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    writer.metrics.record_error(error.kind());
+    match (&writer.dead_letter, error.is_permanent()) {
+        (Some(dead_letter), true) => match dead_letter.forward(&envelope, &error).await {
+            Ok(id) => {
+                writer.metrics.record_dead_lettered();
+                tracing::error!(
+                    message_id = envelope.message.id(),
+                    table = envelope.message.attributes.get(attributes::TABLE).map(String::as_str),
+                    kind = error.kind(),
+                    error = %error,
+                    topic = dead_letter.topic(),
+                    dead_letter_id = id,
+                    "push dead-lettered: the writer can never write this message, so it is in \
+                     the dead-letter topic with the reason, and acknowledged"
+                );
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(unavailable) => {
+                writer.metrics.record_error(unavailable.kind());
+                error_response(&unavailable, Some(envelope.message.id()))
+            }
+        },
+        _ => error_response(&error, Some(envelope.message.id())),
     }
 }
 
@@ -213,10 +258,10 @@ async fn metrics(State(writer): State<Arc<Writer>>) -> Response {
 
 async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Response {
     if let Err(e) = writer.auth.check_merge(&headers).await {
-        return error_response(&e);
+        return error_response(&e, None);
     }
     match writer.mode.merge_round().await {
         Ok(merged) => axum::Json(json!({"merged_tables": merged})).into_response(),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&e, None),
     }
 }

@@ -100,18 +100,20 @@ pub struct Built {
 pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built> {
     let target = &args.target;
     let tokens = TokenSource::for_target(target)?;
+    let timeout = Duration::from_secs(args.bq_timeout_secs);
     let rest = RestClient::new(
         &target.rest_endpoint,
         &target.project,
         &target.location,
         tokens.clone(),
     )?
+    .with_timeout(timeout)?
     .with_dataset_settings(
         target
             .dataset_settings()
             .map_err(|e| crate::error::WriterError::Config(e.to_string()))?,
     );
-    let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens)?;
+    let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens, timeout)?;
     let sink = RowSink::new(storage, rest.clone(), args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
     let merger = Arc::new(Merger::new(
