@@ -436,6 +436,30 @@ impl TestPipeline {
     }
 }
 
+/// A finished test's push subscription would go on pushing what its writer never acknowledged
+/// to an endpoint nobody listens on, for the rest of the run: the emulator retries each message
+/// at once and logs every refused connection, which loads the machine the other tests share.
+impl Drop for TestPipeline {
+    fn drop(&mut self) {
+        if self.writer_port.is_none() {
+            return;
+        }
+        let stack = self.stack.clone();
+        let push = format!("{}-push", self.topic);
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(PubSub::new(&stack).delete_subscription(&push));
+        })
+        .join();
+        if deleted.is_err() {
+            eprintln!("could not delete the push subscription of {}", self.topic);
+        }
+    }
+}
+
 async fn start_writer(
     stack: &Stack,
     pubsub: &PubSub,

@@ -53,6 +53,15 @@ impl PubSub {
             .expect("create topic");
     }
 
+    /// Deletes subscription `name` (nothing if it does not exist).
+    pub async fn delete_subscription(&self, name: &str) {
+        let _ = self
+            .http
+            .delete(format!("{}/subscriptions/{name}", self.base))
+            .send()
+            .await;
+    }
+
     /// Replaces subscription `name` on `topic`: push to `endpoint`, or pull when `None`.
     pub async fn create_subscription(&self, name: &str, topic: &str, endpoint: Option<&str>) {
         self.create_subscription_with(name, topic, endpoint, json!({}))
