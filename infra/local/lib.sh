@@ -171,7 +171,10 @@ start_detached() {
   pidfile="$(pidfile_for "$name")"
   logfile="$(logfile_for "$name")"
   rm -f "$pidfile"
-  printf '\n=== %s: starting %s\n' "$(date -u +%FT%TZ)" "$*" >>"$logfile"
+  # Each start begins a new log; the previous one is kept beside it (.log.1), so a stack that
+  # runs for many test runs never grows one file without bound.
+  [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
+  printf '=== %s: starting %s\n' "$(date -u +%FT%TZ)" "$*" >"$logfile"
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner bash.
   setsid bash -c 'echo "$$" >"$0"; exec "$@"' "$pidfile" "$@" \
     </dev/null >>"$logfile" 2>&1 &
