@@ -59,6 +59,12 @@ fn row(r: &TableReport, width: usize) -> String {
         "{:<width$}  {method:<8}  {:>11}  {:>13}  {missing:>7}  {extra:>5}  {result}\n",
         r.table, r.source_rows, bigquery_rows
     );
+    if r.different > 0 {
+        out.push_str(&format!(
+            "    {} of those rows are in both with other values (the same key)\n",
+            r.different
+        ));
+    }
     if let Some(percent) = r.sample_percent {
         out.push_str(&format!(
             "    sampled: {percent}% of the keys, chosen alike on both sides\n"
@@ -134,6 +140,7 @@ mod tests {
             bigquery_rows: Some(100),
             missing: 0,
             extra: 0,
+            different: 0,
             checksum: Some(ChecksumSummary {
                 source: "0a".into(),
                 bigquery: "0b".into(),

@@ -1,7 +1,8 @@
 //! The full comparison: every row of both sides (or of a sample, or of some key buckets) is read,
 //! brought to one canonical text per value (see [`crate::canonical`]), and the two sides are
 //! compared as multisets, so order does not matter. A changed row shows as one missing and one
-//! extra row, and differing rows are named.
+//! extra row, and differing rows are named; for a table with a key, the missing and extra rows
+//! that share a key are also counted as rows of different values ([`RowDiff::different`]).
 
 use super::sql::{Dialect, RowFilter, Shape};
 use crate::canonical;
@@ -31,6 +32,10 @@ pub struct RowDiff {
     pub missing: usize,
     /// BigQuery rows the source lacks.
     pub extra: usize,
+    /// Of the missing and extra rows, pairs with the same key (a table with a key only): rows
+    /// present on both sides with different values. Each also counts once in `missing` and
+    /// once in `extra`.
+    pub different: usize,
     /// A few of the differing rows, canonical form.
     pub examples: Vec<String>,
     /// Source values of the compared rows that the writer adjusts by a documented rule.
@@ -50,6 +55,18 @@ pub async fn compare(
         Ok(rows) => rows,
         Err(e) => return Ok(Err(e)),
     };
+    let key = shape.table.columns.iter().any(|c| c.key).then(|| {
+        shape
+            .table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key)
+            .map(|(i, _)| i)
+            .collect::<Vec<usize>>()
+    });
+    let source_rows = joined(source_rows, key.as_deref());
+    let bigquery_rows = joined(bigquery_rows, key.as_deref());
     Ok(Ok(RowDiff {
         adjusted,
         ..diff(&source_rows, &bigquery_rows)
@@ -63,7 +80,7 @@ async fn read_source(
     source: &Client,
     shape: &Shape,
     filter: &RowFilter,
-) -> Result<(Vec<String>, AdjustedCounts)> {
+) -> Result<(Vec<Vec<String>>, AdjustedCounts)> {
     let columns: Vec<String> = shape
         .table
         .columns
@@ -100,7 +117,7 @@ async fn read_source(
                     value
                 })
                 .collect();
-            values.join(" | ")
+            values
         })
         .collect();
     Ok((rows, adjusted))
@@ -110,7 +127,7 @@ async fn read_bigquery(
     bigquery: &RestClient,
     shape: &Shape,
     filter: &RowFilter,
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<Vec<Vec<String>>, String> {
     let select: Vec<String> = shape
         .bq_columns
         .iter()
@@ -133,9 +150,34 @@ async fn read_bigquery(
                 .zip(&shape.types)
                 .map(|(v, t)| canonical::from_bigquery(*t, v.as_deref()))
                 .collect();
-            values.join(" | ")
+            values
         })
         .collect())
+}
+
+/// A canonical row: its values joined, and its key's values (when the table has a key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRow {
+    /// The values, joined by ` | `.
+    pub text: String,
+    /// The key's values, joined by a character no canonical value contains unescaped.
+    pub key: Option<String>,
+}
+
+/// The rows as [`CanonicalRow`]s, with the key at `key` (positions), if given.
+fn joined(rows: Vec<Vec<String>>, key: Option<&[usize]>) -> Vec<CanonicalRow> {
+    rows.into_iter()
+        .map(|values| CanonicalRow {
+            key: key.map(|positions| {
+                positions
+                    .iter()
+                    .map(|&i| values.get(i).map(String::as_str).unwrap_or_default())
+                    .collect::<Vec<&str>>()
+                    .join("\u{1f}")
+            }),
+            text: values.join(" | "),
+        })
+        .collect()
 }
 
 /// The select-list expression whose REST form [`canonical::from_bigquery`] reads.
@@ -148,25 +190,36 @@ fn bigquery_expression(column: &str, bq_type: BqType) -> String {
     }
 }
 
-/// Compares two multisets of canonical rows.
-pub fn diff(source: &[String], bigquery: &[String]) -> RowDiff {
+/// Compares two multisets of canonical rows; rows of the same key left on both sides count as
+/// [`RowDiff::different`].
+pub fn diff(source: &[CanonicalRow], bigquery: &[CanonicalRow]) -> RowDiff {
     let mut result = RowDiff {
         source_rows: source.len(),
         bigquery_rows: bigquery.len(),
         ..RowDiff::default()
     };
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, (i64, Option<&str>)> = BTreeMap::new();
     for row in source {
-        *counts.entry(row).or_default() += 1;
+        counts.entry(&row.text).or_insert((0, row.key.as_deref())).0 += 1;
     }
     for row in bigquery {
-        *counts.entry(row).or_default() -= 1;
+        counts.entry(&row.text).or_insert((0, row.key.as_deref())).0 -= 1;
     }
-    for (row, count) in counts {
+    // Per key of the rows left over: how many are left in the source and in BigQuery.
+    let mut left: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (row, (count, key)) in counts {
         if count > 0 {
             result.missing += count as usize;
         } else if count < 0 {
             result.extra += (-count) as usize;
+        }
+        if let (Some(key), true) = (key, count != 0) {
+            let entry = left.entry(key).or_default();
+            if count > 0 {
+                entry.0 += count as usize;
+            } else {
+                entry.1 += (-count) as usize;
+            }
         }
         if count != 0 && result.examples.len() < SHOWN_DIFFERENCES {
             let side = if count > 0 {
@@ -177,6 +230,7 @@ pub fn diff(source: &[String], bigquery: &[String]) -> RowDiff {
             result.examples.push(format!("{side}: {row}"));
         }
     }
+    result.different = left.values().map(|(s, b)| (*s).min(*b)).sum();
     result
 }
 
@@ -184,16 +238,42 @@ pub fn diff(source: &[String], bigquery: &[String]) -> RowDiff {
 mod tests {
     use super::*;
 
+    fn rows(values: &[&[&str]], key: Option<&[usize]>) -> Vec<CanonicalRow> {
+        joined(
+            values
+                .iter()
+                .map(|r| r.iter().map(|v| v.to_string()).collect())
+                .collect(),
+            key,
+        )
+    }
+
     #[test]
     fn diff_counts_missing_and_extra_as_multisets() {
-        let source = ["a".to_owned(), "b".to_owned(), "b".to_owned()];
-        let bigquery = ["b".to_owned(), "a".to_owned(), "c".to_owned()];
+        let source = rows(&[&["a"], &["b"], &["b"]], None);
+        let bigquery = rows(&[&["b"], &["a"], &["c"]], None);
         let result = diff(&source, &bigquery);
-        assert_eq!((result.missing, result.extra), (1, 1));
+        assert_eq!((result.missing, result.extra, result.different), (1, 1, 0));
         assert_eq!((result.source_rows, result.bigquery_rows), (3, 3));
         assert_eq!(
             result.examples,
             vec!["only in source: b", "only in BigQuery: c"]
         );
+    }
+
+    #[test]
+    fn rows_of_one_key_on_both_sides_are_different_values() {
+        let key: &[usize] = &[0];
+        let source = rows(
+            &[&["1", "x"], &["2", "y"], &["3", "z"], &["4", "w"]],
+            Some(key),
+        );
+        let bigquery = rows(
+            &[&["1", "x"], &["2", "changed"], &["4", "w"], &["5", "v"]],
+            Some(key),
+        );
+        let result = diff(&source, &bigquery);
+        // 2 differs, 3 is missing, 5 is extra.
+        assert_eq!((result.missing, result.extra, result.different), (2, 2, 1));
     }
 }

@@ -119,6 +119,9 @@ pub struct TableReport {
     pub missing: usize,
     /// BigQuery rows the source lacks (as far as rows were compared).
     pub extra: usize,
+    /// Of the missing and extra rows, pairs with the same key: rows on both sides with
+    /// different values (each also counts in `missing` and in `extra`). Tables with a key only.
+    pub different: usize,
     /// The checksums, when the table was checksummed.
     pub checksum: Option<ChecksumSummary>,
     /// Columns the checksum compares only coarsely, with how.
@@ -143,6 +146,7 @@ impl TableReport {
             bigquery_rows: None,
             missing: 0,
             extra: 0,
+            different: 0,
             checksum: None,
             coarse_columns: Vec::new(),
             examples: Vec::new(),
@@ -247,6 +251,7 @@ async fn validate_table(
                 report.bigquery_rows = Some(diff.bigquery_rows);
                 report.missing = diff.missing;
                 report.extra = diff.extra;
+                report.different = diff.different;
                 report.examples = diff.examples;
                 report.set_adjusted(shape, &diff.adjusted);
             }
@@ -356,6 +361,7 @@ async fn compare_checksums(
                 summary.rows_listed = true;
                 report.missing = diff.missing;
                 report.extra = diff.extra;
+                report.different = diff.different;
                 report.examples = diff.examples;
                 if diff.missing == 0 && diff.extra == 0 {
                     report.examples.push(
@@ -389,6 +395,7 @@ mod tests {
             bigquery_rows: Some(3),
             missing: 0,
             extra: 0,
+            different: 0,
             checksum: None,
             coarse_columns: vec![],
             examples: vec![],
