@@ -27,7 +27,8 @@ pubsub_up() {
   require_port_free "$PUBSUB_PORT" PG2BQ_PUBSUB_PORT "the Pub/Sub emulator"
   mkdir -p "$PUBSUB_DATA"
   say "pubsub:   starting on $addr"
-  start_detached pubsub gcloud beta emulators pubsub start \
+  # gcloud would also copy the emulator's output into $CLOUDSDK_CONFIG/logs, without bound.
+  CLOUDSDK_CORE_DISABLE_FILE_LOGGING=true start_detached pubsub gcloud beta emulators pubsub start \
     --host-port="$addr" --project="$PROJECT" --data-dir="$PUBSUB_DATA"
   if ! wait_for_service pubsub "$PUBSUB_MARKER" "$PUBSUB_READY_TIMEOUT" pubsub_answering; then
     stop_service pubsub "$PUBSUB_MARKER" >/dev/null
