@@ -199,3 +199,39 @@ async fn new_tables_are_backfilled_and_a_table_can_be_backfilled_again_on_demand
         "the new backfill repaired the rows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_tables_appear_in_bigquery() {
+    let schema = "
+CREATE SCHEMA et;
+CREATE TABLE et.keyed (id int PRIMARY KEY, v text);
+CREATE TABLE et.keyless (v text, n int);
+ALTER TABLE et.keyless REPLICA IDENTITY FULL;";
+    let mut pipeline = TestPipeline::start("emptytables", &["et"], schema).await;
+    // Without rows, only the copy's announcement creates them: the comparison needs both
+    // tables to exist in BigQuery, empty.
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    let tables: Vec<(String, Option<usize>)> = reports
+        .iter()
+        .map(|r| (r.table.clone(), r.bigquery_rows))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            ("et.keyed".to_owned(), Some(0)),
+            ("et.keyless".to_owned(), Some(0))
+        ]
+    );
+    pipeline
+        .sql
+        .batch_execute(
+            "INSERT INTO et.keyed VALUES (1, 'a'); INSERT INTO et.keyless VALUES ('b', 2)",
+        )
+        .await
+        .expect("rows after");
+    let reports = pipeline.wait_until_mirrored(Duration::from_secs(60)).await;
+    assert_eq!(
+        pg2bq_e2e::pipeline::row_counts(&reports),
+        [("et.keyed".to_owned(), 1), ("et.keyless".to_owned(), 1)]
+    );
+}

@@ -151,32 +151,37 @@ impl Backfill {
     /// Publishes the sweep of every finished copy not swept yet: rows of its mirror older than
     /// the copy's oldest snapshot and not copied again were deleted at the source since. Only
     /// tables with a key are mirrors; under the native strategy copies start new generations
-    /// instead (no sweep).
+    /// instead (no sweep). A table that gets no sweep is announced instead, by a batch without
+    /// changes: an empty table then exists in BigQuery too.
     async fn sweep(&self, sql: &Client, state: &StateStore) -> Result<()> {
         for unswept in state.unswept(sql).await? {
             if let Some(oldest) = unswept.oldest_snapshot
-                && self.shapes.sweeps()
                 && let Some(table) = Catalog::new()
                     .describe(sql, std::slice::from_ref(&unswept.table))
                     .await?
                     .into_iter()
                     .next()
-                && !table.key_names().is_empty()
             {
                 let placed = self.shapes.for_copy(sql, &table, oldest).await?;
-                let sweep = Change {
-                    op: Op::Sweep,
-                    seq: Seq::new(oldest, 0),
-                    commit_time_us: pg2bq_core::civil::now_us(),
-                    xid: 0,
-                    new: None,
-                    old: None,
+                let swept = self.shapes.sweeps() && !table.key_names().is_empty();
+                let changes = if swept {
+                    vec![Change {
+                        op: Op::Sweep,
+                        seq: Seq::new(oldest, 0),
+                        commit_time_us: pg2bq_core::civil::now_us(),
+                        xid: 0,
+                        new: None,
+                        old: None,
+                    }]
+                } else {
+                    Vec::new()
                 };
-                let mut batch =
-                    ChangeBatch::new(table.id.clone(), table.column_specs(), vec![sweep]);
+                let mut batch = ChangeBatch::new(table.id.clone(), table.column_specs(), changes);
                 batch.generation = placed.generation;
                 publish(self.sink.as_ref(), batch).await?;
-                tracing::info!(table = %table.id, oldest_snapshot = %oldest, "swept the rows deleted at the source since the previous copy");
+                if swept {
+                    tracing::info!(table = %table.id, oldest_snapshot = %oldest, "swept the rows deleted at the source since the previous copy");
+                }
             }
             state.mark_swept(sql, &unswept.table).await?;
         }

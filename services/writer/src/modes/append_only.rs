@@ -73,6 +73,11 @@ impl WriteMode for AppendOnly {
         Box::pin(async move {
             let written = async {
                 let mut rows = append_rows(batch, shape);
+                if batch.changes.is_empty() {
+                    // A table announced without rows (an empty table copied): it exists in
+                    // BigQuery too.
+                    self.tables.ensure(self.tables_of(shape, batch)).await?;
+                }
                 if rows.rows.is_empty() {
                     return Ok(Written::nothing(rows.quarantined));
                 }

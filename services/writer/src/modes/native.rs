@@ -72,6 +72,11 @@ impl WriteMode for Native {
         Box::pin(async move {
             let written = async {
                 let mut rows = native_rows(batch, shape);
+                if batch.changes.is_empty() {
+                    // A table announced without rows (an empty table copied): it exists in
+                    // BigQuery too.
+                    self.tables.ensure([self.table(shape)]).await?;
+                }
                 if rows.rows.is_empty() {
                     return Ok(Written::nothing(rows.quarantined));
                 }

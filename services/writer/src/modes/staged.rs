@@ -81,10 +81,15 @@ impl WriteMode for Staged {
         Box::pin(async move {
             let written = async {
                 let mut rows = change_rows(batch, shape);
+                let wanted = meta_of(batch, shape, TableKind::Mirror);
+                if batch.changes.is_empty() {
+                    // A table announced without rows (an empty table copied): it exists in
+                    // BigQuery too.
+                    self.tables.ensure(self.tables_of(shape, &wanted)).await?;
+                }
                 if rows.rows.is_empty() {
                     return Ok(Written::nothing(rows.quarantined));
                 }
-                let wanted = meta_of(batch, shape, TableKind::Mirror);
                 let change_table = shape.target.change_table();
                 let [_, change_columns] =
                     self.tables.ensure(self.tables_of(shape, &wanted)).await?;
