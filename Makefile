@@ -8,7 +8,7 @@ CARGO ?= cargo
 IMAGE_REPO ?=
 IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check tf-plan-check image image-push image-cloud bench
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check tf-plan-check image image-push image-cloud bench chaos
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ demo: build up ## Run the pipeline on sample data and compare PostgreSQL with Bi
 
 test: build up lint tf-check tf-plan-check ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
+
+chaos: build up ## The full fault suite: pgbench (scale 5, 4 clients, 180 s) while every component fails; compares every row (PG2BQ_CHAOS_SEED replays a run)
+	@set -a && source $(ENV_FILE) && set +a && CARGO=$(CARGO) infra/local/chaos.sh
 
 bench: up ## Benchmarks on the local stack (release build): prints a table, writes target/bench/summary.json
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }

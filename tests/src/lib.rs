@@ -6,6 +6,7 @@
 
 pub mod backfill_probe;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod fault_proxy;
 pub mod pipeline;

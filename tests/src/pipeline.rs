@@ -393,6 +393,29 @@ impl TestPipeline {
         pg2bq_core::lsn::Lsn::parse(&text).expect("an LSN")
     }
 
+    /// Kills the writer with SIGKILL, as a crash would (its pushes in flight fail).
+    pub fn kill_writer(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            writer.kill();
+        }
+    }
+
+    /// Whether capture is running (it was started and has not exited).
+    pub fn capture_running(&mut self) -> bool {
+        self.capture.as_mut().is_some_and(Service::is_running)
+    }
+
+    /// Compares every table of the publication with BigQuery once, row by row, as `pg2bq
+    /// validate` does.
+    pub async fn compare(&self) -> Vec<TableReport> {
+        let target = self.stack.target(&format!("e2e_{}_", self.name));
+        let layout = target.layout().expect("layout");
+        let publication = format!("e2e_{}", self.name);
+        validate(&self.sql, &publication, &self.stack.bigquery(), &layout)
+            .await
+            .expect("validate")
+    }
+
     /// Stops the writer with SIGTERM (pushes then fail and Pub/Sub retries them).
     pub fn stop_writer(&mut self) {
         if let Some(mut writer) = self.writer.take() {

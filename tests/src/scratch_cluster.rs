@@ -101,6 +101,30 @@ impl ScratchCluster {
         cluster
     }
 
+    /// Stops the server in immediate mode, as a crash would (no checkpoint; recovery replays
+    /// WAL at the next start), and starts it again on the same port.
+    pub fn restart_immediate(&self) {
+        self.run_as_owner("pg_ctl", &["-D", "data", "-m", "immediate", "-w", "stop"]);
+        self.run_as_owner(
+            "pg_ctl",
+            &[
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                "data",
+                "-l",
+                "postgres.log",
+                "start",
+            ],
+        );
+    }
+
+    /// The directory of the server's binaries (`pgbench` and the client tools are there too).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
     /// The TCP port (on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

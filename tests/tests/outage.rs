@@ -2,6 +2,7 @@
 //! delivery attempt budget loses nothing and dead-letters nothing; only a message the writer can
 //! never write reaches the dead-letter topic. Needs the local stack (`make test` starts it).
 
+use pg2bq_e2e::chaos::failed_deliveries;
 use pg2bq_e2e::fault_proxy::FaultProxy;
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
 use pg2bq_e2e::pubsub::PubSub;
@@ -25,19 +26,6 @@ const DURING_OUTAGE: &[&str] = &[
 /// The delivery attempt budget of the dead-letter policy the push subscription used to have
 /// (Pub/Sub allows 5 to 100).
 const ATTEMPTS: usize = 10;
-
-/// Failed deliveries per message id, from the writer's "push failed" log lines.
-fn failed_deliveries(log: &str) -> HashMap<String, usize> {
-    let mut failures = HashMap::new();
-    for line in log.lines().filter(|l| l.contains("push failed")) {
-        let Some(rest) = line.split("message_id=\"").nth(1) else {
-            continue;
-        };
-        let id = rest.split('"').next().unwrap_or_default().to_owned();
-        *failures.entry(id).or_default() += 1;
-    }
-    failures
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bigquery_unreachable_longer_than_a_delivery_attempt_budget_loses_nothing() {
@@ -127,7 +115,7 @@ async fn a_message_the_writer_can_never_write_is_dead_lettered_with_the_reason()
         ..Options::default()
     };
     let pipeline =
-        TestPipeline::start_with("deadletter", &["dl"], "CREATE SCHEMA dl;", options).await;
+        TestPipeline::start_with("dlforward", &["dl"], "CREATE SCHEMA dl;", options).await;
     let pubsub = PubSub::new(&pipeline.stack);
     let attributes = HashMap::from([
         ("table".to_owned(), "dl.t".to_owned()),
