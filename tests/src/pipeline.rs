@@ -393,6 +393,53 @@ impl TestPipeline {
         pg2bq_core::lsn::Lsn::parse(&text).expect("an LSN")
     }
 
+    /// Pulls from `subscription` every message capture published (those `keep` takes), until
+    /// their changes add up to capture's `changes_published_total` and it stays there for
+    /// `settle`; panics after `timeout`.
+    pub async fn pull_all_published(
+        &self,
+        pubsub: &PubSub,
+        subscription: &str,
+        keep: impl Fn(&crate::pubsub::Pulled) -> bool,
+        settle: Duration,
+        timeout: Duration,
+    ) -> Vec<crate::pubsub::Pulled> {
+        let mut messages = Vec::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            messages.extend(
+                pubsub
+                    .pull(subscription, 500)
+                    .await
+                    .into_iter()
+                    .filter(&keep),
+            );
+            let pulled: usize = messages
+                .iter()
+                .map(|m: &crate::pubsub::Pulled| m.batch.changes.len())
+                .sum();
+            let published = self
+                .capture_metric("changes_published_total")
+                .await
+                .unwrap_or(0.0) as usize;
+            if pulled > 0 && pulled == published {
+                tokio::time::sleep(settle).await;
+                let again = self
+                    .capture_metric("changes_published_total")
+                    .await
+                    .unwrap_or(0.0) as usize;
+                if again == published {
+                    return messages;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pulled {pulled} of {published} changes"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Kills the writer with SIGKILL, as a crash would (its pushes in flight fail).
     pub fn kill_writer(&mut self) {
         if let Some(mut writer) = self.writer.take() {

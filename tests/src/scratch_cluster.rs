@@ -85,26 +85,12 @@ impl ScratchCluster {
         );
         cluster.write_config(options);
         cluster.give_to_owner();
-        cluster.run_as_owner(
-            "pg_ctl",
-            &[
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                "data",
-                "-l",
-                "postgres.log",
-                "start",
-            ],
-        );
+        cluster.start_server();
         cluster
     }
 
-    /// Stops the server in immediate mode, as a crash would (no checkpoint; recovery replays
-    /// WAL at the next start), and starts it again on the same port.
-    pub fn restart_immediate(&self) {
-        self.run_as_owner("pg_ctl", &["-D", "data", "-m", "immediate", "-w", "stop"]);
+    /// Starts the server and waits until it accepts connections.
+    fn start_server(&self) {
         self.run_as_owner(
             "pg_ctl",
             &[
@@ -118,6 +104,13 @@ impl ScratchCluster {
                 "start",
             ],
         );
+    }
+
+    /// Stops the server in immediate mode, as a crash would (no checkpoint; recovery replays
+    /// WAL at the next start), and starts it again on the same port.
+    pub fn restart_immediate(&self) {
+        self.run_as_owner("pg_ctl", &["-D", "data", "-m", "immediate", "-w", "stop"]);
+        self.start_server();
     }
 
     /// The directory of the server's binaries (`pgbench` and the client tools are there too).

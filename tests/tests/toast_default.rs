@@ -8,7 +8,7 @@ use pg2bq_core::wire::{ChangeBatch, Op, Value};
 use pg2bq_e2e::pipeline::{Options, StandaloneWriter, TestPipeline};
 use pg2bq_e2e::pubsub::Pulled;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// EXTERNAL storage: values over 2 KB are kept out of line and uncompressed, so an UPDATE that
 /// does not touch them sends the unchanged-TOAST marker.
@@ -124,28 +124,15 @@ async fn shuffled_and_duplicated_deliveries_with_unchanged_toast_values_end_exac
         .batch_execute(WORKLOAD)
         .await
         .expect("workload");
-    let mut messages: Vec<Pulled> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        messages.extend(pubsub.pull(&subscription, 500).await);
-        let pulled: usize = messages.iter().map(|m| m.batch.changes.len()).sum();
-        let published = pipeline
-            .capture_metric("changes_published_total")
-            .await
-            .unwrap_or(0.0) as usize;
-        if pulled > 0 && pulled == published {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let again = pipeline
-                .capture_metric("changes_published_total")
-                .await
-                .unwrap_or(0.0) as usize;
-            if again == published {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "pulled {pulled} of {published}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let messages = pipeline
+        .pull_all_published(
+            &pubsub,
+            &subscription,
+            |_| true,
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        )
+        .await;
     let unchanged = messages.iter().filter(|m| sends_unchanged(m)).count();
     assert!(
         unchanged > 5,

@@ -4,9 +4,8 @@
 use base64::Engine;
 use pg2bq_core::wire::{ChangeBatch, Op};
 use pg2bq_e2e::pipeline::{Options, StandaloneWriter, TestPipeline};
-use pg2bq_e2e::pubsub::Pulled;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn envelope(batch: &ChangeBatch, attributes: &serde_json::Value, id: usize) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(batch.to_json());
@@ -61,38 +60,16 @@ async fn duplicated_and_shuffled_deliveries_give_the_same_tables() {
         .expect("workload");
 
     // Collect every message capture published.
-    let mut messages: Vec<Pulled> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // Row changes only: the initial copy's sweep marker is no published change.
-        messages.extend(
-            pubsub
-                .pull(&subscription, 500)
-                .await
-                .into_iter()
-                .filter(|m| m.batch.changes.iter().all(|c| c.op != Op::Sweep)),
-        );
-        let pulled: usize = messages.iter().map(|m| m.batch.changes.len()).sum();
-        let published = pipeline
-            .capture_metric("changes_published_total")
-            .await
-            .unwrap_or(0.0) as usize;
-        if pulled > 0 && pulled == published {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let again = pipeline
-                .capture_metric("changes_published_total")
-                .await
-                .unwrap_or(0.0) as usize;
-            if again == published {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pulled {pulled} of {published} changes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Row changes only: the initial copy's sweep marker is no published change.
+    let messages = pipeline
+        .pull_all_published(
+            &pubsub,
+            &subscription,
+            |m| m.batch.changes.iter().all(|c| c.op != Op::Sweep),
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        )
+        .await;
     assert!(
         messages.len() > 50,
         "small batches make many messages ({})",

@@ -71,31 +71,15 @@ async fn post(url: String, body: String) -> Result<u16, String> {
 /// Every message capture published for the workload, pulled from `subscription`.
 async fn published(pipeline: &TestPipeline, subscription: &str) -> Vec<Pulled> {
     let pubsub = pg2bq_e2e::pubsub::PubSub::new(&pipeline.stack);
-    let mut messages: Vec<Pulled> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        messages.extend(pubsub.pull(subscription, 100).await);
-        let pulled: usize = messages.iter().map(|m| m.batch.changes.len()).sum();
-        let published = pipeline
-            .capture_metric("changes_published_total")
-            .await
-            .unwrap_or(0.0) as usize;
-        if pulled > 0 && pulled == published {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let again = pipeline
-                .capture_metric("changes_published_total")
-                .await
-                .unwrap_or(0.0) as usize;
-            if again == published {
-                return messages;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pulled {pulled} of {published} changes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    pipeline
+        .pull_all_published(
+            &pubsub,
+            subscription,
+            |_| true,
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
