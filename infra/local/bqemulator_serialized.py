@@ -19,6 +19,9 @@ their client being killed.
 
 3. Bounded memory: DuckDB's memory is limited (see _MEMORY_LIMIT).
 
+4. No time-travel copies: bqemulator copies the whole table after every append and every DML
+   statement (see _capture_asked_only).
+
 `kill -USR1 <pid>` writes the stack of every thread to the log. The emulator's own command line
 runs unchanged: `python bqemulator_serialized.py start --rest-port ...`.
 """
@@ -37,6 +40,7 @@ import grpc
 from bqemulator import cli, server
 from bqemulator.storage import engine
 from bqemulator.grpc_api import write_servicer
+from bqemulator.versioning import snapshots
 
 _DUCKDB = threading.RLock()
 
@@ -175,6 +179,24 @@ def _limited_session_pragmas(self):
 
 
 engine.DuckDBEngine._apply_session_pragmas = _limited_session_pragmas
+
+# After every append and every DML statement bqemulator copies the whole table into an automatic
+# time-travel snapshot (`CREATE TABLE ... AS SELECT *`, kept 7 days). pg2bq never reads a table's
+# past, and the copies make the emulator's work and disk grow with the square of a table's size:
+# a 2,000,000-row backfill (2,000 appends and a MERGE every 500 ms) wrote 19 GB of DuckDB spill
+# files in 3 minutes and filled the disk. Automatic snapshots are skipped (a read "as of" a time
+# then reads the live table); the change event (query cache, materialized views) is still
+# published, and a snapshot asked for by name (CREATE SNAPSHOT TABLE) is still made.
+_capture_snapshot = snapshots.SnapshotManager.capture
+
+
+def _capture_asked_only(self, project_id, dataset_id, table_id, *, kind="AUTO"):
+    if kind == "AUTO":
+        return None
+    return _capture_snapshot(self, project_id, dataset_id, table_id, kind=kind)
+
+
+snapshots.SnapshotManager.capture = _capture_asked_only
 
 if __name__ == "__main__":
     faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -257,6 +257,11 @@ impl TestPipeline {
         self.capture.as_mut().expect("capture is running")
     }
 
+    /// Capture's log, to which every start of capture appends; readable while capture is stopped.
+    pub fn capture_log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.join("capture.log")).unwrap_or_default()
+    }
+
     /// `http://127.0.0.1:<capture health port>/<path>`.
     pub fn capture_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.health_port)

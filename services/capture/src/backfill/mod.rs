@@ -252,11 +252,17 @@ impl Backfill {
                 state.reopen_ranges(sql, table).await?;
                 tracing::info!(table = %table, "copying a table without a key again from the start, from one snapshot");
             }
-            let pending: Vec<Range> = state
-                .pending(sql)
+            let ranges: Vec<_> = state
+                .ranges(sql)
                 .await?
                 .into_iter()
-                .filter(|r| r.table == *table)
+                .filter(|r| r.range.table == *table)
+                .collect();
+            // Rows copied before this attempt (by a process killed since, or an earlier round):
+            // the progress log's rate counts only this attempt's.
+            let copied_before: i64 = ranges.iter().filter(|r| r.done).map(|r| r.rows).sum();
+            let pending: Vec<Range> = (ranges.into_iter().filter(|r| !r.done))
+                .map(|r| r.range)
                 .collect();
             if pending.is_empty() {
                 return Ok(());
@@ -284,7 +290,14 @@ impl Backfill {
                 publish(self.sink.as_ref(), batch).await?;
             }
             let outcome = self
-                .copy_ranges(pending, Arc::new(info), &snapshot, relfilenode, pool)
+                .copy_ranges(
+                    pending,
+                    Arc::new(info),
+                    &snapshot,
+                    relfilenode,
+                    copied_before,
+                    pool,
+                )
                 .await;
             drop(snapshot);
             match outcome {
@@ -327,13 +340,15 @@ impl Backfill {
 
     /// Copies ranges of one table from `snapshot` over up to `concurrency` connections of
     /// `pool` (opened as needed; those that failed are not returned to it). Stops at the first
-    /// error or rewrite.
+    /// error or rewrite. `copied_before` rows of the table were copied before (by earlier
+    /// attempts).
     async fn copy_ranges(
         &self,
         ranges: Vec<Range>,
         info: Arc<RelationInfo>,
         snapshot: &snapshot::ExportedSnapshot,
         relfilenode: Option<i64>,
+        copied_before: i64,
         pool: &mut Vec<Client>,
     ) -> Result<RangeOutcome> {
         let workers = self.concurrency.max(1).min(ranges.len());
@@ -353,6 +368,7 @@ impl Backfill {
                 consistent_point: snapshot.consistent_point,
                 relfilenode,
                 started,
+                copied_before,
             };
             let this = self.clone();
             tasks.push(tokio::spawn(async move { this.work(client, worker).await }));
@@ -430,7 +446,12 @@ impl Backfill {
                 .await
                 .map(|p| p.into_iter().next())
             {
-                log_progress(&range.table, &progress, worker.started);
+                log_progress(
+                    &range.table,
+                    &progress,
+                    worker.started,
+                    worker.copied_before,
+                );
             }
         }
     }
@@ -465,20 +486,69 @@ struct Worker {
     consistent_point: Lsn,
     relfilenode: Option<i64>,
     started: Instant,
+    /// Rows of the table copied before this attempt started.
+    copied_before: i64,
 }
 
-fn log_progress(table: &TableId, progress: &TableProgress, started: Instant) {
-    let seconds = started.elapsed().as_secs_f64().max(1e-3);
-    let rate = progress.copied_rows as f64 / seconds;
-    let remaining = (progress.estimated_rows - progress.copied_rows).max(0) as f64;
+fn log_progress(table: &TableId, progress: &TableProgress, started: Instant, copied_before: i64) {
+    let (rate, eta) = rate_and_eta(progress, copied_before, started.elapsed().as_secs_f64());
     tracing::info!(
         table = %table,
         rows_copied = progress.copied_rows,
         rows_estimated = progress.estimated_rows,
         ranges_done = progress.done_ranges,
         ranges = progress.ranges,
-        rows_per_s = rate.round() as u64,
-        eta_s = if progress.done_ranges == progress.ranges { 0 } else { (remaining / rate.max(1.0)).round() as u64 },
+        rows_per_s = rate,
+        eta_s = eta,
         "backfill progress"
     );
+}
+
+/// Rows per second of this attempt at a table (the rows copied since it started `seconds` ago,
+/// not those `copied_before` it by a process killed since) and the seconds left at that rate.
+fn rate_and_eta(progress: &TableProgress, copied_before: i64, seconds: f64) -> (u64, u64) {
+    let rate = (progress.copied_rows - copied_before).max(0) as f64 / seconds.max(1e-3);
+    let remaining = (progress.estimated_rows - progress.copied_rows).max(0) as f64;
+    let eta = if progress.done_ranges == progress.ranges {
+        0
+    } else {
+        (remaining / rate.max(1.0)).round() as u64
+    };
+    (rate.round() as u64, eta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(copied_rows: i64, done_ranges: i64) -> TableProgress {
+        TableProgress {
+            table: TableId {
+                schema: "s".into(),
+                table: "t".into(),
+            },
+            estimated_rows: 2_000_000,
+            copied_rows,
+            ranges: 100,
+            done_ranges,
+            finished: false,
+            seconds: 0.0,
+            replanned: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_resumed_copy_rates_only_the_rows_it_copied_itself() {
+        // Half the table was copied by a process killed since; this one copied 20,000 rows in
+        // 0.2 s: 100,000 rows/s, and the other half takes 10 s more (not 5,000,000 rows/s and
+        // no time left, as when the earlier process's rows were counted as this one's).
+        assert_eq!(
+            rate_and_eta(&progress(1_000_000, 50), 980_000, 0.2),
+            (100_000, 10)
+        );
+        // A first attempt counts every row; a finished table has no time left.
+        assert_eq!(rate_and_eta(&progress(500_000, 25), 0, 5.0), (100_000, 15));
+        assert_eq!(rate_and_eta(&progress(2_000_000, 100), 980_000, 10.0).1, 0);
+    }
 }
