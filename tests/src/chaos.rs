@@ -106,7 +106,7 @@ pub struct Settings {
 
 impl Settings {
     /// The short run of `make test` (45 s at scale 1), or the full one of `make chaos`
-    /// (`PG2BQ_CHAOS_SECS`; from 180 s on, scale 5), both at 100 transactions/s;
+    /// (`PG2BQ_CHAOS_SECS`; from 180 s on, scale 5 and 250 transactions/s, else 100);
     /// `PG2BQ_CHAOS_SCALE`, `PG2BQ_CHAOS_CLIENTS` and `PG2BQ_CHAOS_TPS` override.
     pub fn from_env() -> Self {
         let number = |name: &str| -> Option<u64> {
@@ -118,7 +118,7 @@ impl Settings {
             duration: Duration::from_secs(secs),
             scale: number("PG2BQ_CHAOS_SCALE").map_or(if full { 5 } else { 1 }, |s| s as u32),
             clients: number("PG2BQ_CHAOS_CLIENTS").map_or(4, |c| c as u32),
-            rate: number("PG2BQ_CHAOS_TPS").map_or(100, |r| r as u32),
+            rate: number("PG2BQ_CHAOS_TPS").map_or(if full { 250 } else { 100 }, |r| r as u32),
             capture_kills: 5,
             writer_kills: 5,
             postgres_restarts: 2,
