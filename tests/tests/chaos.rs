@@ -154,8 +154,8 @@ async fn supervise(pipeline: &mut TestPipeline, tally: &mut Tally) {
 /// as different only.
 fn counts(report: &TableReport) -> (usize, usize, usize) {
     (
-        report.missing - report.different,
-        report.extra - report.different,
+        report.missing.saturating_sub(report.different),
+        report.extra.saturating_sub(report.different),
         report.different,
     )
 }
