@@ -134,12 +134,23 @@ impl Drop for Service {
     }
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, never one handed out before in this process: the tests of a
+/// binary run in parallel, and the system may give a port it just released to the next asker,
+/// which once had two tests' writers share a port (the second could not listen, and the first
+/// answered for it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `url` until it answers 2xx or `timeout` passes.

@@ -89,13 +89,15 @@ pub async fn spawn_writer_with(
         ("PG2BQ_BQ_DATASET_PREFIX".to_owned(), prefix.to_owned()),
     ];
     env.extend(settings);
-    let writer = Service::start("writer", &Stack::bin_dir().join("writer"), &env, log_dir);
+    let mut writer = Service::start("writer", &Stack::bin_dir().join("writer"), &env, log_dir);
+    let answered = wait_healthy(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        Duration::from_secs(20),
+    )
+    .await;
+    // Something else answering on the port would pass for it: the writer must also be running.
     assert!(
-        wait_healthy(
-            &format!("http://127.0.0.1:{port}/healthz"),
-            Duration::from_secs(20)
-        )
-        .await,
+        answered && writer.is_running(),
         "the writer did not start\n{}",
         writer.log_tail(30)
     );
