@@ -5,18 +5,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// xorshift64*: every random choice of a run comes from its seed, printed at the start, so a
-/// failing run can be replayed (`PG2BQ_CHAOS_SEED`).
+/// xorshift64*, started by splitmix64 so that any seed (0 too) gives a good stream: every
+/// random choice of a fault test comes from its seed, printed at the start, so a failing run can
+/// be replayed (`PG2BQ_CHAOS_SEED`).
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator from `seed` (0 is replaced: xorshift never leaves it).
+    /// A generator from `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
     }
 
     /// The next number.
@@ -27,27 +27,35 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A number in `[0, n)` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64().checked_rem(n).unwrap_or(0)
+    }
+
+    /// A fraction in `[0, 1)`.
+    pub fn fraction(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A duration in `[low, high)` (`low` when the range is empty), to the millisecond.
     pub fn between(&mut self, low: Duration, high: Duration) -> Duration {
         let (low, high) = (low.as_millis() as u64, high.as_millis() as u64);
-        if high <= low {
-            return Duration::from_millis(low);
-        }
-        Duration::from_millis(low + self.next_u64() % (high - low))
+        Duration::from_millis(low + self.below(high.saturating_sub(low)))
     }
 }
 
-/// The seed of this run: `PG2BQ_CHAOS_SEED`, or the clock's nanoseconds.
+/// The seed of this run: `PG2BQ_CHAOS_SEED` (a number), or the clock's nanoseconds.
 pub fn seed_from_env() -> u64 {
-    std::env::var("PG2BQ_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
+    match std::env::var("PG2BQ_CHAOS_SEED") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PG2BQ_CHAOS_SEED={text} is not a number")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    }
 }
 
 /// One fault.

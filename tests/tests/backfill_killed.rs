@@ -15,6 +15,7 @@
 
 use pg2bq_cli::validate::Method;
 use pg2bq_e2e::backfill_probe::session;
+use pg2bq_e2e::chaos::{Rng, seed_from_env};
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
 use pg2bq_source::state::backfill::RangeRecord;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,44 +44,9 @@ fn schema() -> String {
     )
 }
 
-/// xorshift64, started by splitmix64 so that any seed (0 too) gives a good stream.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in `[low, high)`.
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (high - low)
-    }
-
-    /// A key of the table as loaded, `1..=ROWS`.
-    fn key(&mut self) -> i64 {
-        1 + (self.next() % ROWS as u64) as i64
-    }
-}
-
-/// `PG2BQ_CHAOS_SEED` if set, otherwise the clock.
-fn seed() -> u64 {
-    match std::env::var("PG2BQ_CHAOS_SEED") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("PG2BQ_CHAOS_SEED={text} is not a number")),
-        Err(_) => pg2bq_core::civil::now_us() as u64,
-    }
+/// A key of the table as loaded, `1..=ROWS`.
+fn key(rng: &mut Rng) -> i64 {
+    1 + rng.below(ROWS as u64) as i64
 }
 
 /// The done ranges: first block to (rows, snapshot).
@@ -159,9 +125,9 @@ async fn workload(mut client: Client, mut rng: Rng, stop: Arc<AtomicBool>) -> u6
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let updates: Vec<i64> = (0..12).map(|_| rng.key()).collect();
-        let deletes: Vec<i64> = (0..3).map(|_| rng.key()).collect();
-        let mut inserts: Vec<i64> = vec![ROWS + 1 + round as i64, rng.key(), rng.key()];
+        let updates: Vec<i64> = (0..12).map(|_| key(&mut rng)).collect();
+        let deletes: Vec<i64> = (0..3).map(|_| key(&mut rng)).collect();
+        let mut inserts: Vec<i64> = vec![ROWS + 1 + round as i64, key(&mut rng), key(&mut rng)];
         // One upsert may not touch a row twice.
         inserts.sort_unstable();
         inserts.dedup();
@@ -238,7 +204,7 @@ async fn wait_for_count(pipeline: &TestPipeline, expected: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_killed_three_times_resumes_and_ends_equal_to_the_source() {
-    let seed = seed();
+    let seed = seed_from_env();
     println!("backfill_killed: seed={seed} (PG2BQ_CHAOS_SEED={seed} replays it)");
     let mut rng = Rng::new(seed);
     let options = Options {
@@ -271,7 +237,7 @@ async fn a_backfill_killed_three_times_resumes_and_ends_equal_to_the_source() {
     for (k, (low, high)) in KILL_BANDS.into_iter().enumerate() {
         let process_started = Instant::now();
         let done_at_start = kills.last().map_or(0, |kill| kill.done.len());
-        let target = (ROWS as f64 * rng.between(low, high)) as i64;
+        let target = (ROWS as f64 * (low + rng.fraction() * (high - low))) as i64;
         let deadline = Instant::now() + Duration::from_secs(600);
         // The range count this process finished when the target was passed.
         let finished_here = loop {
@@ -294,7 +260,7 @@ async fn a_backfill_killed_three_times_resumes_and_ends_equal_to_the_source() {
         let per_range = process_started.elapsed() * CONCURRENCY / finished_here.max(1) as u32;
         let delay = per_range
             .min(Duration::from_secs(3))
-            .mul_f64(rng.between(0.0, 1.0));
+            .mul_f64(rng.fraction());
         tokio::time::sleep(delay).await;
         pipeline.kill_capture();
         let after = started.elapsed();

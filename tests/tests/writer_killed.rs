@@ -6,6 +6,7 @@
 //! of bqemulator's few worker threads forever; after a handful of kills no append ran again, and
 //! a writer's call hung until the server closed the connection for "too many pings".
 
+use pg2bq_e2e::chaos::Rng;
 use pg2bq_e2e::pipeline::{Options, StandaloneWriter, TestPipeline};
 use pg2bq_e2e::pubsub::Pulled;
 use std::time::{Duration, Instant};
@@ -29,22 +30,6 @@ const PUSHES_PER_WRITER: usize = 3;
 const KILLS: usize = 10;
 /// How long a new writer may take for its first append after the kills.
 const FIRST_APPEND_BOUND: Duration = Duration::from_secs(30);
-
-/// xorshift64: the kill instants, replayable from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.next() % (high - low))
-    }
-}
 
 fn push_body(message: &Pulled, id: usize) -> String {
     use base64::Engine;
@@ -115,7 +100,7 @@ async fn writers_killed_in_the_middle_of_appends_leave_bigquery_serving_and_the_
         bodies.len(),
         bodies[0].len()
     );
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
 
     // How long a writer takes for the largest batches, so that the kills land while one writes.
     let calibration =
@@ -146,7 +131,10 @@ async fn writers_killed_in_the_middle_of_appends_leave_bigquery_serving_and_the_
                 tokio::spawn(post(writer.url.clone(), body))
             })
             .collect();
-        let delay = rng.millis(full_ms / 5, full_ms * 9 / 10);
+        let delay = rng.between(
+            Duration::from_millis(full_ms / 5),
+            Duration::from_millis(full_ms * 9 / 10),
+        );
         tokio::time::sleep(delay).await;
         let unanswered = pushes.iter().filter(|p| !p.is_finished()).count();
         writer.service.kill();
