@@ -520,7 +520,11 @@ async fn a_writer_that_never_saw_a_table_merges_it_when_asked() {
     let other = StandaloneWriter::start(&pipeline.stack, "coldmerge-other", "e2e_coldmerge_").await;
     let (status, text) = other.post("merge", "", None).await;
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("\"merged_tables\":1"), "{text}");
+    // Merged by this round, or by the round the writer runs at start (then idle now).
+    assert!(
+        text.contains("\"merged_tables\":1") || text.contains("\"idle_tables\":1"),
+        "{text}"
+    );
     pipeline.wait_until_mirrored(Duration::from_secs(30)).await;
 }
 

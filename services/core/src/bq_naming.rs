@@ -30,6 +30,10 @@ pub const UNCHANGED_COLUMN: &str = "_pg2bq_unchanged";
 /// unchanged TOAST value whose earlier version has not arrived), as `,name,` (NULL when the row
 /// is complete).
 pub const UNKNOWN_COLUMN: &str = "_pg2bq_unknown";
+/// Metadata column of staging tables (`<table>__changes`): when the writer appended the row, by
+/// its clock. The staging tables are partitioned by it, and a MERGE reads only the rows
+/// appended since the previous one (see the writer's `merge::window`).
+pub const APPENDED_AT_COLUMN: &str = "_pg2bq_appended_at";
 /// The table in each dataset that holds the changes that could not be written, with the reason.
 pub const QUARANTINE_TABLE: &str = "_pg2bq_quarantine";
 /// Description of the key columns of a change table: how a writer that never saw the table

@@ -71,10 +71,29 @@ pub struct WriterArgs {
     /// Run the staged MERGE of written tables every this many milliseconds (0: only on `/merge`).
     #[arg(long, env = "PG2BQ_MERGE_INTERVAL_MS", default_value_t = 0)]
     pub merge_interval_ms: u64,
-    /// Keep superseded rows of staged change tables this many seconds, then delete them with a
-    /// MERGE (0: keep every change). The newest change of each key always stays.
+    /// Keep merged rows of staging tables this many seconds, then delete them (0: keep every
+    /// row): as long as a late delivery can still arrive, i.e. the subscription's message
+    /// retention (plus the dead-letter topic's, if batches are replayed from it). A late
+    /// delivery older than this could bring back a deleted row.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// How far before the previous MERGE each MERGE reads staged rows, in seconds: more than an
+    /// append may take (PG2BQ_BQ_TIMEOUT_SECS) plus the clock difference between writer
+    /// instances, and between them and PostgreSQL.
+    #[arg(long, env = "PG2BQ_MERGE_OVERLAP_SECS", default_value_t = 300)]
+    pub merge_overlap_secs: u64,
+    /// How many tables a MERGE round merges at once.
+    #[arg(
+        long,
+        env = "PG2BQ_MERGE_PARALLELISM",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..=64)
+    )]
+    pub merge_parallelism: u64,
+    /// How long a MERGE round starts and waits for MERGEs, in seconds; what is left continues in
+    /// the next round. Less than the request timeout of `/merge` (Cloud Scheduler's deadline).
+    #[arg(long, env = "PG2BQ_MERGE_ROUND_SECS", default_value_t = 50)]
+    pub merge_round_secs: u64,
     /// Deadline of every BigQuery call, in seconds: each REST request, and each wait of an
     /// append (its start, each answer). A call that passes it fails as transient, so the push
     /// is answered 503 and Pub/Sub retries it; a query is waited for at most ten times this.

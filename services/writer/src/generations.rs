@@ -19,11 +19,12 @@
 
 use crate::error::{Result, WriterError};
 use crate::modes::merge::Merger;
+use crate::modes::merge::view_sql::live_view;
 use crate::table_meta::{GenerationMark, description, generation_mark};
 use crate::tables::TableRegistry;
 use pg2bq_bigquery::BigQueryError;
-use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableOptions};
-use pg2bq_core::bq_naming::{BqTableName, SEQ_COLUMN};
+use pg2bq_bigquery::rest::{FieldSpec, Partitioning, RestClient, TableOptions};
+use pg2bq_core::bq_naming::{APPENDED_AT_COLUMN, BqTableName, SEQ_COLUMN};
 use pg2bq_core::wire::{ChangeBatch, ControlAction, TableControl};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -121,18 +122,38 @@ impl Generations {
         };
         self.tables.forget_target(target).await;
         self.merger.forget(target).await;
-        let marker = [FieldSpec {
-            name: SEQ_COLUMN.to_owned(),
-            bq_type: "STRING".to_owned(),
-            mode: "NULLABLE".to_owned(),
-            description: None,
-        }];
+        // The live view reads the dropped tables: it is made again by the first MERGE.
+        self.rest
+            .query(&format!(
+                "DROP VIEW IF EXISTS {}",
+                live_view(target).quoted(self.rest.project())
+            ))
+            .await?;
+        let marker = [
+            FieldSpec {
+                name: SEQ_COLUMN.to_owned(),
+                bq_type: "STRING".to_owned(),
+                mode: "NULLABLE".to_owned(),
+                description: None,
+            },
+            FieldSpec {
+                name: APPENDED_AT_COLUMN.to_owned(),
+                bq_type: "TIMESTAMP".to_owned(),
+                mode: "NULLABLE".to_owned(),
+                description: None,
+            },
+        ];
+        // Partitioned as every staging table (see `TableShape::staging_options`); clustering
+        // waits for the key columns.
+        let options = TableOptions {
+            partitioning: Some(Partitioning {
+                field: APPENDED_AT_COLUMN.to_owned(),
+                hourly: true,
+            }),
+            ..TableOptions::default()
+        };
         self.rest.ensure_dataset(&staging.dataset).await?;
-        if !self
-            .rest
-            .create_table(&staging, &marker, &TableOptions::default())
-            .await?
-        {
+        if !self.rest.create_table(&staging, &marker, &options).await? {
             // Another instance made it first (a control message delivered twice): it holds
             // this generation's mark, or gets it below.
             tracing::debug!(table = %staging.table, "staging table made by another instance");

@@ -1,8 +1,9 @@
 //! The BigQuery shape of a source table as one change batch describes it.
 
+use pg2bq_bigquery::rest::{Partitioning, TableOptions};
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, TableNames,
-    UNCHANGED_COLUMN, UNKNOWN_COLUMN, XID_COLUMN,
+    APPENDED_AT_COLUMN, BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN,
+    TableNames, UNCHANGED_COLUMN, UNKNOWN_COLUMN, XID_COLUMN,
 };
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::wire::ColumnSpec;
@@ -82,8 +83,8 @@ impl TableShape {
         fields
     }
 
-    /// Fields of the change table: data, then op, seq, commit time and the columns PostgreSQL
-    /// did not send (the order of change rows).
+    /// Fields of the change table: data, then op, seq, commit time, the columns PostgreSQL
+    /// did not send (the order of change rows) and the time of the append.
     pub fn change_fields(&self) -> Vec<(String, BqType)> {
         self.data_fields()
             .chain([
@@ -91,8 +92,31 @@ impl TableShape {
                 (SEQ_COLUMN.to_owned(), BqType::String),
                 (COMMIT_TS_COLUMN.to_owned(), BqType::Timestamp),
                 (UNCHANGED_COLUMN.to_owned(), BqType::String),
+                (APPENDED_AT_COLUMN.to_owned(), BqType::Timestamp),
             ])
             .collect()
+    }
+
+    /// Fields of the staging table of an append-only table: its fields, then the time of the
+    /// append.
+    pub fn append_staging_fields(&self) -> Vec<(String, BqType)> {
+        let mut fields = self.append_fields();
+        fields.push((APPENDED_AT_COLUMN.to_owned(), BqType::Timestamp));
+        fields
+    }
+
+    /// How staging tables are laid out: partitioned by the hour of the append, and clustered
+    /// by the key, so that a MERGE reads the partitions appended since the previous one.
+    pub fn staging_options(&self, description: String) -> TableOptions {
+        TableOptions {
+            clustering: self.clustering(),
+            description: Some(description),
+            partitioning: Some(Partitioning {
+                field: APPENDED_AT_COLUMN.to_owned(),
+                hourly: true,
+            }),
+            ..TableOptions::default()
+        }
     }
 
     /// Fields of an append-only table (and of the log it is staged in): data, then change type,

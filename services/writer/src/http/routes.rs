@@ -261,7 +261,7 @@ async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Respons
         return error_response(&e, None);
     }
     match writer.mode.merge_round().await {
-        Ok(merged) => axum::Json(json!({"merged_tables": merged})).into_response(),
+        Ok(report) => axum::Json(report).into_response(),
         Err(e) => error_response(&e, None),
     }
 }

@@ -9,8 +9,8 @@
 //! by its sequence number and change type (`merge/log_sql.rs`): a redelivered batch or a resumed
 //! backfill adds no duplicate. Nothing is ever updated in place.
 
-use super::merge::{MergeTarget, Merger};
-use super::rows::{BatchRows, convert_values, new_values, unchanged_value};
+use super::merge::{MergeReport, MergeTarget, Merger};
+use super::rows::{BatchRows, convert_values, new_values, stamp_appended_at, unchanged_value};
 use super::sink::RowSink;
 use super::staged::meta_of;
 use super::{WriteMode, Written};
@@ -43,22 +43,19 @@ impl AppendOnly {
         }
     }
 
-    /// The append-only table of `shape` and its staging table: no key, no clustering.
+    /// The append-only table of `shape` (no key, no clustering) and its staging table.
     fn tables_of(&self, shape: &TableShape, batch: &ChangeBatch) -> [TableSpec; 2] {
-        let fields = self.tables.fields(&shape.append_fields());
         [
             TableSpec {
                 table: shape.target.clone(),
-                fields: fields.clone(),
+                fields: self.tables.fields(&shape.append_fields()),
                 options: TableOptions::default(),
             },
             TableSpec {
                 table: shape.target.change_table(),
-                fields,
-                options: TableOptions {
-                    description: Some(meta_of(batch, shape, TableKind::Log).to_description()),
-                    ..TableOptions::default()
-                },
+                fields: self.tables.fields(&shape.append_staging_fields()),
+                options: shape
+                    .staging_options(meta_of(batch, shape, TableKind::Log).to_description()),
             },
         ]
     }
@@ -87,7 +84,8 @@ impl WriteMode for AppendOnly {
                     .tables
                     .ensure_meta(&staging, &meta_of(batch, shape, TableKind::Log))
                     .await?;
-                let layout = RowLayout::new(&columns, &shape.append_fields())?;
+                let layout = RowLayout::new(&columns, &shape.append_staging_fields())?;
+                stamp_appended_at(&mut rows.rows);
                 let appended = self.sink.append(&staging, &layout, &rows.rows).await?;
                 rows.set_aside(appended.refused);
                 self.merger
@@ -110,7 +108,7 @@ impl WriteMode for AppendOnly {
 
     /// Inserts the staged rows of every table of the layout's datasets (see
     /// [`Merger::merge_all`]).
-    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+    fn merge_round(&self) -> BoxFuture<'_, Result<MergeReport>> {
         Box::pin(self.merger.merge_all())
     }
 }

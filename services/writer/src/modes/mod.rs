@@ -29,7 +29,7 @@ use crate::shape::TableShape;
 use crate::tables::TableRegistry;
 use append_only::AppendOnly;
 use futures::future::BoxFuture;
-use merge::Merger;
+use merge::{MergeReport, MergeSettings, Merger};
 use native::Native;
 use pg2bq_bigquery::auth::TokenSource;
 use pg2bq_bigquery::rest::RestClient;
@@ -77,10 +77,9 @@ pub trait WriteMode: Send + Sync {
         shape: &'a TableShape,
     ) -> BoxFuture<'a, Result<Written>>;
 
-    /// The periodic round that `/merge` runs; returns how many tables it brought up to date.
-    /// Modes without one do nothing.
-    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
-        Box::pin(async { Ok(0) })
+    /// The periodic round that `/merge` runs; says what it did. Modes without one do nothing.
+    fn merge_round(&self) -> BoxFuture<'_, Result<MergeReport>> {
+        Box::pin(async { Ok(MergeReport::default()) })
     }
 }
 
@@ -119,7 +118,12 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
     let merger = Arc::new(Merger::new(
         rest.clone(),
         layout.clone(),
-        Duration::from_secs(args.change_retention_secs),
+        MergeSettings {
+            retention: Duration::from_secs(args.change_retention_secs),
+            overlap: Duration::from_secs(args.merge_overlap_secs),
+            parallelism: usize::try_from(args.merge_parallelism).unwrap_or(1),
+            round_budget: Duration::from_secs(args.merge_round_secs),
+        },
     ));
     if args.merge_interval_ms > 0 {
         Arc::clone(&merger).spawn_timer(Duration::from_millis(args.merge_interval_ms));
@@ -208,7 +212,7 @@ impl WriteMode for MergeMode {
 
     /// The merger's round: it folds mirrors and logs alike (tables without a key are logs even
     /// under the native strategy).
-    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+    fn merge_round(&self) -> BoxFuture<'_, Result<MergeReport>> {
         self.keyless.merge_round()
     }
 }

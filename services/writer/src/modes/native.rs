@@ -58,6 +58,7 @@ impl Native {
                 primary_key: shape.key_names(),
                 max_staleness: Some(self.max_staleness.clone()),
                 description: None,
+                partitioning: None,
             },
         }
     }

@@ -19,6 +19,18 @@ use pg2bq_core::bq_values::{BqValue, convert_with_adjustment};
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+/// Adds the time of the append (now, by this writer's clock, in microseconds since the Unix
+/// epoch) to every row: the staging tables' last column.
+pub fn stamp_appended_at(rows: &mut [Vec<BqValue>]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    for row in rows {
+        row.push(BqValue::Timestamp(now));
+    }
+}
+
 /// What a change-table row does to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowOp {

@@ -6,8 +6,8 @@
 //! changes nothing, and a value PostgreSQL did not send (an unchanged TOAST value) is taken from
 //! an older change of the key or from the mirror.
 
-use super::merge::{MergeTarget, Merger};
-use super::rows::{change_rows, unchanged_columns};
+use super::merge::{MergeReport, MergeTarget, Merger};
+use super::rows::{change_rows, stamp_appended_at, unchanged_columns};
 use super::sink::RowSink;
 use super::{WriteMode, Written};
 use crate::error::Result;
@@ -53,10 +53,7 @@ impl Staged {
             TableSpec {
                 table: shape.target.change_table(),
                 fields: self.tables.fields(&shape.change_fields()),
-                options: TableOptions {
-                    description: Some(meta.to_description()),
-                    ..TableOptions::default()
-                },
+                options: shape.staging_options(meta.to_description()),
             },
         ]
     }
@@ -97,6 +94,7 @@ impl WriteMode for Staged {
                 // a MERGE that reads them knows how to resolve them.
                 let meta = self.tables.ensure_meta(&change_table, &wanted).await?;
                 let layout = RowLayout::new(&change_columns, &shape.change_fields())?;
+                stamp_appended_at(&mut rows.rows);
                 let appended = self.sink.append(&change_table, &layout, &rows.rows).await?;
                 rows.set_aside(appended.refused);
                 self.merger
@@ -122,7 +120,7 @@ impl WriteMode for Staged {
     }
 
     /// Merges every target table of the layout's datasets (see [`Merger::merge_all`]).
-    fn merge_round(&self) -> BoxFuture<'_, Result<usize>> {
+    fn merge_round(&self) -> BoxFuture<'_, Result<MergeReport>> {
         Box::pin(self.merger.merge_all())
     }
 }

@@ -12,8 +12,8 @@
 //! older snapshots.
 
 use super::MergeTarget;
+use super::window::Window;
 use pg2bq_core::bq_naming::{CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, SEQ_COLUMN, quote_column};
-use std::time::Duration;
 
 /// The snapshot (consistent point) section of a sequence number.
 fn snapshot_of(seq: &str) -> String {
@@ -27,21 +27,24 @@ fn range_of(seq: &str) -> String {
 
 /// The statements that bring the log up to date, in order: drop rows of superseded backfill
 /// snapshots from it, then insert every staged change it does not hold yet.
-pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
+///
+/// Only the staged rows of `set` are read (see `window.rs`): the log holds every older one.
+pub fn log_statements(project: &str, target: &MergeTarget, set: Window) -> [String; 2] {
     let log = target.table.quoted(project);
     let changes = target.table.change_table().quoted(project);
     let seq = quote_column(SEQ_COLUMN);
     let kind = quote_column(CHANGE_TYPE_COLUMN);
     if target.keys.is_empty() {
-        return keyless_statements(&log, &changes, &seq, &kind, &columns_list(target));
+        return keyless_statements(&log, &changes, &seq, &kind, &columns_list(target), set);
     }
     let superseded = format!(
         "DELETE FROM {log} AS T WHERE T.{kind} = 'READ' AND {} < \
-         (SELECT MAX({}) FROM {changes} AS C WHERE C.{kind} = 'READ' AND {} = {})",
+         (SELECT MAX({}) FROM {changes} AS C WHERE C.{kind} = 'READ' AND {} = {} AND {})",
         snapshot_of(&format!("T.{seq}")),
         snapshot_of(&format!("C.{seq}")),
         range_of(&format!("C.{seq}")),
         range_of(&format!("T.{seq}")),
+        set.condition(Some("C")),
     );
     let list = columns_list(target);
     let newest_snapshot = format!(
@@ -52,9 +55,10 @@ pub fn log_statements(project: &str, target: &MergeTarget) -> [String; 2] {
     let insert = format!(
         "INSERT INTO {log} ({list}) \
          SELECT {list} FROM {changes} AS S \
-         WHERE NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
+         WHERE {} AND NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
          QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1 \
            AND ({kind} <> 'READ' OR {} = {newest_snapshot})",
+        set.condition(Some("S")),
         snapshot_of(&seq),
     );
     [superseded, insert]
@@ -83,9 +87,17 @@ fn columns_list(target: &MergeTarget) -> String {
 
 /// The log of a table without a key: its rows from the newest snapshot, and the changes
 /// committed after it; everything older goes.
-fn keyless_statements(log: &str, changes: &str, seq: &str, kind: &str, list: &str) -> [String; 2] {
+fn keyless_statements(
+    log: &str,
+    changes: &str,
+    seq: &str,
+    kind: &str,
+    list: &str,
+    set: Window,
+) -> [String; 2] {
+    let in_set = set.condition(None);
     let newest = format!(
-        "(SELECT MAX({snapshot}) FROM (SELECT {seq} FROM {changes} WHERE {kind} = 'READ' \
+        "(SELECT MAX({snapshot}) FROM (SELECT {seq} FROM {changes} WHERE {kind} = 'READ' AND {in_set} \
          UNION ALL SELECT {seq} FROM {log} WHERE {kind} = 'READ'))",
         snapshot = snapshot_of(seq),
     );
@@ -93,23 +105,13 @@ fn keyless_statements(log: &str, changes: &str, seq: &str, kind: &str, list: &st
     let insert = format!(
         "INSERT INTO {log} ({list}) \
          SELECT {list} FROM {changes} AS S \
-         WHERE NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
+         WHERE {} AND NOT EXISTS (SELECT 1 FROM {log} AS T WHERE T.{seq} = S.{seq} AND T.{kind} = S.{kind}) \
            AND {} >= IFNULL({newest}, '') \
          QUALIFY ROW_NUMBER() OVER (PARTITION BY {seq}, {kind}) = 1",
+        set.condition(Some("S")),
         snapshot_of(&format!("S.{seq}")),
     );
     [superseded, insert]
-}
-
-/// The statement that deletes staged log rows older than `retention`: the log holds them by
-/// then, and a late delivery of one of them is recognised by the log itself.
-pub fn prune_statement(project: &str, target: &MergeTarget, retention: Duration) -> String {
-    format!(
-        "DELETE FROM {} WHERE {} < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {} SECOND)",
-        target.table.change_table().quoted(project),
-        quote_column(COMMIT_TS_COLUMN),
-        retention.as_secs()
-    )
 }
 
 #[cfg(test)]
@@ -130,7 +132,7 @@ mod tests {
             columns: vec!["at".into(), "msg".into()],
             unchanged: vec![],
         };
-        let [superseded, insert] = log_statements("p", &target);
+        let [superseded, insert] = log_statements("p", &target, Window::All);
         assert!(superseded.starts_with(
             "DELETE FROM `p.d.log` AS T WHERE T.`_pg2bq_change_type` = 'READ' AND SUBSTR(T.`_pg2bq_seq`, 1, 16) <"
         ));
@@ -147,9 +149,6 @@ mod tests {
             insert.contains(
                 "ROW_NUMBER() OVER (PARTITION BY `_pg2bq_seq`, `_pg2bq_change_type`) = 1"
             )
-        );
-        assert!(
-            prune_statement("p", &target, Duration::from_secs(60)).contains("INTERVAL 60 SECOND")
         );
     }
 }

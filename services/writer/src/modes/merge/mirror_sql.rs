@@ -1,6 +1,5 @@
 //! The SQL that keeps a mirror table equal to its source: the MERGE that folds the newest change
-//! per key of the change table into the mirror, and the DELETE that prunes change rows no MERGE
-//! needs any more.
+//! per key of a set of staged changes (see `window.rs`) into the mirror.
 //!
 //! Per key, the newest change wins (whatever order changes arrived in), and per column, the
 //! newest value that was actually sent: a column PostgreSQL did not send (an unchanged TOAST
@@ -11,10 +10,10 @@
 //! are compared NULL-safely.
 
 use super::MergeTarget;
+use super::window::Window;
 use pg2bq_core::bq_naming::{
     COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN, UNKNOWN_COLUMN, quote_column,
 };
-use std::time::Duration;
 
 /// A GoogleSQL string literal of `text`.
 pub fn sql_string(text: &str) -> String {
@@ -29,85 +28,147 @@ fn names(list: &str, column: &str) -> String {
     )
 }
 
+/// The newest change per key of a set of staged changes, as a query (`S`), and what the
+/// statements that fold it need to know about it. Shared by the MERGE and the live view.
+pub struct Folding<'a> {
+    target: &'a MergeTarget,
+    /// The query of the newest change per key newer than the newest TRUNCATE, with the values
+    /// of columns that arrived unchanged resolved from older changes of the key.
+    pub source: String,
+    /// A scalar subquery: the sequence number of the newest TRUNCATE of the set (or NULL).
+    pub last_truncate: String,
+    resolved: Vec<(usize, String)>,
+}
+
+impl<'a> Folding<'a> {
+    /// The folding into `target` of the staged rows that satisfy `in_set` (a condition on a
+    /// staging row, e.g. [`Window::condition`]).
+    pub fn new(project: &str, target: &'a MergeTarget, in_set: &str) -> Self {
+        let changes = target.table.change_table().quoted(project);
+        let seq = quote_column(SEQ_COLUMN);
+        let op = quote_column(OP_COLUMN);
+        let ts = quote_column(COMMIT_TS_COLUMN);
+        let unchanged = quote_column(UNCHANGED_COLUMN);
+        let keys: Vec<String> = target.keys.iter().map(|k| quote_column(k)).collect();
+        let partition = keys.join(", ");
+        let last_truncate =
+            format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE' AND {in_set})");
+        // Columns that have arrived unchanged: their values come from the newest change that
+        // sent them (`_pg2bq_sent_<i>` is its sequence number, NULL if none did).
+        let resolved: Vec<(usize, String)> = values(target)
+            .filter(|c| target.unchanged.contains(c))
+            .cloned()
+            .enumerate()
+            .collect();
+        // The window of the resolved columns' values (only declared when there are some).
+        let window = if resolved.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " WINDOW w AS (PARTITION BY {partition} ORDER BY {seq} DESC \
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+            )
+        };
+        let mut ranked = vec![format!(
+            "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {seq} DESC) AS `_pg2bq_rank`"
+        )];
+        ranked.extend(resolved.iter().map(|(i, c)| {
+            format!(
+                "FIRST_VALUE(IF({op} = 'UPSERT' AND NOT {}, {seq}, NULL) IGNORE NULLS) OVER w AS {}",
+                names(&unchanged, c),
+                sent(*i)
+            )
+        }));
+        let level1 = format!(
+            "SELECT *, {} FROM {changes} WHERE {op} <> 'TRUNCATE' AND {in_set} \
+             AND {seq} > IFNULL({last_truncate}, ''){window}",
+            ranked.join(", ")
+        );
+        let mut picked: Vec<String> = keys.clone();
+        for column in values(target) {
+            let quoted = quote_column(column);
+            match resolved.iter().find(|(_, c)| c == column) {
+                Some((i, _)) => {
+                    picked.push(format!(
+                        "FIRST_VALUE(IF({seq} = {s}, {quoted}, NULL) IGNORE NULLS) OVER w AS {quoted}",
+                        s = sent(*i)
+                    ));
+                    picked.push(sent(*i));
+                }
+                None => picked.push(quoted),
+            }
+        }
+        picked.extend([op, seq, ts, unchanged]);
+        picked.push("`_pg2bq_rank`".to_owned());
+        // The newest change per key, with the resolved values taken over all changes of the key.
+        let source = format!(
+            "SELECT * FROM (SELECT {} FROM ({level1}){window}) WHERE `_pg2bq_rank` = 1",
+            picked.join(", ")
+        );
+        Folding {
+            target,
+            source,
+            last_truncate,
+            resolved,
+        }
+    }
+
+    /// Whether `S` (the newest change of a key) knows a column's value: it sent it, or an
+    /// older change did.
+    pub fn known(&self, column: &str) -> String {
+        match self.resolved.iter().find(|(_, c)| c == column) {
+            Some((i, _)) => format!("S.{} IS NOT NULL", sent(*i)),
+            None => format!(
+                "NOT {}",
+                names(&format!("S.{}", quote_column(UNCHANGED_COLUMN)), column)
+            ),
+        }
+    }
+
+    /// `T.k IS NOT DISTINCT FROM S.k AND ...` over the key columns.
+    pub fn same_key(&self, t: &str, s: &str) -> String {
+        self.target
+            .keys
+            .iter()
+            .map(|k| {
+                let k = quote_column(k);
+                format!("{t}.{k} IS NOT DISTINCT FROM {s}.{k}")
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// The data columns that are not key columns.
+    pub fn values(&self) -> impl Iterator<Item = &'a String> {
+        values(self.target)
+    }
+}
+
+fn values(target: &MergeTarget) -> impl Iterator<Item = &String> {
+    target.columns.iter().filter(|c| !target.keys.contains(c))
+}
+
+fn sent(i: usize) -> String {
+    quote_column(&format!("_pg2bq_sent_{i}"))
+}
+
 /// The statements that bring the mirror table up to date, in order.
 ///
 /// A TRUNCATE at sequence number S removes every row older than S, whatever order changes arrive
 /// in: the first statement deletes mirror rows older than the newest TRUNCATE, and the MERGE folds
 /// in only changes newer than it, so a late change from before the TRUNCATE is ignored.
-pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
+///
+/// Only the staged rows of `set` are read: they hold every change that can beat a change of the
+/// window, so the newest change per key of the set is the newest of all.
+pub fn merge_statements(project: &str, target: &MergeTarget, set: Window) -> [String; 2] {
     let mirror = target.table.quoted(project);
-    let changes = target.table.change_table().quoted(project);
+    let folding = Folding::new(project, target, &set.condition(None));
     let seq = quote_column(SEQ_COLUMN);
     let op = quote_column(OP_COLUMN);
     let ts = quote_column(COMMIT_TS_COLUMN);
-    let unchanged = quote_column(UNCHANGED_COLUMN);
     let unknown = quote_column(UNKNOWN_COLUMN);
     let keys: Vec<String> = target.keys.iter().map(|k| quote_column(k)).collect();
-    let partition = keys.join(", ");
-    let last_truncate = format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE')");
-    let values: Vec<&String> = target
-        .columns
-        .iter()
-        .filter(|c| !target.keys.contains(c))
-        .collect();
-    // Columns that have arrived unchanged: their values come from the newest change that sent
-    // them (`_pg2bq_sent_<i>` is its sequence number, NULL if none did).
-    let resolved: Vec<(usize, &String)> = values
-        .iter()
-        .filter(|c| target.unchanged.contains(c))
-        .copied()
-        .enumerate()
-        .collect();
-    let sent = |i: usize| quote_column(&format!("_pg2bq_sent_{i}"));
-    // The window of the resolved columns' values (only declared when there are some).
-    let window = if resolved.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " WINDOW w AS (PARTITION BY {partition} ORDER BY {seq} DESC \
-             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
-        )
-    };
-    let mut ranked = vec![format!(
-        "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {seq} DESC) AS `_pg2bq_rank`"
-    )];
-    ranked.extend(resolved.iter().map(|(i, c)| {
-        format!(
-            "FIRST_VALUE(IF({op} = 'UPSERT' AND NOT {}, {seq}, NULL) IGNORE NULLS) OVER w AS {}",
-            names(&unchanged, c),
-            sent(*i)
-        )
-    }));
-    let level1 = format!(
-        "SELECT *, {} FROM {changes} WHERE {op} <> 'TRUNCATE' AND {seq} > IFNULL({last_truncate}, ''){window}",
-        ranked.join(", ")
-    );
-    let mut picked: Vec<String> = keys.clone();
-    for column in &values {
-        let quoted = quote_column(column);
-        match resolved.iter().find(|(_, c)| c == column) {
-            Some((i, _)) => {
-                picked.push(format!(
-                    "FIRST_VALUE(IF({seq} = {s}, {quoted}, NULL) IGNORE NULLS) OVER w AS {quoted}",
-                    s = sent(*i)
-                ));
-                picked.push(sent(*i));
-            }
-            None => picked.push(quoted),
-        }
-    }
-    picked.extend([op.clone(), seq.clone(), ts.clone(), unchanged.clone()]);
-    picked.push("`_pg2bq_rank`".to_owned());
-    // The newest change per key, with the resolved values taken over all changes of the key.
-    let source = format!(
-        "SELECT * FROM (SELECT {} FROM ({level1}){window}) WHERE `_pg2bq_rank` = 1",
-        picked.join(", ")
-    );
-    // Whether S knows a column's value (it sent it, or an older change did).
-    let known = |column: &str| match resolved.iter().find(|(_, c)| c.as_str() == column) {
-        Some((i, _)) => format!("S.{} IS NOT NULL", sent(*i)),
-        None => format!("NOT {}", names(&format!("S.{unchanged}"), column)),
-    };
+    let values: Vec<&String> = folding.values().collect();
     let unknown_list = |matched: bool| {
         let parts: Vec<String> = values
             .iter()
@@ -115,11 +176,11 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
                 let still = if matched {
                     format!(
                         "NOT ({}) AND {}",
-                        known(c),
+                        folding.known(c),
                         names(&format!("T.{unknown}"), c)
                     )
                 } else {
-                    format!("NOT ({})", known(c))
+                    format!("NOT ({})", folding.known(c))
                 };
                 format!("IF({still}, {}, '')", sql_string(&format!("{c},")))
             })
@@ -128,19 +189,17 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
         concat.extend(parts);
         format!("NULLIF(CONCAT({}), ',')", concat.join(", "))
     };
-    let on = keys
-        .iter()
-        .map(|k| format!("T.{k} IS NOT DISTINCT FROM S.{k}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let mut set: Vec<String> = values
+    let mut set_list: Vec<String> = values
         .iter()
         .map(|c| {
             let quoted = quote_column(c);
-            format!("{quoted} = IF({}, S.{quoted}, T.{quoted})", known(c))
+            format!(
+                "{quoted} = IF({}, S.{quoted}, T.{quoted})",
+                folding.known(c)
+            )
         })
         .collect();
-    set.extend([
+    set_list.extend([
         format!("{seq} = S.{seq}"),
         format!("{ts} = S.{ts}"),
         format!("{unknown} = {}", unknown_list(true)),
@@ -152,46 +211,23 @@ pub fn merge_statements(project: &str, target: &MergeTarget) -> [String; 2] {
     inserted.push(unknown.clone());
     inserted_values.push(unknown_list(false));
     // A row without a sequence number was not written by pg2bq (added by hand): older than any.
-    let truncated = format!("DELETE FROM {mirror} WHERE IFNULL({seq}, '') < {last_truncate}");
+    let truncated = format!(
+        "DELETE FROM {mirror} WHERE IFNULL({seq}, '') < {}",
+        folding.last_truncate
+    );
     let merge = format!(
         "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
          WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
          WHEN MATCHED AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
            THEN UPDATE SET {set} \
          WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
-        set = set.join(", "),
+        source = folding.source,
+        on = folding.same_key("T", "S"),
+        set = set_list.join(", "),
         names = inserted.join(", "),
         values = inserted_values.join(", "),
     );
     [truncated, merge]
-}
-
-/// The statement that deletes the change rows no MERGE needs any more, once older than
-/// `retention`: rows older than the newest TRUNCATE (the MERGE skips them) and rows a newer
-/// change of the same key supersedes (the MERGE folds only the newest per key, and has folded
-/// the values of the superseded ones into the mirror). The newest change of every key and the
-/// newest TRUNCATE stay, so late and duplicate deliveries still lose to them. The retention also
-/// keeps the statement away from rows still in BigQuery's streaming buffer, which DML may not
-/// touch.
-pub fn prune_statement(project: &str, target: &MergeTarget, retention: Duration) -> String {
-    let changes = target.table.change_table().quoted(project);
-    let seq = quote_column(SEQ_COLUMN);
-    let op = quote_column(OP_COLUMN);
-    let same_key = target
-        .keys
-        .iter()
-        .map(|k| format!("N.{c} IS NOT DISTINCT FROM C.{c}", c = quote_column(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    format!(
-        "DELETE FROM {changes} AS C \
-         WHERE C.{commit_ts} < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {secs} SECOND) \
-           AND (C.{seq} < (SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE') \
-                OR (C.{op} <> 'TRUNCATE' AND EXISTS (SELECT 1 FROM {changes} AS N \
-                    WHERE {same_key} AND N.{seq} > C.{seq})))",
-        commit_ts = quote_column(COMMIT_TS_COLUMN),
-        secs = retention.as_secs(),
-    )
 }
 
 #[cfg(test)]
@@ -214,39 +250,23 @@ mod tests {
     }
 
     #[test]
-    fn pruning_keeps_the_newest_change_per_key_and_the_last_truncate() {
-        let sql = prune_statement("p", &target(&[]), Duration::from_secs(3600));
-        assert!(
-            sql.starts_with("DELETE FROM `p.d.t__changes` AS C"),
-            "{sql}"
-        );
-        assert!(sql.contains("INTERVAL 3600 SECOND"), "{sql}");
-        assert!(
-            sql.contains("C.`_pg2bq_seq` < (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains(
-                "WHERE N.`a` IS NOT DISTINCT FROM C.`a` AND N.`b` IS NOT DISTINCT FROM C.`b` AND N.`_pg2bq_seq` > C.`_pg2bq_seq`"
-            ),
-            "{sql}"
-        );
-    }
-
-    #[test]
     fn merge_keeps_the_newest_change_per_key_after_the_last_truncate() {
-        let [truncated, sql] = merge_statements("p", &target(&[]));
+        let [truncated, sql] = merge_statements("p", &target(&[]), Window::All);
         assert_eq!(
             truncated,
             "DELETE FROM `p.d.t` WHERE IFNULL(`_pg2bq_seq`, '') < \
-             (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE')"
+             (SELECT MAX(`_pg2bq_seq`) FROM `p.d.t__changes` WHERE `_pg2bq_op` = 'TRUNCATE' AND TRUE)"
         );
         assert!(
             sql.starts_with(
                 "MERGE `p.d.t` AS T USING (SELECT * FROM (SELECT `a`, `b`, `v`, `doc`,"
             )
         );
-        assert!(sql.contains("`_pg2bq_op` <> 'TRUNCATE' AND `_pg2bq_seq` > IFNULL((SELECT MAX("));
+        assert!(
+            sql.contains(
+                "`_pg2bq_op` <> 'TRUNCATE' AND TRUE AND `_pg2bq_seq` > IFNULL((SELECT MAX("
+            )
+        );
         assert!(sql.contains("PARTITION BY `a`, `b` ORDER BY `_pg2bq_seq` DESC"));
         assert!(
             sql.contains(
@@ -264,7 +284,7 @@ mod tests {
 
     #[test]
     fn columns_that_arrived_unchanged_take_the_newest_value_sent() {
-        let [_, sql] = merge_statements("p", &target(&["doc"]));
+        let [_, sql] = merge_statements("p", &target(&["doc"]), Window::All);
         assert!(
             sql.contains("FIRST_VALUE(IF(`_pg2bq_op` = 'UPSERT' AND NOT IFNULL(STRPOS(`_pg2bq_unchanged`, ',doc,'), 0) > 0, `_pg2bq_seq`, NULL) IGNORE NULLS) OVER w AS `_pg2bq_sent_0`"),
             "{sql}"
@@ -280,6 +300,18 @@ mod tests {
         assert!(
             sql.contains("(S.`_pg2bq_seq` = T.`_pg2bq_seq` AND T.`_pg2bq_unknown` IS NOT NULL)")
         );
+    }
+
+    #[test]
+    fn a_window_reads_only_its_set_of_staged_rows() {
+        let [truncated, sql] = merge_statements("p", &target(&[]), Window::Since(7));
+        let in_set =
+            "(`_pg2bq_appended_at` >= TIMESTAMP_MICROS(7) OR `_pg2bq_appended_at` IS NULL)";
+        assert!(
+            truncated.ends_with(&format!("WHERE `_pg2bq_op` = 'TRUNCATE' AND {in_set})")),
+            "{truncated}"
+        );
+        assert_eq!(sql.matches(in_set).count(), 2, "{sql}");
     }
 
     #[test]

@@ -1,29 +1,39 @@
 //! Folding staged changes into their target tables, for the staged strategy (mirrors) and the
 //! append-only mode (logs).
 //!
-//! - this file: [`Merger`], which tables wait for a MERGE and running it (on a timer locally, on
-//!   `/merge` from Cloud Scheduler in GCP, and once at start, so that a writer restart loses no
-//!   pending MERGE);
+//! - this file: [`MergeTarget`] and [`Merger`], which tables wait for a MERGE (on a timer
+//!   locally, on `/merge` from Cloud Scheduler in GCP, and once at start, so that a writer restart
+//!   loses no pending MERGE);
+//! - [`round`]: a round: idle tables skipped from their metadata, the others merged in parallel
+//!   within a time budget, each reading only its window;
+//! - [`window`]: which staged rows a MERGE reads, and the watermark kept in BigQuery;
 //! - [`mirror_sql`]: the MERGE of a mirror (newest change per key, newest value per column);
+//! - [`view_sql`]: the live view of a mirror (the mirror with the changes not merged yet);
 //! - [`log_sql`]: the insert of a log (every change once).
 //!
-//! What to merge is read from each staging table's metadata ([`TableMeta`]), so any writer
-//! instance can merge tables it never wrote.
+//! What to merge is read from each staging table's metadata ([`TableMeta`], labels), so any
+//! writer instance can merge tables it never wrote.
 
 pub mod log_sql;
 pub mod mirror_sql;
+pub mod round;
+pub mod view_sql;
+pub mod window;
 
 use crate::error::Result;
 use crate::shape::is_metadata;
 use crate::table_meta::{TableKind, TableMeta};
-use pg2bq_bigquery::rest::{FieldSpec, RestClient};
+use pg2bq_bigquery::rest::{FieldSpec, RestClient, TableInfo};
 use pg2bq_core::bq_naming::{
-    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, Datasets, KEY_COLUMN_DESCRIPTION,
+    APPENDED_AT_COLUMN, BqTableName, CHANGE_TABLE_SUFFIX, COMMIT_TS_COLUMN, DatasetLayout,
+    Datasets, KEY_COLUMN_DESCRIPTION, quote_column,
 };
-use std::collections::HashMap;
+pub use round::MergeReport;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use window::Window;
 
 /// A target table to bring up to date from its staging table (`<table>__changes`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,18 +67,47 @@ impl MergeTarget {
         }
     }
 
-    /// The statements that bring the target up to date, in order.
-    fn statements(&self, project: &str) -> [String; 2] {
+    /// The statements that fold the staged rows of `set` into the target, in order.
+    fn statements(&self, project: &str, set: Window) -> [String; 2] {
         match self.kind {
-            TableKind::Mirror => mirror_sql::merge_statements(project, self),
-            TableKind::Log => log_sql::log_statements(project, self),
+            TableKind::Mirror => mirror_sql::merge_statements(project, self, set),
+            TableKind::Log => log_sql::log_statements(project, self, set),
         }
     }
 
-    fn prune_statement(&self, project: &str, retention: Duration) -> String {
-        match self.kind {
-            TableKind::Mirror => mirror_sql::prune_statement(project, self, retention),
-            TableKind::Log => log_sql::prune_statement(project, self, retention),
+    /// The statement that deletes the staged rows appended before `cutoff` (microseconds): a
+    /// MERGE has folded them, and no late delivery they could beat can still arrive.
+    fn prune_statement(&self, project: &str, cutoff: i64) -> String {
+        format!(
+            "DELETE FROM {} WHERE IFNULL({}, {}) < TIMESTAMP_MICROS({cutoff})",
+            self.table.change_table().quoted(project),
+            quote_column(APPENDED_AT_COLUMN),
+            quote_column(COMMIT_TS_COLUMN),
+        )
+    }
+}
+
+/// How merges run.
+#[derive(Debug, Clone)]
+pub struct MergeSettings {
+    /// How long staged rows are kept after they were merged: as long as a late delivery can
+    /// still arrive (zero: for ever).
+    pub retention: Duration,
+    /// How far before the watermark a MERGE reads (see [`window`]).
+    pub overlap: Duration,
+    /// How many tables merge at once.
+    pub parallelism: usize,
+    /// How long a round starts and waits for MERGEs; what is left continues in the next round.
+    pub round_budget: Duration,
+}
+
+impl Default for MergeSettings {
+    fn default() -> Self {
+        MergeSettings {
+            retention: Duration::from_secs(86_400),
+            overlap: Duration::from_secs(300),
+            parallelism: 4,
+            round_budget: Duration::from_secs(50),
         }
     }
 }
@@ -80,24 +119,25 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Merger {
     rest: RestClient,
     layout: DatasetLayout,
+    settings: MergeSettings,
     pending: Mutex<HashMap<BqTableName, MergeTarget>>,
     seen: Mutex<HashMap<BqTableName, MergeTarget>>,
     running: Mutex<()>,
-    retention: Duration,
+    in_flight: Mutex<HashSet<BqTableName>>,
     pruned_at: Mutex<HashMap<BqTableName, Instant>>,
 }
 
 impl Merger {
-    /// A merger writing through `rest` into the datasets of `layout`, pruning staged rows older
-    /// than `retention` (zero: never).
-    pub fn new(rest: RestClient, layout: DatasetLayout, retention: Duration) -> Self {
+    /// A merger writing through `rest` into the datasets of `layout`.
+    pub fn new(rest: RestClient, layout: DatasetLayout, settings: MergeSettings) -> Self {
         Merger {
             rest,
             layout,
+            settings,
             pending: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             running: Mutex::new(()),
-            retention,
+            in_flight: Mutex::new(HashSet::new()),
             pruned_at: Mutex::new(HashMap::new()),
         }
     }
@@ -121,37 +161,55 @@ impl Merger {
         self.seen.lock().await.remove(table);
     }
 
-    /// Merges every table that received rows since its last MERGE; returns how many it merged.
-    /// A table whose MERGE fails is kept pending for the next round.
-    pub async fn merge_pending(&self) -> Result<usize> {
+    /// Merges every table that received rows on this instance since its last MERGE.
+    pub async fn merge_pending(self: &Arc<Self>) -> Result<MergeReport> {
         let _one_at_a_time = self.running.lock().await;
         let tables: Vec<MergeTarget> = self.pending.lock().await.drain().map(|(_, t)| t).collect();
-        self.merge(tables).await
+        let forced: HashSet<BqTableName> = tables.iter().map(|t| t.table.clone()).collect();
+        let mut candidates = Vec::new();
+        for target in tables {
+            match self.rest.table(&target.table.change_table()).await {
+                Ok(Some(info)) => candidates.push((target, info)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.pending
+                        .lock()
+                        .await
+                        .entry(target.table.clone())
+                        .or_insert(target);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.round(candidates, forced).await
     }
 
-    /// Merges every target table of the layout's datasets, found in BigQuery (so that an
-    /// instance that never wrote a table, e.g. the one Cloud Scheduler reaches, or one that just
-    /// started, merges it too), and every table this instance wrote.
-    pub async fn merge_all(&self) -> Result<usize> {
+    /// Merges every target table of the layout's datasets that has new staged rows, found in
+    /// BigQuery (so that an instance that never wrote a table, e.g. the one Cloud Scheduler
+    /// reaches, or one that just started, merges it too), and every table this instance wrote.
+    pub async fn merge_all(self: &Arc<Self>) -> Result<MergeReport> {
         let _one_at_a_time = self.running.lock().await;
-        self.pending.lock().await.clear();
-        let mut targets: HashMap<BqTableName, MergeTarget> = self
+        let forced: HashSet<BqTableName> =
+            self.pending.lock().await.drain().map(|(t, _)| t).collect();
+        let mut candidates: HashMap<BqTableName, (MergeTarget, TableInfo)> = self
             .discover()
             .await?
             .into_iter()
-            .map(|t| (t.table.clone(), t))
+            .map(|(t, info)| (t.table.clone(), (t, info)))
             .collect();
-        for (table, target) in self.seen.lock().await.iter() {
-            targets
-                .entry(table.clone())
-                .or_insert_with(|| target.clone());
+        let seen: Vec<BqTableName> = self.seen.lock().await.keys().cloned().collect();
+        for table in seen {
+            if !candidates.contains_key(&table)
+                && let Some(found) = self.describe(&table).await?
+            {
+                candidates.insert(table, found);
+            }
         }
-        self.merge(targets.into_values().collect()).await
+        self.round(candidates.into_values().collect(), forced).await
     }
 
-    /// Staging tables of the layout's datasets, with what their metadata says. Staging tables
-    /// of an older release without metadata are mirrors whose key columns are marked.
-    async fn discover(&self) -> Result<Vec<MergeTarget>> {
+    /// Staging tables of the layout's datasets, with what their metadata says.
+    async fn discover(&self) -> Result<Vec<(MergeTarget, TableInfo)>> {
         let datasets = match self.layout.datasets() {
             Datasets::Single { dataset } => vec![dataset.clone()],
             Datasets::PerSchema { prefix } => {
@@ -181,7 +239,9 @@ impl Merger {
 
     /// What the staging table of `target` says: `None` when it is gone, holds no metadata and
     /// no marked key (an empty staging table of a new generation), or marks a dropped table.
-    async fn describe(&self, target: &BqTableName) -> Result<Option<MergeTarget>> {
+    /// Staging tables of an older release without metadata are mirrors whose key columns are
+    /// marked.
+    async fn describe(&self, target: &BqTableName) -> Result<Option<(MergeTarget, TableInfo)>> {
         let Some(info) = self.rest.table(&target.change_table()).await? else {
             return Ok(None);
         };
@@ -209,64 +269,17 @@ impl Merger {
                 }
             }
         };
-        Ok(Some(MergeTarget::of(target.clone(), &meta, &info.fields)))
-    }
-
-    async fn merge(&self, tables: Vec<MergeTarget>) -> Result<usize> {
-        let mut first_error = None;
-        let mut merged = 0;
-        for target in tables {
-            let started = Instant::now();
-            match self.run_statements(&target).await {
-                Ok(()) => {
-                    merged += 1;
-                    let ms = started.elapsed().as_millis() as u64;
-                    tracing::debug!(table = %target.table.table, ms, "merged");
-                }
-                Err(e) => {
-                    tracing::warn!(table = %target.table.table, error = %e, "MERGE failed; will retry");
-                    // Retried as BigQuery describes the table now: it may have been made again
-                    // (a new generation) with other columns, or dropped.
-                    self.seen.lock().await.remove(&target.table);
-                    if let Ok(Some(fresh)) = self.describe(&target.table).await {
-                        self.pending
-                            .lock()
-                            .await
-                            .entry(target.table.clone())
-                            .or_insert(fresh);
-                    }
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(merged),
-        }
-    }
-
-    async fn run_statements(&self, target: &MergeTarget) -> Result<()> {
-        for statement in target.statements(self.rest.project()) {
-            self.rest.query(&statement).await?;
-        }
-        if self.prune_due(&target.table).await {
-            let statement = target.prune_statement(self.rest.project(), self.retention);
-            self.rest.query(&statement).await?;
-            self.pruned_at
-                .lock()
-                .await
-                .insert(target.table.clone(), Instant::now());
-        }
-        Ok(())
+        let target = MergeTarget::of(target.clone(), &meta, &info.fields);
+        Ok(Some((target, info)))
     }
 
     /// Whether the staging table of `table` is to be pruned now: at most once per retention
     /// period (and per hour) by this instance.
     async fn prune_due(&self, table: &BqTableName) -> bool {
-        if self.retention.is_zero() {
+        if self.settings.retention.is_zero() {
             return false;
         }
-        let every = self.retention.min(PRUNE_EVERY);
+        let every = self.settings.retention.min(PRUNE_EVERY);
         self.pruned_at
             .lock()
             .await
@@ -282,8 +295,11 @@ impl Merger {
             let mut delay = Duration::from_secs(1);
             loop {
                 match self.merge_all().await {
-                    Ok(merged) => {
-                        tracing::info!(merged, "merged the tables staged before this start");
+                    Ok(report) => {
+                        tracing::info!(
+                            merged = report.merged_tables,
+                            "merged the tables staged before this start"
+                        );
                         return;
                     }
                     Err(e) => {
