@@ -41,6 +41,9 @@ pub const QUARANTINE_TABLE: &str = "_pg2bq_quarantine";
 pub const KEY_COLUMN_DESCRIPTION: &str = "pg2bq: primary key column";
 /// Suffix of the change table that the staged merge strategy folds into the target table.
 pub const CHANGE_TABLE_SUFFIX: &str = "__changes";
+/// What the name of a mirror table's live view adds to the mirror's (shorter than
+/// [`CHANGE_TABLE_SUFFIX`], so it fits wherever the change table's name does).
+pub const LIVE_VIEW_SUFFIX: &str = "__live";
 
 /// BigQuery's longest table name, in UTF-8 bytes.
 pub const MAX_TABLE_NAME_BYTES: usize = 1024;
@@ -286,6 +289,14 @@ impl BqTableName {
         BqTableName {
             dataset: self.dataset.clone(),
             table: format!("{}{CHANGE_TABLE_SUFFIX}", self.table),
+        }
+    }
+
+    /// The live view of this mirror table: the mirror with the changes not merged yet.
+    pub fn live_view(&self) -> BqTableName {
+        BqTableName {
+            dataset: self.dataset.clone(),
+            table: format!("{}{LIVE_VIEW_SUFFIX}", self.table),
         }
     }
 

@@ -19,7 +19,6 @@
 
 use crate::error::{Result, WriterError};
 use crate::modes::merge::Merger;
-use crate::modes::merge::view_sql::live_view;
 use crate::table_meta::{GenerationMark, description, generation_mark};
 use crate::tables::TableRegistry;
 use pg2bq_bigquery::BigQueryError;
@@ -126,7 +125,7 @@ impl Generations {
         self.rest
             .query(&format!(
                 "DROP VIEW IF EXISTS {}",
-                live_view(target).quoted(self.rest.project())
+                target.live_view().quoted(self.rest.project())
             ))
             .await?;
         let marker = [

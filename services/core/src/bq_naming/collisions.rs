@@ -21,8 +21,8 @@
 
 use super::rename::quote_name;
 use super::{
-    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, MAX_COLUMN_NAME_CHARS, MAX_MIRROR_TABLE_BYTES,
-    RenameEntry, reserved_column,
+    BqTableName, CHANGE_TABLE_SUFFIX, DatasetLayout, LIVE_VIEW_SUFFIX, MAX_COLUMN_NAME_CHARS,
+    MAX_MIRROR_TABLE_BYTES, RenameEntry, reserved_column,
 };
 use crate::wire::TableId;
 use std::collections::{BTreeMap, HashSet};
@@ -117,9 +117,14 @@ impl NameProblem {
                     format!("written to {a} and {b}, names that differ only in case")
                 };
                 if *change_table {
+                    let made = if bigquery.table.ends_with(LIVE_VIEW_SUFFIX) {
+                        "live view"
+                    } else {
+                        "change table"
+                    };
                     format!(
-                        "BigQuery name collision: {second} and the change table of {first} are \
-                         both {written}"
+                        "BigQuery name collision: {second} and the {made} of {first} are both \
+                         {written}"
                     )
                 } else {
                     format!("BigQuery name collision: {first} and {second} are both {written}")
@@ -215,7 +220,8 @@ fn quoted_table(table: &TableId) -> String {
 /// Which BigQuery table a source table claims, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Claim {
-    /// The change table of its mirror (sorted first: the mirror that lands on it is renamed).
+    /// The change table or the live view of its mirror (sorted first: the mirror that lands on
+    /// it is renamed).
     ChangeTable,
     /// Its mirror table.
     Mirror,
@@ -248,6 +254,7 @@ fn table_collisions(layout: &DatasetLayout, tables: &[&SourceNames]) -> Vec<Name
     for table in tables {
         let mirror = layout.target(&table.id);
         let change = mirror.change_table();
+        let view = mirror.live_view();
         claims
             .entry(fold(&mirror))
             .or_default()
@@ -256,6 +263,10 @@ fn table_collisions(layout: &DatasetLayout, tables: &[&SourceNames]) -> Vec<Name
             .entry(fold(&change))
             .or_default()
             .push((Claim::ChangeTable, &table.id, change));
+        claims
+            .entry(fold(&view))
+            .or_default()
+            .push((Claim::ChangeTable, &table.id, view));
     }
     let mut taken: HashSet<(String, String)> = claims.keys().cloned().collect();
     let mut problems = Vec::new();
@@ -296,9 +307,14 @@ fn free_table_name(table: &BqTableName, taken: &mut HashSet<(String, String)>) -
             dataset.clone(),
             format!("{candidate}{CHANGE_TABLE_SUFFIX}").to_lowercase(),
         );
-        if !taken.contains(&mirror) && !taken.contains(&change) {
+        let view = (
+            dataset.clone(),
+            format!("{candidate}{LIVE_VIEW_SUFFIX}").to_lowercase(),
+        );
+        if !taken.contains(&mirror) && !taken.contains(&change) && !taken.contains(&view) {
             taken.insert(mirror);
             taken.insert(change);
+            taken.insert(view);
             return candidate;
         }
     }
@@ -543,6 +559,18 @@ mod tests {
         assert!(collisions(&fixed(&per_schema(), &problems), &tables).is_empty());
         // Alone, such a table is fine.
         assert!(collisions(&per_schema(), &tables[1..]).is_empty());
+        // So is one named like a live view.
+        let tables = [
+            table("s", "orders", &["id"]),
+            table("s", "orders__live", &["id"]),
+        ];
+        let problems = collisions(&per_schema(), &tables);
+        assert_eq!(
+            problems[0].detail(),
+            "BigQuery name collision: s.orders__live and the live view of s.orders are both \
+             written to pg_s.orders__live"
+        );
+        assert!(collisions(&fixed(&per_schema(), &problems), &tables).is_empty());
     }
 
     #[test]

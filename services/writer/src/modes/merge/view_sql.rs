@@ -12,7 +12,7 @@ use super::MergeTarget;
 use super::mirror_sql::Folding;
 use super::window::{MergeState, Window, micros};
 use pg2bq_core::bq_naming::{
-    APPENDED_AT_COLUMN, BqTableName, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, quote_column,
+    APPENDED_AT_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, quote_column,
 };
 use std::time::Duration;
 
@@ -22,17 +22,6 @@ pub const VIEW_RENEWAL: Duration = Duration::from_secs(3600);
 /// Label of a staging table: the window start its live view reads from, and the digest of the
 /// view's columns (`<micros>-<digest>`).
 pub const VIEW_LABEL: &str = "pg2bq_live_view";
-
-/// What the live view's name adds to the mirror table's.
-pub const LIVE_VIEW_SUFFIX: &str = "__live";
-
-/// The live view of `table`.
-pub fn live_view(table: &BqTableName) -> BqTableName {
-    BqTableName {
-        dataset: table.dataset.clone(),
-        table: format!("{}{LIVE_VIEW_SUFFIX}", table.table),
-    }
-}
 
 /// The digest of the view's columns, to notice a column added since it was made.
 fn columns_digest(target: &MergeTarget) -> String {
@@ -93,7 +82,7 @@ pub fn view_statement(
     window: Window,
     overlap: Duration,
 ) -> String {
-    let view = live_view(&target.table).quoted(project);
+    let view = target.table.live_view().quoted(project);
     let mirror = target.table.quoted(project);
     let changes = target.table.change_table().quoted(project);
     let seq = quote_column(SEQ_COLUMN);
@@ -148,6 +137,7 @@ pub fn view_statement(
 mod tests {
     use super::*;
     use crate::table_meta::TableKind;
+    use pg2bq_core::bq_naming::BqTableName;
 
     fn target(columns: &[&str]) -> MergeTarget {
         MergeTarget {
