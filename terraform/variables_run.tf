@@ -228,6 +228,28 @@ variable "merge_schedule" {
   }
 }
 
+variable "merge_round_seconds" {
+  description = "How long one /merge round starts and waits for MERGEs; tables left over are merged by the next run (nothing fails). Less than writer_timeout_seconds; below the schedule's period, so that runs do not queue."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.merge_round_seconds >= 5 && var.merge_round_seconds < var.writer_timeout_seconds
+    error_message = "merge_round_seconds must be at least 5 and less than writer_timeout_seconds."
+  }
+}
+
+variable "merge_parallelism" {
+  description = "How many tables one /merge round merges at once (BigQuery runs each table's MERGE as its own job)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.merge_parallelism >= 1 && var.merge_parallelism <= 64
+    error_message = "merge_parallelism must be between 1 and 64."
+  }
+}
+
 variable "merge_time_zone" {
   description = "Time zone of merge_schedule."
   type        = string

@@ -21,6 +21,15 @@ locals {
       PG2BQ_BQ_DATASET_LABELS = join(",", [for k, v in local.dataset_labels : "${k}=${v}"])
       PG2BQ_CLAIM_BUCKET      = google_storage_bucket.claims.name
       PG2BQ_DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter.id
+      # Merged staging rows (DELETE and TRUNCATE tombstones among them) are kept as long as a
+      # late delivery can arrive: the subscription's retention plus the dead-letter topic's
+      # (replays), then pruned.
+      PG2BQ_CHANGE_RETENTION_SECS = tostring(
+        tonumber(trimsuffix(var.pubsub_message_retention, "s")) + tonumber(trimsuffix(var.pubsub_dead_letter_retention, "s"))
+      )
+      # A /merge round starts MERGEs for this long, then answers; the next run continues.
+      PG2BQ_MERGE_ROUND_SECS  = tostring(var.merge_round_seconds)
+      PG2BQ_MERGE_PARALLELISM = tostring(var.merge_parallelism)
     },
     # ... and their CMEK key.
     { for k, v in { PG2BQ_BQ_KMS_KEY_NAME = var.bq_kms_key_name } : k => v if v != null },

@@ -115,6 +115,15 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
     let storage = StorageWriter::new(&target.grpc_endpoint, &target.project, tokens, timeout)?;
     let sink = RowSink::new(storage, rest.clone(), args.append_sink);
     let tables = Arc::new(TableRegistry::new(rest.clone(), target.is_emulator()));
+    if args.merge_overlap_secs < args.bq_timeout_secs {
+        tracing::warn!(
+            overlap_s = args.merge_overlap_secs,
+            bq_timeout_s = args.bq_timeout_secs,
+            "PG2BQ_MERGE_OVERLAP_SECS is shorter than PG2BQ_BQ_TIMEOUT_SECS: a MERGE may miss rows \
+             of an append that took longer than the overlap until the table changes again; \
+             raise PG2BQ_MERGE_OVERLAP_SECS above PG2BQ_BQ_TIMEOUT_SECS"
+        );
+    }
     let merger = Arc::new(Merger::new(
         rest.clone(),
         layout.clone(),
