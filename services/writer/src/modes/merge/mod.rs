@@ -78,10 +78,13 @@ impl MergeTarget {
     /// The statement that deletes the staged rows appended before `cutoff` (microseconds): a
     /// MERGE has folded them, and no late delivery they could beat can still arrive.
     fn prune_statement(&self, project: &str, cutoff: i64) -> String {
+        // On the partitioning column itself, so that BigQuery drops whole partitions; rows of
+        // an older release have no append time, and go by their commit time.
+        let appended = quote_column(APPENDED_AT_COLUMN);
+        let cutoff = format!("TIMESTAMP_MICROS({cutoff})");
         format!(
-            "DELETE FROM {} WHERE IFNULL({}, {}) < TIMESTAMP_MICROS({cutoff})",
+            "DELETE FROM {} WHERE {appended} < {cutoff} OR ({appended} IS NULL AND {} < {cutoff})",
             self.table.change_table().quoted(project),
-            quote_column(APPENDED_AT_COLUMN),
             quote_column(COMMIT_TS_COLUMN),
         )
     }
