@@ -34,6 +34,11 @@ pub const UNKNOWN_COLUMN: &str = "_pg2bq_unknown";
 /// its clock. The staging tables are partitioned by it, and a MERGE reads only the rows
 /// appended since the previous one (see the writer's `merge::window`).
 pub const APPENDED_AT_COLUMN: &str = "_pg2bq_appended_at";
+/// Metadata column of staged mirror tables with soft deletes: TRUE for a row deleted at the
+/// source (or removed by a TRUNCATE), which stays in the mirror with its last values.
+pub const IS_DELETED_COLUMN: &str = "_pg2bq_is_deleted";
+/// Metadata column of staged mirror tables with soft deletes: the commit time of the deletion.
+pub const DELETED_AT_COLUMN: &str = "_pg2bq_deleted_at";
 /// The table in each dataset that holds the changes that could not be written, with the reason.
 pub const QUARANTINE_TABLE: &str = "_pg2bq_quarantine";
 /// Description of the key columns of a change table: how a writer that never saw the table

@@ -77,6 +77,11 @@ pub struct WriterArgs {
     /// delivery older than this could bring back a deleted row.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// Mirror tables made from now on keep deleted rows, with `_pg2bq_is_deleted` TRUE and the
+    /// deletion's commit time in `_pg2bq_deleted_at`, instead of removing them (staged strategy;
+    /// a table keeps the choice it was made with).
+    #[arg(long, env = "PG2BQ_SOFT_DELETES", default_value_t = false)]
+    pub soft_deletes: bool,
     /// How far before the previous MERGE each MERGE reads staged rows, in seconds: more than an
     /// append may take (PG2BQ_BQ_TIMEOUT_SECS) plus the clock difference between writer
     /// instances, and between them and PostgreSQL.

@@ -2,8 +2,9 @@
 
 use pg2bq_bigquery::rest::{Partitioning, TableOptions};
 use pg2bq_core::bq_naming::{
-    APPENDED_AT_COLUMN, BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN,
-    TableNames, UNCHANGED_COLUMN, UNKNOWN_COLUMN, XID_COLUMN,
+    APPENDED_AT_COLUMN, BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, DELETED_AT_COLUMN,
+    IS_DELETED_COLUMN, OP_COLUMN, SEQ_COLUMN, TableNames, UNCHANGED_COLUMN, UNKNOWN_COLUMN,
+    XID_COLUMN,
 };
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::wire::ColumnSpec;
@@ -76,10 +77,14 @@ impl TableShape {
     }
 
     /// Fields of a staged mirror table: data, then seq, commit time and the columns whose
-    /// value is not known yet.
-    pub fn staged_target_fields(&self) -> Vec<(String, BqType)> {
+    /// value is not known yet; with soft deletes, then whether the row is deleted and when.
+    pub fn staged_target_fields(&self, soft_deletes: bool) -> Vec<(String, BqType)> {
         let mut fields = self.target_fields();
         fields.push((UNKNOWN_COLUMN.to_owned(), BqType::String));
+        if soft_deletes {
+            fields.push((IS_DELETED_COLUMN.to_owned(), BqType::Bool));
+            fields.push((DELETED_AT_COLUMN.to_owned(), BqType::Timestamp));
+        }
         fields
     }
 

@@ -30,6 +30,10 @@ pub struct TableMeta {
     /// takes their values from older changes of the same key.
     #[serde(default)]
     pub unchanged: Vec<String>,
+    /// Deleted rows stay in the mirror, marked (`_pg2bq_is_deleted`, `_pg2bq_deleted_at`),
+    /// instead of being removed: chosen when the tables are made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft_deletes: bool,
 }
 
 /// The generation of a source table's BigQuery tables (see [`pg2bq_core::wire::ChangeBatch`]'s
@@ -110,6 +114,7 @@ mod tests {
             source: "public.t".into(),
             keys: vec!["id".into()],
             unchanged: vec![],
+            soft_deletes: false,
         };
         let text = meta.to_description();
         assert_eq!(
@@ -118,6 +123,15 @@ mod tests {
         );
         assert_eq!(TableMeta::from_description(&text), Some(meta.clone()));
         assert_eq!(TableMeta::from_description("a user's words"), None);
+        let soft = TableMeta {
+            soft_deletes: true,
+            ..meta.clone()
+        };
+        assert!(soft.to_description().contains(r#""soft_deletes":true"#));
+        assert_eq!(
+            TableMeta::from_description(&soft.to_description()),
+            Some(soft)
+        );
         let mark = GenerationMark {
             generation: 3,
             dropped: false,

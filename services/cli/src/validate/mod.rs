@@ -27,7 +27,7 @@ use crate::error::{CliError, Result};
 use checksum::ChecksumSummary;
 use full::AdjustedCounts;
 use pg2bq_bigquery::rest::RestClient;
-use pg2bq_core::bq_naming::DatasetLayout;
+use pg2bq_core::bq_naming::{DatasetLayout, IS_DELETED_COLUMN};
 use pg2bq_core::bq_values::Adjustment;
 use pg2bq_core::probe::freshness_probe;
 use pg2bq_source::catalog::Catalog;
@@ -222,8 +222,8 @@ pub async fn validate_with(
             eprint!("\r\x1b[Kvalidating {} ({}/{count})…", table.id, i + 1);
             let _ = std::io::stderr().flush();
         }
-        let shape = Shape::new(table.clone(), layout.names(&table.id));
-        reports.push(validate_table(source, bigquery, &shape, options, &filter).await?);
+        let mut shape = Shape::new(table.clone(), layout.names(&table.id));
+        reports.push(validate_table(source, bigquery, &mut shape, options, &filter).await?);
     }
     if options.progress {
         eprint!("\r\x1b[K");
@@ -234,15 +234,19 @@ pub async fn validate_with(
 async fn validate_table(
     source: &Client,
     bigquery: &RestClient,
-    shape: &Shape,
+    shape: &mut Shape,
     options: &Options,
     filter: &RowFilter,
 ) -> Result<TableReport> {
     let mut report = TableReport::new(shape, options);
-    if let Some(problem) = bigquery_problem(bigquery, shape).await {
-        report.error = Some(problem);
-        return Ok(report);
+    match bigquery_problem(bigquery, shape).await {
+        Err(problem) => {
+            report.error = Some(problem);
+            return Ok(report);
+        }
+        Ok(soft_deletes) => shape.soft_deletes = soft_deletes,
     }
+    let shape = &*shape;
     report.method = choose_method(source, shape, options).await?;
     match report.method {
         Method::Full => match full::compare(source, bigquery, shape, filter).await? {
@@ -264,12 +268,16 @@ async fn validate_table(
     Ok(report)
 }
 
-/// Why the mirror cannot be compared: it is missing, lacks columns, or cannot be read.
-async fn bigquery_problem(bigquery: &RestClient, shape: &Shape) -> Option<String> {
+/// Why the mirror cannot be compared (it is missing, lacks columns, or cannot be read), or
+/// whether it keeps deleted rows, marked (soft deletes).
+async fn bigquery_problem(
+    bigquery: &RestClient,
+    shape: &Shape,
+) -> std::result::Result<bool, String> {
     let fields = match bigquery.table_schema(&shape.target).await {
-        Err(e) => return Some(e.to_string()),
+        Err(e) => return Err(e.to_string()),
         Ok(None) => {
-            return Some(format!(
+            return Err(format!(
                 "table {}.{} does not exist in BigQuery",
                 shape.target.dataset, shape.target.table
             ));
@@ -283,8 +291,13 @@ async fn bigquery_problem(bigquery: &RestClient, shape: &Shape) -> Option<String
         .filter(|name| !present.contains(&name.to_lowercase()))
         .cloned()
         .collect();
-    (!lacking.is_empty())
-        .then(|| format!("the BigQuery table lacks column(s) {}", lacking.join(", ")))
+    if !lacking.is_empty() {
+        return Err(format!(
+            "the BigQuery table lacks column(s) {}",
+            lacking.join(", ")
+        ));
+    }
+    Ok(present.contains(IS_DELETED_COLUMN))
 }
 
 /// `auto`: full if the rows to compare are at most `full_compare_max_rows`, counted up to that

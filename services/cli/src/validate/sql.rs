@@ -34,7 +34,7 @@
 //! Values the writer adjusts by a documented rule (see [`Adjustment`]) are counted in the
 //! source by [`adjustments_query`], one `count(*) FILTER (WHERE ...)` per column and rule.
 
-use pg2bq_core::bq_naming::{BqTableName, TableNames, quote_column};
+use pg2bq_core::bq_naming::{BqTableName, IS_DELETED_COLUMN, TableNames, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::bq_values::{Adjustment, BIGNUMERIC_MAX, BIGNUMERIC_MIN};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
@@ -93,6 +93,8 @@ pub struct Shape {
     pub bq_columns: Vec<String>,
     /// The mirror table.
     pub target: BqTableName,
+    /// The mirror keeps deleted rows, marked (soft deletes): only the others are compared.
+    pub soft_deletes: bool,
 }
 
 impl Shape {
@@ -116,6 +118,7 @@ impl Shape {
             types,
             bq_columns,
             target: names.target,
+            soft_deletes: false,
         }
     }
 
@@ -143,6 +146,11 @@ impl Shape {
                 "{}.{}",
                 quote_ident(&self.table.id.schema),
                 quote_ident(&self.table.id.table)
+            ),
+            Dialect::BigQuery if self.soft_deletes => format!(
+                "(SELECT * FROM {} WHERE {} IS NOT TRUE)",
+                self.target.quoted(project),
+                quote_column(IS_DELETED_COLUMN)
             ),
             Dialect::BigQuery => self.target.quoted(project),
         }

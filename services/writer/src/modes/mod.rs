@@ -144,6 +144,14 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
     let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone(), Arc::clone(&merger));
     let mode: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
         (WriteModeSetting::AppendOnly, _) => Box::new(append_only),
+        (WriteModeSetting::Merge, MergeStrategy::Native) if args.soft_deletes => {
+            return Err(crate::error::WriterError::Config(
+                "PG2BQ_SOFT_DELETES needs the staged strategy: BigQuery's native CDC removes \
+                 deleted rows; set PG2BQ_MERGE_STRATEGY=staged (or auto), or unset \
+                 PG2BQ_SOFT_DELETES"
+                    .to_owned(),
+            ));
+        }
         (WriteModeSetting::Merge, MergeStrategy::Native) => Box::new(MergeMode::new(
             Box::new(Native::new(
                 Arc::clone(&tables),
@@ -155,7 +163,12 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
         // `auto` is staged: only staged replicates TRUNCATE exactly.
         (WriteModeSetting::Merge, MergeStrategy::Auto | MergeStrategy::Staged) => {
             Box::new(MergeMode::new(
-                Box::new(Staged::new(Arc::clone(&tables), sink.clone(), merger)),
+                Box::new(Staged::new(
+                    Arc::clone(&tables),
+                    sink.clone(),
+                    merger,
+                    args.soft_deletes,
+                )),
                 append_only,
             ))
         }

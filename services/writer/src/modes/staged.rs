@@ -25,15 +25,23 @@ pub struct Staged {
     tables: Arc<TableRegistry>,
     sink: RowSink,
     merger: Arc<Merger>,
+    soft_deletes: bool,
 }
 
 impl Staged {
-    /// Writes through `sink` into tables made sure of by `tables`; `merger` folds them.
-    pub fn new(tables: Arc<TableRegistry>, sink: RowSink, merger: Arc<Merger>) -> Self {
+    /// Writes through `sink` into tables made sure of by `tables`; `merger` folds them. With
+    /// `soft_deletes`, the mirror tables it makes keep deleted rows, marked.
+    pub fn new(
+        tables: Arc<TableRegistry>,
+        sink: RowSink,
+        merger: Arc<Merger>,
+        soft_deletes: bool,
+    ) -> Self {
         Staged {
             tables,
             sink,
             merger,
+            soft_deletes,
         }
     }
 
@@ -43,7 +51,9 @@ impl Staged {
         [
             TableSpec {
                 table: shape.target.clone(),
-                fields: self.tables.fields(&shape.staged_target_fields()),
+                fields: self
+                    .tables
+                    .fields(&shape.staged_target_fields(meta.soft_deletes)),
                 options: TableOptions {
                     clustering: shape.clustering(),
                     primary_key: shape.key_names(),
@@ -66,6 +76,7 @@ pub fn meta_of(batch: &ChangeBatch, shape: &TableShape, kind: TableKind) -> Tabl
         source: batch.source.to_string(),
         keys: shape.key_names(),
         unchanged: unchanged_columns(batch, shape),
+        soft_deletes: false,
     }
 }
 
@@ -78,7 +89,10 @@ impl WriteMode for Staged {
         Box::pin(async move {
             let written = async {
                 let mut rows = change_rows(batch, shape);
-                let wanted = meta_of(batch, shape, TableKind::Mirror);
+                let wanted = TableMeta {
+                    soft_deletes: self.soft_deletes,
+                    ..meta_of(batch, shape, TableKind::Mirror)
+                };
                 if batch.changes.is_empty() {
                     // A table announced without rows (an empty table copied): it exists in
                     // BigQuery too.

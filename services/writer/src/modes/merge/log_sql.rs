@@ -131,6 +131,7 @@ mod tests {
             keys: vec!["at".into()],
             columns: vec!["at".into(), "msg".into()],
             unchanged: vec![],
+            soft_deletes: false,
         };
         let [superseded, insert] = log_statements("p", &target, Window::All);
         assert!(superseded.starts_with(

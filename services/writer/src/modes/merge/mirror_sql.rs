@@ -12,7 +12,8 @@
 use super::MergeTarget;
 use super::window::Window;
 use pg2bq_core::bq_naming::{
-    COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, UNCHANGED_COLUMN, UNKNOWN_COLUMN, quote_column,
+    COMMIT_TS_COLUMN, DELETED_AT_COLUMN, IS_DELETED_COLUMN, OP_COLUMN, SEQ_COLUMN,
+    UNCHANGED_COLUMN, UNKNOWN_COLUMN, quote_column,
 };
 
 /// A GoogleSQL string literal of `text`.
@@ -37,6 +38,8 @@ pub struct Folding<'a> {
     pub source: String,
     /// A scalar subquery: the sequence number of the newest TRUNCATE of the set (or NULL).
     pub last_truncate: String,
+    /// A query of the commit time of the newest TRUNCATE of the set (no row if none).
+    pub last_truncate_ts: String,
     resolved: Vec<(usize, String)>,
 }
 
@@ -53,6 +56,10 @@ impl<'a> Folding<'a> {
         let partition = keys.join(", ");
         let last_truncate =
             format!("(SELECT MAX({seq}) FROM {changes} WHERE {op} = 'TRUNCATE' AND {in_set})");
+        let last_truncate_ts = format!(
+            "SELECT {ts} FROM {changes} WHERE {op} = 'TRUNCATE' AND {in_set} \
+             ORDER BY {seq} DESC LIMIT 1"
+        );
         // Columns that have arrived unchanged: their values come from the newest change that
         // sent them (`_pg2bq_sent_<i>` is its sequence number, NULL if none did).
         let resolved: Vec<(usize, String)> = values(target)
@@ -109,6 +116,7 @@ impl<'a> Folding<'a> {
             target,
             source,
             last_truncate,
+            last_truncate_ts,
             resolved,
         }
     }
@@ -211,14 +219,41 @@ pub fn merge_statements(project: &str, target: &MergeTarget, set: Window) -> [St
     inserted.push(unknown.clone());
     inserted_values.push(unknown_list(false));
     // A row without a sequence number was not written by pg2bq (added by hand): older than any.
+    let older = format!("IFNULL({seq}, '') < {}", folding.last_truncate);
+    if !target.soft_deletes {
+        let truncated = format!("DELETE FROM {mirror} WHERE {older}");
+        let merge = format!(
+            "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
+             WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
+             WHEN MATCHED AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
+               THEN UPDATE SET {set} \
+             WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
+            source = folding.source,
+            on = folding.same_key("T", "S"),
+            set = set_list.join(", "),
+            names = inserted.join(", "),
+            values = inserted_values.join(", "),
+        );
+        return [truncated, merge];
+    }
+    // Soft deletes: a deleted row stays with its last values, marked, and takes the deletion's
+    // sequence number, so that a late older change loses to it as to any newer change.
+    let deleted = quote_column(IS_DELETED_COLUMN);
+    let deleted_at = quote_column(DELETED_AT_COLUMN);
+    set_list.extend([format!("{deleted} = FALSE"), format!("{deleted_at} = NULL")]);
+    inserted.push(deleted.clone());
+    inserted_values.push("FALSE".to_owned());
     let truncated = format!(
-        "DELETE FROM {mirror} WHERE IFNULL({seq}, '') < {}",
-        folding.last_truncate
+        "UPDATE {mirror} SET {deleted} = TRUE, {deleted_at} = ({truncate_ts}), {seq} = {last} \
+         WHERE {older} AND {deleted} IS NOT TRUE",
+        truncate_ts = folding.last_truncate_ts,
+        last = folding.last_truncate,
     );
     let merge = format!(
         "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
-         WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
-         WHEN MATCHED AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
+         WHEN MATCHED AND S.{op} = 'DELETE' AND S.{seq} > IFNULL(T.{seq}, '') \
+           THEN UPDATE SET {deleted} = TRUE, {deleted_at} = S.{ts}, {seq} = S.{seq}, {ts} = S.{ts} \
+         WHEN MATCHED AND S.{op} = 'UPSERT' AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
            THEN UPDATE SET {set} \
          WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
         source = folding.source,
@@ -246,6 +281,7 @@ mod tests {
             keys: vec!["a".into(), "b".into()],
             columns: vec!["a".into(), "b".into(), "v".into(), "doc".into()],
             unchanged: unchanged.iter().map(|c| (*c).to_owned()).collect(),
+            soft_deletes: false,
         }
     }
 
@@ -312,6 +348,30 @@ mod tests {
             "{truncated}"
         );
         assert_eq!(sql.matches(in_set).count(), 2, "{sql}");
+    }
+
+    #[test]
+    fn soft_deletes_mark_rows_instead_of_removing_them() {
+        let soft = MergeTarget {
+            soft_deletes: true,
+            ..target(&[])
+        };
+        let [truncated, sql] = merge_statements("p", &soft, Window::All);
+        assert!(
+            truncated.starts_with(
+                "UPDATE `p.d.t` SET `_pg2bq_is_deleted` = TRUE, `_pg2bq_deleted_at` = (SELECT `_pg2bq_commit_ts` FROM"
+            ),
+            "{truncated}"
+        );
+        assert!(
+            truncated.ends_with("AND `_pg2bq_is_deleted` IS NOT TRUE"),
+            "{truncated}"
+        );
+        assert!(!sql.contains("THEN DELETE"), "{sql}");
+        assert!(sql.contains(
+            "THEN UPDATE SET `_pg2bq_is_deleted` = TRUE, `_pg2bq_deleted_at` = S.`_pg2bq_commit_ts`, `_pg2bq_seq` = S.`_pg2bq_seq`"
+        ));
+        assert!(sql.contains("`_pg2bq_is_deleted` = FALSE, `_pg2bq_deleted_at` = NULL"));
     }
 
     #[test]

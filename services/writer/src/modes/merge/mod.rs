@@ -49,6 +49,8 @@ pub struct MergeTarget {
     pub columns: Vec<String>,
     /// Columns that have arrived as unchanged TOAST values.
     pub unchanged: Vec<String>,
+    /// Deleted rows stay in the mirror, marked (see [`TableMeta::soft_deletes`]).
+    pub soft_deletes: bool,
 }
 
 impl MergeTarget {
@@ -64,6 +66,7 @@ impl MergeTarget {
                 .map(|f| f.name.clone())
                 .collect(),
             unchanged: meta.unchanged.clone(),
+            soft_deletes: meta.soft_deletes,
         }
     }
 
@@ -269,6 +272,7 @@ impl Merger {
                     source: String::new(),
                     keys,
                     unchanged: Vec::new(),
+                    soft_deletes: false,
                 }
             }
         };

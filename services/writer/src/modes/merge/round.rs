@@ -147,31 +147,40 @@ impl Merger {
         let changes = target.table.change_table();
         let mut done = TableMerge::default();
         let previous = MergeState::from_labels(&info.labels);
+        // The target's rows, as the metadata says (the first MERGE), or counted.
+        let mut target_rows = 0;
         let (set, window_rows) = match &previous {
-            None => (Window::All, rows_of(info)),
+            None => {
+                if let Some(target_info) = self.rest.table(&target.table).await? {
+                    target_rows = rows_of(&target_info);
+                }
+                (Window::All, rows_of(info))
+            }
             Some(state) => {
                 let window = Window::after(state.merged_through, settings.overlap);
                 let stats = self
                     .rest
-                    .query(&window.stats_query(&changes.quoted(project)))
+                    .query(
+                        &window
+                            .stats_query(&changes.quoted(project), &target.table.quoted(project)),
+                    )
                     .await?;
                 done.queries += 1;
                 let first = stats.rows.first();
                 let cell = |i: usize| first.and_then(|r| r.get(i).cloned().flatten());
-                let count: u64 = cell(0).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let number = |i: usize| cell(i).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0);
                 let oldest: Option<i64> = cell(1).and_then(|c| c.parse().ok());
-                (window.set(oldest, settings.overlap), count)
+                target_rows = number(2);
+                (window.set(oldest, settings.overlap), number(0))
             }
         };
-        done.rows_read = window_rows;
         if window_rows > 0 || previous.is_none() {
             for statement in target.statements(project, set) {
                 self.rest.query(&statement).await?;
                 done.queries += 1;
             }
-            if let Some(target_info) = self.rest.table(&target.table).await? {
-                done.rows_read = done.rows_read.saturating_add(rows_of(&target_info));
-            }
+            // What the MERGE read: the staged rows of its window and the target table.
+            done.rows_read = window_rows.saturating_add(target_rows);
         }
         let state = MergeState {
             merged_through: began,

@@ -12,7 +12,8 @@ use super::MergeTarget;
 use super::mirror_sql::Folding;
 use super::window::{MergeState, Window, micros};
 use pg2bq_core::bq_naming::{
-    APPENDED_AT_COLUMN, COMMIT_TS_COLUMN, OP_COLUMN, SEQ_COLUMN, quote_column,
+    APPENDED_AT_COLUMN, COMMIT_TS_COLUMN, DELETED_AT_COLUMN, IS_DELETED_COLUMN, OP_COLUMN,
+    SEQ_COLUMN, quote_column,
 };
 use std::time::Duration;
 
@@ -116,20 +117,58 @@ pub fn view_statement(
         )
     }));
     change_columns.extend([format!("S.{seq}"), format!("S.{ts}")]);
+    let same_key = folding.same_key("T", "S");
+    let newer = format!("S.{seq} > IFNULL(T.{seq}, '')");
+    let older_than_truncate = format!(
+        "IFNULL(T.{seq}, '') < IFNULL({}, '')",
+        folding.last_truncate
+    );
+    let (kept, soft_parts) = if target.soft_deletes {
+        // Soft deletes: rows a TRUNCATE or a DELETE removed stay, marked.
+        let deleted = quote_column(IS_DELETED_COLUMN);
+        let deleted_at = quote_column(DELETED_AT_COLUMN);
+        let truncated = format!("({older_than_truncate} AND T.{deleted} IS NOT TRUE)");
+        mirror_columns.extend([
+            format!("IF({truncated}, TRUE, T.{deleted}) AS {deleted}"),
+            format!(
+                "IF({truncated}, ({}), T.{deleted_at}) AS {deleted_at}",
+                folding.last_truncate_ts
+            ),
+        ]);
+        change_columns.extend([
+            format!("FALSE AS {deleted}"),
+            format!("CAST(NULL AS TIMESTAMP) AS {deleted_at}"),
+        ]);
+        let mut removed: Vec<String> = keys.iter().map(|k| format!("T.{k}")).collect();
+        removed.extend(values.iter().map(|c| format!("T.{}", quote_column(c))));
+        removed.extend([
+            format!("S.{seq}"),
+            format!("S.{ts}"),
+            format!("TRUE AS {deleted}"),
+            format!("S.{ts} AS {deleted_at}"),
+        ]);
+        (
+            "TRUE".to_owned(),
+            format!(
+                " UNION ALL SELECT {} FROM S JOIN M AS T ON {same_key} \
+                 WHERE S.{op} = 'DELETE' AND {newer}",
+                removed.join(", ")
+            ),
+        )
+    } else {
+        (format!("NOT ({older_than_truncate})"), String::new())
+    };
     format!(
         "CREATE OR REPLACE VIEW {view} AS WITH S AS ({source}), \
-         M AS (SELECT *, TRUE AS `_pg2bq_present` FROM {mirror} \
-               WHERE IFNULL({seq}, '') >= IFNULL({last_truncate}, '')) \
+         M AS (SELECT *, TRUE AS `_pg2bq_present` FROM {mirror} AS T WHERE {kept}) \
          SELECT {mirror_list} FROM M AS T \
-         WHERE NOT EXISTS (SELECT 1 FROM S WHERE {same_key} AND S.{seq} > IFNULL(T.{seq}, '')) \
+         WHERE NOT EXISTS (SELECT 1 FROM S WHERE {same_key} AND {newer}) \
          UNION ALL \
          SELECT {change_list} FROM S LEFT JOIN M AS T ON {same_key} \
-         WHERE S.{op} = 'UPSERT' AND (T.`_pg2bq_present` IS NULL OR S.{seq} > IFNULL(T.{seq}, ''))",
+         WHERE S.{op} = 'UPSERT' AND (T.`_pg2bq_present` IS NULL OR {newer}){soft_parts}",
         source = folding.source,
-        last_truncate = folding.last_truncate,
         mirror_list = mirror_columns.join(", "),
         change_list = change_columns.join(", "),
-        same_key = folding.same_key("T", "S"),
     )
 }
 
@@ -149,6 +188,7 @@ mod tests {
             keys: vec!["id".into()],
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             unchanged: vec![],
+            soft_deletes: false,
         }
     }
 

@@ -120,11 +120,13 @@ impl Window {
         }
     }
 
-    /// The query that counts the rows of this window in `changes` (a quoted table) and finds the
-    /// oldest commit time among them: `(count, micros or NULL)`.
-    pub fn stats_query(self, changes: &str) -> String {
+    /// The query that counts the rows of this window in `changes` (a quoted table), finds the
+    /// oldest commit time among them, and counts the rows of `target` (which BigQuery answers
+    /// from metadata): `(count, micros or NULL, target rows)`.
+    pub fn stats_query(self, changes: &str, target: &str) -> String {
         format!(
-            "SELECT COUNT(*), UNIX_MICROS(MIN({ts})) FROM {changes} WHERE {}",
+            "SELECT COUNT(*), UNIX_MICROS(MIN({ts})), (SELECT COUNT(*) FROM {target}) \
+             FROM {changes} WHERE {}",
             self.condition(None),
             ts = quote_column(COMMIT_TS_COLUMN),
         )
