@@ -56,7 +56,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     merge_round_changes: usize,
     /// Timed MERGEs per history size (the median counts).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     merge_rounds: usize,
     /// Changes per push request while the history grows.
     #[arg(long, default_value_t = 1000)]
