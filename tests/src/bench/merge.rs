@@ -8,6 +8,12 @@
 //! median counts. The mirror is then compared row by row with the state the workload left, so a
 //! fast but wrong MERGE fails the benchmark.
 //!
+//! A writer that reads only the rows appended since its previous MERGE reads them with an
+//! overlap (`PG2BQ_MERGE_OVERLAP_SECS`, minutes in a deployment): here [`OVERLAP`], and each
+//! MERGE waits a little longer than that after the last push, so that the window holds the
+//! round's changes and not the end of the history pushed a moment earlier, as it would a day
+//! later. Older writers ignore the setting.
+//!
 //! Rows read: the `rows_read` of the writer's `/merge` answer (the change-table and mirror rows
 //! the round's statements select); a writer that does not report it reads both tables whole,
 //! so their row counts, taken just before the merge, stand in. Bytes read: rows read times the
@@ -28,6 +34,10 @@ use std::time::{Duration, Instant};
 const PREFIX: &str = "bench_merge_";
 /// Seed of the workload's random choices.
 const SEED: u64 = 16;
+/// The writer's MERGE overlap, in seconds.
+const OVERLAP: &str = "1";
+/// The wait between the last push and a MERGE: longer than the overlap.
+const SETTLE: Duration = Duration::from_millis(1500);
 
 /// The sizes of the MERGE benchmark.
 #[derive(Debug, Clone)]
@@ -87,6 +97,7 @@ pub async fn merge_growth(summary: &mut Summary, sizes: &MergeSizes) {
         ("PG2BQ_MERGE_STRATEGY", "staged"),
         ("PG2BQ_MERGE_INTERVAL_MS", "0"),
         ("PG2BQ_CHANGE_RETENTION_SECS", "0"),
+        ("PG2BQ_MERGE_OVERLAP_SECS", OVERLAP),
     ];
     let writer = StandaloneWriter::start_with(&stack, "bench-merge", PREFIX, &settings).await;
     let mut workload = Workload::new(sizes.keys, SEED);
@@ -99,6 +110,7 @@ pub async fn merge_growth(summary: &mut Summary, sizes: &MergeSizes) {
             workload.changes(),
             pushed as f64 / seconds
         );
+        tokio::time::sleep(SETTLE).await;
         let (catch_up_ms, answer) = merge(&writer).await;
         // A writer that reports the rows it reads needs no counting (which would read the whole
         // change table).
@@ -107,6 +119,7 @@ pub async fn merge_growth(summary: &mut Summary, sizes: &MergeSizes) {
         let mut rounds = Vec::with_capacity(sizes.rounds);
         for _ in 0..sizes.rounds {
             push(&writer, workload.round_push(sizes.round_changes)).await;
+            tokio::time::sleep(SETTLE).await;
             let counted = if reports {
                 None
             } else {
