@@ -4,6 +4,8 @@
 pub mod backfill;
 pub mod capture;
 pub mod e2e;
+pub mod merge;
+pub mod merge_workload;
 pub mod probe;
 pub mod report;
 pub mod writer;

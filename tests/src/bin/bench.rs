@@ -2,20 +2,21 @@
 //! `target/bench/summary.json`. Run it through `make bench` (release build, stack started).
 
 use clap::Parser;
+use pg2bq_e2e::bench::merge::MergeSizes;
 use pg2bq_e2e::bench::report::Summary;
-use pg2bq_e2e::bench::{backfill, capture, e2e, probe, writer};
+use pg2bq_e2e::bench::{backfill, capture, e2e, merge, probe, writer};
 use std::path::PathBuf;
 
 /// pg2bq benchmarks against the local stack (`make up`; `source .local/stack.env`).
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
-    /// Benchmarks to run (comma-separated): writer, capture, backfill, memory, e2e. A partial run
-    /// keeps the other figures of the previous summary.
+    /// Benchmarks to run (comma-separated): writer, capture, backfill, memory, e2e, merge. A
+    /// partial run keeps the other figures of the previous summary.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "writer,capture,backfill,memory,e2e"
+        default_value = "writer,capture,backfill,memory,e2e,merge"
     )]
     only: Vec<String>,
     /// Row changes of the capture workload (half inserts, then updates).
@@ -45,6 +46,24 @@ struct Args {
     /// Rows of the end-to-end throughput burst.
     #[arg(long, default_value_t = 200_000)]
     e2e_burst: u64,
+    /// Keys of the MERGE benchmark's table (the mirror's size).
+    #[arg(long, default_value_t = 10_000)]
+    merge_keys: u64,
+    /// The two change-history sizes at which the MERGE is timed (comma-separated, ascending).
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000, 2_000_000])]
+    merge_histories: Vec<u64>,
+    /// New changes merged by each timed MERGE.
+    #[arg(long, default_value_t = 1000)]
+    merge_round_changes: usize,
+    /// Timed MERGEs per history size (the median counts).
+    #[arg(long, default_value_t = 9)]
+    merge_rounds: usize,
+    /// Changes per push request while the history grows.
+    #[arg(long, default_value_t = 1000)]
+    merge_push_changes: usize,
+    /// Push requests at once while the history grows.
+    #[arg(long, default_value_t = 4)]
+    merge_concurrency: usize,
     /// Where `summary.json` goes (default: the workspace's `target/bench`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -123,6 +142,21 @@ async fn run(args: Args) {
         )
         .await;
     }
+    if wants("merge") {
+        eprintln!("== staged MERGE as the change history grows; bytes per million changes");
+        let [small, large] = args.merge_histories[..] else {
+            panic!("--merge-histories takes two sizes, e.g. 100000,2000000");
+        };
+        let sizes = MergeSizes {
+            keys: args.merge_keys,
+            histories: [small, large],
+            round_changes: args.merge_round_changes,
+            rounds: args.merge_rounds.max(1),
+            push_changes: args.merge_push_changes.max(1),
+            concurrency: args.merge_concurrency.max(1),
+        };
+        merge::merge_growth(&mut summary, &sizes).await;
+    }
     summary.condition("load_1m_at_end", probe::load().0.into());
     let cpu_at_end = probe::machine_cpu_ticks();
     let total = (cpu_at_end.2 - cpu_at_start.2).max(1) as f64;
@@ -136,7 +170,7 @@ async fn run(args: Args) {
         "cpu_steal_share",
         ((cpu_at_end.1 - cpu_at_start.1) as f64 / total).into(),
     );
-    let all = ["writer", "capture", "backfill", "memory", "e2e"];
+    let all = ["writer", "capture", "backfill", "memory", "e2e", "merge"];
     if !all.iter().all(|b| wants(b))
         && let Ok(text) = std::fs::read_to_string(out.join("summary.json"))
         && let Ok(earlier) = serde_json::from_str(&text)
