@@ -364,6 +364,24 @@ impl TestPipeline {
         self.writer.as_ref().map(Service::log).unwrap_or_default()
     }
 
+    /// A BigQuery query's rows, each as its values joined by `|` (NULL as empty), or one line
+    /// with the error.
+    pub async fn bigquery_lines(&self, sql: &str) -> Vec<String> {
+        match self.stack.bigquery().query(sql).await {
+            Ok(rows) => rows
+                .rows
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect(),
+            Err(e) => vec![format!("error: {e}")],
+        }
+    }
+
     /// Runs a BigQuery query until it returns `expected` or `timeout` passes; returns the last rows.
     pub async fn wait_for_query(
         &self,

@@ -170,19 +170,7 @@ async fn view_rows(pipeline: &TestPipeline, table: &str) -> Vec<String> {
          FROM `{}.e2e_live_lv.{table}` ORDER BY id",
         pipeline.stack.project
     );
-    match pipeline.stack.bigquery().query(&sql).await {
-        Ok(rows) => rows
-            .rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(Option::unwrap_or_default)
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect(),
-        Err(e) => vec![format!("error: {e}")],
-    }
+    pipeline.bigquery_lines(&sql).await
 }
 
 async fn source_rows(pipeline: &TestPipeline) -> Vec<String> {

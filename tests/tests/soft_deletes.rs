@@ -15,19 +15,7 @@ async fn marked_rows(pipeline: &TestPipeline, table: &str) -> Vec<String> {
          FROM `{}.e2e_soft_sd.{table}` ORDER BY id",
         pipeline.stack.project
     );
-    match pipeline.stack.bigquery().query(&sql).await {
-        Ok(rows) => rows
-            .rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(Option::unwrap_or_default)
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect(),
-        Err(e) => vec![format!("error: {e}")],
-    }
+    pipeline.bigquery_lines(&sql).await
 }
 
 async fn wait_for_rows(pipeline: &TestPipeline, table: &str, expected: &[&str]) {

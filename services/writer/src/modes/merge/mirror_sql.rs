@@ -220,40 +220,37 @@ pub fn merge_statements(project: &str, target: &MergeTarget, set: Window) -> [St
     inserted_values.push(unknown_list(false));
     // A row without a sequence number was not written by pg2bq (added by hand): older than any.
     let older = format!("IFNULL({seq}, '') < {}", folding.last_truncate);
-    if !target.soft_deletes {
-        let truncated = format!("DELETE FROM {mirror} WHERE {older}");
-        let merge = format!(
-            "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
-             WHEN MATCHED AND S.{op} = 'DELETE' THEN DELETE \
-             WHEN MATCHED AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
-               THEN UPDATE SET {set} \
-             WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
-            source = folding.source,
-            on = folding.same_key("T", "S"),
-            set = set_list.join(", "),
-            names = inserted.join(", "),
-            values = inserted_values.join(", "),
-        );
-        return [truncated, merge];
-    }
-    // Soft deletes: a deleted row stays with its last values, marked, and takes the deletion's
-    // sequence number, so that a late older change loses to it as to any newer change.
-    let deleted = quote_column(IS_DELETED_COLUMN);
-    let deleted_at = quote_column(DELETED_AT_COLUMN);
-    set_list.extend([format!("{deleted} = FALSE"), format!("{deleted_at} = NULL")]);
-    inserted.push(deleted.clone());
-    inserted_values.push("FALSE".to_owned());
-    let truncated = format!(
-        "UPDATE {mirror} SET {deleted} = TRUE, {deleted_at} = ({truncate_ts}), {seq} = {last} \
-         WHERE {older} AND {deleted} IS NOT TRUE",
-        truncate_ts = folding.last_truncate_ts,
-        last = folding.last_truncate,
-    );
+    let (truncated, on_delete, upsert) = if target.soft_deletes {
+        // Soft deletes: a deleted row stays with its values, marked, and takes the deletion's
+        // sequence number, so that a late older change loses to it as to any newer change.
+        let deleted = quote_column(IS_DELETED_COLUMN);
+        let deleted_at = quote_column(DELETED_AT_COLUMN);
+        set_list.extend([format!("{deleted} = FALSE"), format!("{deleted_at} = NULL")]);
+        inserted.push(deleted.clone());
+        inserted_values.push("FALSE".to_owned());
+        (
+            format!(
+                "UPDATE {mirror} SET {deleted} = TRUE, {deleted_at} = ({}), {seq} = {} \
+                 WHERE {older} AND {deleted} IS NOT TRUE",
+                folding.last_truncate_ts, folding.last_truncate,
+            ),
+            format!(
+                "AND S.{seq} > IFNULL(T.{seq}, '') THEN UPDATE SET {deleted} = TRUE, \
+                 {deleted_at} = S.{ts}, {seq} = S.{seq}, {ts} = S.{ts}"
+            ),
+            format!("S.{op} = 'UPSERT' AND "),
+        )
+    } else {
+        (
+            format!("DELETE FROM {mirror} WHERE {older}"),
+            "THEN DELETE".to_owned(),
+            String::new(),
+        )
+    };
     let merge = format!(
         "MERGE {mirror} AS T USING ({source}) AS S ON {on} \
-         WHEN MATCHED AND S.{op} = 'DELETE' AND S.{seq} > IFNULL(T.{seq}, '') \
-           THEN UPDATE SET {deleted} = TRUE, {deleted_at} = S.{ts}, {seq} = S.{seq}, {ts} = S.{ts} \
-         WHEN MATCHED AND S.{op} = 'UPSERT' AND (S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
+         WHEN MATCHED AND S.{op} = 'DELETE' {on_delete} \
+         WHEN MATCHED AND {upsert}(S.{seq} > T.{seq} OR (S.{seq} = T.{seq} AND T.{unknown} IS NOT NULL)) \
            THEN UPDATE SET {set} \
          WHEN NOT MATCHED AND S.{op} = 'UPSERT' THEN INSERT ({names}) VALUES ({values})",
         source = folding.source,
