@@ -48,30 +48,6 @@ impl FieldSpec {
     }
 }
 
-/// Table settings beyond the columns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableOptions {
-    /// Clustering columns (at most four).
-    pub clustering: Vec<String>,
-    /// `PRIMARY KEY (...) NOT ENFORCED` columns.
-    pub primary_key: Vec<String>,
-    /// `max_staleness` as an INTERVAL literal, e.g. `0-0 0 0:15:0` (native CDC tables).
-    pub max_staleness: Option<String>,
-    /// The table's description.
-    pub description: Option<String>,
-    /// Time partitioning by a TIMESTAMP column, hourly or daily.
-    pub partitioning: Option<Partitioning>,
-}
-
-/// Time partitioning of a table by one of its TIMESTAMP columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partitioning {
-    /// The column.
-    pub field: String,
-    /// One partition per hour (else per day).
-    pub hourly: bool,
-}
-
 /// What pg2bq reads of an existing table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableInfo {
@@ -85,38 +61,6 @@ pub struct TableInfo {
     pub marks: DataMarks,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-}
-
-/// The REST table resource that creates `table`.
-pub fn table_resource(
-    project: &str,
-    table: &BqTableName,
-    fields: &[FieldSpec],
-    options: &TableOptions,
-) -> Json {
-    let mut body = json!({
-        "tableReference": {"projectId": project, "datasetId": table.dataset, "tableId": table.table},
-        "schema": {"fields": fields.iter().map(FieldSpec::to_json).collect::<Vec<_>>()},
-    });
-    if !options.clustering.is_empty() {
-        body["clustering"] = json!({"fields": options.clustering});
-    }
-    if !options.primary_key.is_empty() {
-        body["tableConstraints"] = json!({"primaryKey": {"columns": options.primary_key}});
-    }
-    if let Some(max_staleness) = &options.max_staleness {
-        body["maxStaleness"] = json!(max_staleness);
-    }
-    if let Some(description) = &options.description {
-        body["description"] = json!(description);
-    }
-    if let Some(partitioning) = &options.partitioning {
-        body["timePartitioning"] = json!({
-            "type": if partitioning.hourly { "HOUR" } else { "DAY" },
-            "field": partitioning.field,
-        });
-    }
-    body
 }
 
 /// A BigQuery REST client for one project.
@@ -135,8 +79,10 @@ pub struct RestClient {
 
 mod marks;
 mod query;
+mod table_resource;
 
 pub use marks::DataMarks;
+pub use table_resource::{Partitioning, TableOptions, TimeUnit, table_resource};
 
 pub use query::QueryRows;
 
@@ -535,46 +481,5 @@ mod tests {
             "projects/p/locations/eu/keyRings/r/cryptoKeys/k"
         );
         assert_eq!(body["labels"], json!({"app": "pg2bq"}));
-    }
-
-    #[test]
-    fn table_resource_carries_key_clustering_and_staleness() {
-        let table = BqTableName {
-            dataset: "d".into(),
-            table: "t".into(),
-        };
-        let fields = [FieldSpec {
-            name: "id".into(),
-            bq_type: "INT64".into(),
-            mode: "NULLABLE".into(),
-            description: Some("pg2bq: primary key column".into()),
-        }];
-        let options = TableOptions {
-            clustering: vec!["id".into()],
-            primary_key: vec!["id".into()],
-            max_staleness: Some("0-0 0 0:15:0".into()),
-            description: Some("about t".into()),
-            partitioning: Some(Partitioning {
-                field: "at".into(),
-                hourly: true,
-            }),
-        };
-        let body = table_resource("p", &table, &fields, &options);
-        assert_eq!(
-            body["timePartitioning"],
-            json!({"type": "HOUR", "field": "at"})
-        );
-        assert_eq!(body["description"], "about t");
-        assert_eq!(body["tableReference"]["tableId"], "t");
-        assert_eq!(body["tableConstraints"]["primaryKey"]["columns"][0], "id");
-        assert_eq!(body["clustering"]["fields"][0], "id");
-        assert_eq!(body["maxStaleness"], "0-0 0 0:15:0");
-        assert_eq!(
-            body["schema"]["fields"][0]["description"],
-            "pg2bq: primary key column"
-        );
-        let plain = table_resource("p", &table, &fields, &TableOptions::default());
-        assert!(plain.get("tableConstraints").is_none() && plain.get("maxStaleness").is_none());
-        assert!(plain.get("timePartitioning").is_none());
     }
 }

@@ -22,7 +22,7 @@ use crate::modes::merge::Merger;
 use crate::table_meta::{GenerationMark, description, generation_mark};
 use crate::tables::TableRegistry;
 use pg2bq_bigquery::BigQueryError;
-use pg2bq_bigquery::rest::{FieldSpec, Partitioning, RestClient, TableOptions};
+use pg2bq_bigquery::rest::{FieldSpec, Partitioning, RestClient, TableOptions, TimeUnit};
 use pg2bq_core::bq_naming::{APPENDED_AT_COLUMN, BqTableName, SEQ_COLUMN};
 use pg2bq_core::wire::{ChangeBatch, ControlAction, TableControl};
 use std::collections::HashMap;
@@ -145,9 +145,9 @@ impl Generations {
         // Partitioned as every staging table (see `TableShape::staging_options`); clustering
         // waits for the key columns.
         let options = TableOptions {
-            partitioning: Some(Partitioning {
-                field: APPENDED_AT_COLUMN.to_owned(),
-                hourly: true,
+            partitioning: Some(Partitioning::Time {
+                field: Some(APPENDED_AT_COLUMN.to_owned()),
+                unit: TimeUnit::Hour,
             }),
             ..TableOptions::default()
         };

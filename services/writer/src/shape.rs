@@ -1,6 +1,6 @@
 //! The BigQuery shape of a source table as one change batch describes it.
 
-use pg2bq_bigquery::rest::{Partitioning, TableOptions};
+use pg2bq_bigquery::rest::{Partitioning, TableOptions, TimeUnit};
 use pg2bq_core::bq_naming::{
     APPENDED_AT_COLUMN, BqTableName, CHANGE_TYPE_COLUMN, COMMIT_TS_COLUMN, DELETED_AT_COLUMN,
     IS_DELETED_COLUMN, OP_COLUMN, SEQ_COLUMN, TableNames, UNCHANGED_COLUMN, UNKNOWN_COLUMN,
@@ -116,9 +116,9 @@ impl TableShape {
         TableOptions {
             clustering: self.clustering(),
             description: Some(description),
-            partitioning: Some(Partitioning {
-                field: APPENDED_AT_COLUMN.to_owned(),
-                hourly: true,
+            partitioning: Some(Partitioning::Time {
+                field: Some(APPENDED_AT_COLUMN.to_owned()),
+                unit: TimeUnit::Hour,
             }),
             ..TableOptions::default()
         }
