@@ -533,23 +533,70 @@ impl TestPipeline {
 /// to an endpoint nobody listens on, for the rest of the run: the emulator retries each message
 /// at once and logs every refused connection, which loads the machine the other tests share.
 impl Drop for TestPipeline {
+    /// Stops capture and drops the test's slots (an inactive slot keeps WAL, and the stack's
+    /// slots are few), and deletes the push subscription (Pub/Sub would retry a dead writer).
     fn drop(&mut self) {
-        if self.writer_port.is_none() {
-            return;
+        if let Some(mut capture) = self.capture.take() {
+            capture.kill();
         }
         let stack = self.stack.clone();
-        let push = format!("{}-push", self.topic);
-        let deleted = std::thread::spawn(move || {
+        let database = format!("e2e_{}", self.name);
+        let push = self
+            .writer_port
+            .is_some()
+            .then(|| format!("{}-push", self.topic));
+        let cleaned = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            runtime.block_on(PubSub::new(&stack).delete_subscription(&push));
+            runtime.block_on(async {
+                if let Some(push) = push {
+                    PubSub::new(&stack).delete_subscription(&push).await;
+                }
+                drop_slots(&stack, &database).await;
+            });
         })
         .join();
-        if deleted.is_err() {
-            eprintln!("could not delete the push subscription of {}", self.topic);
+        if cleaned.is_err() {
+            eprintln!("could not clean up after {}", self.topic);
         }
+    }
+}
+
+/// Drops the slots of `database` (ending the WAL senders that still hold them); best effort.
+async fn drop_slots(stack: &Stack, database: &str) {
+    let Ok(client) = connect_sql(&stack.source("postgres"), "pg2bq-e2e-cleanup").await else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let _ = client
+            .execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE database = $1 AND active_pid IS NOT NULL",
+                &[&database],
+            )
+            .await;
+        let _ = client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE database = $1 AND NOT active",
+                &[&database],
+            )
+            .await;
+        let left = client
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1",
+                &[&database],
+            )
+            .await
+            .map(|row| row.get::<_, i64>(0))
+            .unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

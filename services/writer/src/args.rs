@@ -77,6 +77,14 @@ pub struct WriterArgs {
     /// delivery older than this could bring back a deleted row.
     #[arg(long, env = "PG2BQ_CHANGE_RETENTION_SECS", default_value_t = 86_400)]
     pub change_retention_secs: u64,
+    /// Partitioning of the mirror tables the writer makes, per source table or by default:
+    /// `schema.table=day(col); *=ingestion(day)` (see the README's settings).
+    #[arg(long, env = "PG2BQ_BQ_PARTITIONING")]
+    pub bq_partitioning: Option<String>,
+    /// Clustering of the mirror tables the writer makes: `schema.table=a,b; *=key` (the key by
+    /// default).
+    #[arg(long, env = "PG2BQ_BQ_CLUSTERING")]
+    pub bq_clustering: Option<String>,
     /// Mirror tables made from now on keep deleted rows, with `_pg2bq_is_deleted` TRUE and the
     /// deletion's commit time in `_pg2bq_deleted_at`, instead of removing them (staged strategy;
     /// a table keeps the choice it was made with).

@@ -11,8 +11,8 @@
 //!   settings ([`args`]).
 //! - [`generations`]: the gate before the modes: control messages that start a table's new
 //!   generation (its BigQuery tables dropped), batches of older generations discarded.
-//! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), `tables` (creating
-//!   and evolving tables), [`row_layout`] (where each value goes in the proto row).
+//! - Shared by the modes: [`shape`] (the BigQuery shape of a source table), [`mirror_layout`]
+//!   (partitioning and clustering of mirrors), `tables` (creating and evolving tables), [`row_layout`] (where each value goes in the proto row).
 //! - [`dead_letter`]: forwarding a message that can never be written (unreadable) to the
 //!   dead-letter topic with the reason; every other failure is retried by Pub/Sub.
 //! - The BigQuery client (REST, Storage Write, proto rows, tokens) is the `pg2bq-bigquery` crate.
@@ -31,6 +31,7 @@ pub mod error;
 pub mod generations;
 pub mod http;
 mod metrics;
+pub mod mirror_layout;
 pub mod modes;
 pub mod oidc;
 pub mod quarantine;

@@ -25,6 +25,7 @@ pub mod staged;
 use crate::args::{MergeStrategy, WriteModeSetting, WriterArgs};
 use crate::error::Result;
 use crate::generations::Generations;
+use crate::mirror_layout::MirrorLayout;
 use crate::shape::TableShape;
 use crate::tables::TableRegistry;
 use append_only::AppendOnly;
@@ -140,6 +141,10 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
     if args.append_sink == crate::args::AppendSink::Bigquery {
         Arc::clone(&merger).spawn_start_round();
     }
+    let mirror_layout = Arc::new(MirrorLayout::parse(
+        args.bq_partitioning.as_deref(),
+        args.bq_clustering.as_deref(),
+    )?);
     let generations = Generations::new(rest, Arc::clone(&tables), Arc::clone(&merger));
     let append_only = AppendOnly::new(Arc::clone(&tables), sink.clone(), Arc::clone(&merger));
     let mode: Box<dyn WriteMode> = match (args.write_mode, args.merge_strategy) {
@@ -157,6 +162,7 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
                 Arc::clone(&tables),
                 sink.clone(),
                 args.max_staleness_secs,
+                Arc::clone(&mirror_layout),
             )),
             append_only,
         )),
@@ -168,6 +174,7 @@ pub fn from_settings(args: &WriterArgs, layout: &DatasetLayout) -> Result<Built>
                     sink.clone(),
                     merger,
                     args.soft_deletes,
+                    mirror_layout,
                 )),
                 append_only,
             ))

@@ -15,6 +15,7 @@ use super::rows::{BatchRows, change_rows};
 use super::sink::RowSink;
 use super::{WriteMode, Written};
 use crate::error::Result;
+use crate::mirror_layout::MirrorLayout;
 use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
 use crate::tables::{TableRegistry, TableSpec};
@@ -35,32 +36,41 @@ pub struct Native {
     tables: Arc<TableRegistry>,
     sink: RowSink,
     max_staleness: String,
+    layout: Arc<MirrorLayout>,
 }
 
 impl Native {
     /// Writes through `sink` into mirror tables made sure of by `tables`, whose `max_staleness`
-    /// is `max_staleness_secs`.
-    pub fn new(tables: Arc<TableRegistry>, sink: RowSink, max_staleness_secs: u64) -> Self {
+    /// is `max_staleness_secs`, laid out as `layout` says.
+    pub fn new(
+        tables: Arc<TableRegistry>,
+        sink: RowSink,
+        max_staleness_secs: u64,
+        layout: Arc<MirrorLayout>,
+    ) -> Self {
         Native {
             tables,
             sink,
             max_staleness: max_staleness_literal(max_staleness_secs),
+            layout,
         }
     }
 
-    /// The native CDC mirror table of `shape`: primary key, clustering on it, `max_staleness`.
-    fn table(&self, shape: &TableShape) -> TableSpec {
-        TableSpec {
+    /// The native CDC mirror table of `shape` (the mirror of `source`): primary key,
+    /// `max_staleness`, the layout's partitioning and clustering (the key by default).
+    fn table(&self, shape: &TableShape, source: &str) -> Result<TableSpec> {
+        let (partitioning, clustering) = self.layout.of(source, shape)?;
+        Ok(TableSpec {
             table: shape.target.clone(),
             fields: self.tables.fields(&shape.target_fields()),
             options: TableOptions {
-                clustering: shape.clustering(),
+                clustering,
                 primary_key: shape.key_names(),
                 max_staleness: Some(self.max_staleness.clone()),
                 description: None,
-                partitioning: None,
+                partitioning,
             },
-        }
+        })
     }
 }
 
@@ -76,12 +86,17 @@ impl WriteMode for Native {
                 if batch.changes.is_empty() {
                     // A table announced without rows (an empty table copied): it exists in
                     // BigQuery too.
-                    self.tables.ensure([self.table(shape)]).await?;
+                    self.tables
+                        .ensure([self.table(shape, &batch.source.to_string())?])
+                        .await?;
                 }
                 if rows.rows.is_empty() {
                     return Ok(Written::nothing(rows.quarantined));
                 }
-                let [columns] = self.tables.ensure([self.table(shape)]).await?;
+                let [columns] = self
+                    .tables
+                    .ensure([self.table(shape, &batch.source.to_string())?])
+                    .await?;
                 let layout = RowLayout::with_pseudo_columns(
                     &columns,
                     &native_fields(shape),

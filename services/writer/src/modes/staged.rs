@@ -11,6 +11,7 @@ use super::rows::{change_rows, stamp_appended_at, unchanged_columns};
 use super::sink::RowSink;
 use super::{WriteMode, Written};
 use crate::error::Result;
+use crate::mirror_layout::MirrorLayout;
 use crate::row_layout::RowLayout;
 use crate::shape::TableShape;
 use crate::table_meta::{TableKind, TableMeta};
@@ -26,37 +27,44 @@ pub struct Staged {
     sink: RowSink,
     merger: Arc<Merger>,
     soft_deletes: bool,
+    layout: Arc<MirrorLayout>,
 }
 
 impl Staged {
     /// Writes through `sink` into tables made sure of by `tables`; `merger` folds them. With
-    /// `soft_deletes`, the mirror tables it makes keep deleted rows, marked.
+    /// `soft_deletes`, the mirror tables it makes keep deleted rows, marked; they are laid out as
+    /// `layout` says.
     pub fn new(
         tables: Arc<TableRegistry>,
         sink: RowSink,
         merger: Arc<Merger>,
         soft_deletes: bool,
+        layout: Arc<MirrorLayout>,
     ) -> Self {
         Staged {
             tables,
             sink,
             merger,
             soft_deletes,
+            layout,
         }
     }
 
     /// The mirror table and the change table of `shape`. The mirror table declares its primary
-    /// key (`NOT ENFORCED`); the change table carries the table's metadata (`meta`).
-    fn tables_of(&self, shape: &TableShape, meta: &TableMeta) -> [TableSpec; 2] {
-        [
+    /// key (`NOT ENFORCED`) and is laid out as the layout says for its source; the change table
+    /// carries the table's metadata (`meta`).
+    fn tables_of(&self, shape: &TableShape, meta: &TableMeta) -> Result<[TableSpec; 2]> {
+        let (partitioning, clustering) = self.layout.of(&meta.source, shape)?;
+        Ok([
             TableSpec {
                 table: shape.target.clone(),
                 fields: self
                     .tables
                     .fields(&shape.staged_target_fields(meta.soft_deletes)),
                 options: TableOptions {
-                    clustering: shape.clustering(),
+                    clustering,
                     primary_key: shape.key_names(),
+                    partitioning,
                     ..TableOptions::default()
                 },
             },
@@ -65,7 +73,7 @@ impl Staged {
                 fields: self.tables.fields(&shape.change_fields()),
                 options: shape.staging_options(meta.to_description()),
             },
-        ]
+        ])
     }
 }
 
@@ -96,14 +104,14 @@ impl WriteMode for Staged {
                 if batch.changes.is_empty() {
                     // A table announced without rows (an empty table copied): it exists in
                     // BigQuery too.
-                    self.tables.ensure(self.tables_of(shape, &wanted)).await?;
+                    self.tables.ensure(self.tables_of(shape, &wanted)?).await?;
                 }
                 if rows.rows.is_empty() {
                     return Ok(Written::nothing(rows.quarantined));
                 }
                 let change_table = shape.target.change_table();
                 let [_, change_columns] =
-                    self.tables.ensure(self.tables_of(shape, &wanted)).await?;
+                    self.tables.ensure(self.tables_of(shape, &wanted)?).await?;
                 // The metadata names the columns that arrive unchanged before such rows are appended:
                 // a MERGE that reads them knows how to resolve them.
                 let meta = self.tables.ensure_meta(&change_table, &wanted).await?;
