@@ -125,7 +125,7 @@ fn pick<T: Clone>(map: &BTreeMap<String, T>, source: &str) -> Option<T> {
     map.get(source).or_else(|| map.get("*")).cloned()
 }
 
-fn config(message: String) -> WriterError {
+fn config(message: impl std::fmt::Display) -> WriterError {
     WriterError::Config(format!("mirror layout: {message}"))
 }
 
