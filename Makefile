@@ -55,7 +55,7 @@ lint: ## Formatting and clippy
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
+clean-stack: ## Stop the stack and delete its data (keeps the Python venv and the fetched PostgreSQL builds)
 	@$(STACK) reset
 
 tf-check: ## Offline checks of terraform/ and the Dockerfile: fmt, provider schema, checkov
