@@ -232,12 +232,14 @@ pg_status() {
     pid="$(pg_live_pid "$dir")"
     [[ -n "$pid" ]] || continue
     any=1
-    local PG_BIN
+    # The port it runs on (line 4 of postmaster.pid), whatever PG2BQ_PG_PORT says now.
+    local PG_BIN PG_PORT
     PG_BIN="$(pg_bindir_for_data "$dir")"
+    PG_PORT="$(sed -n 4p "$dir/postmaster.pid")"
     if pg_answering; then
-      status_line postgres running "$addr (PostgreSQL $(<"$dir/PG_VERSION"))" "$pid"
+      status_line postgres running "$LOOPBACK:$PG_PORT (PostgreSQL $(<"$dir/PG_VERSION"))" "$pid"
     else
-      status_line postgres unhealthy "$addr (not answering)" "$pid"
+      status_line postgres unhealthy "$LOOPBACK:$PG_PORT (not answering)" "$pid"
     fi
   done < <(pg_data_dirs)
   [[ -n "$any" ]] || status_line postgres stopped "$addr" ""
