@@ -212,7 +212,7 @@ pg_up() {
 
 # Stops every cluster of this stack that runs, whatever its version.
 pg_down() {
-  local PG_DATA PG_ROOT PG_BIN pid
+  local PG_DATA="" PG_ROOT="" PG_BIN="" pid
   while read -r PG_DATA; do
     pid="$(pg_live_pid "$PG_DATA")"
     [[ -n "$pid" ]] || continue
@@ -233,7 +233,7 @@ pg_status() {
     [[ -n "$pid" ]] || continue
     any=1
     # The port it runs on (line 4 of postmaster.pid), whatever PG2BQ_PG_PORT says now.
-    local PG_BIN PG_PORT
+    local PG_BIN="" PG_PORT=""
     PG_BIN="$(pg_bindir_for_data "$dir")"
     PG_PORT="$(sed -n 4p "$dir/postmaster.pid")"
     if pg_answering; then
