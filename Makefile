@@ -8,7 +8,7 @@ CARGO ?= cargo
 IMAGE_REPO ?=
 IMAGE_TAG ?=
 
-.PHONY: help build up down status demo test unit e2e lint fmt clean-stack tf-check tf-plan-check image image-push image-cloud bench chaos
+.PHONY: help build up down status demo test unit e2e lint fmt clean-stack pg-versions tf-check tf-plan-check image image-push image-cloud bench chaos
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,11 @@ build: ## Build the binaries and the tests (debug)
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	$(CARGO) build --workspace --all-targets
 
-up: ## Start the local stack: PostgreSQL, Pub/Sub emulator, bqemulator, Cloud Storage emulator
+up: ## Start the local stack: PostgreSQL (PG2BQ_PG_VERSION=14..18 picks the version), Pub/Sub emulator, bqemulator, Cloud Storage emulator
 	@$(STACK) up
+
+pg-versions: ## Fetch the pinned PostgreSQL 14 to 18 server builds (npm) the version tests run, into .local/postgresql (once)
+	@$(STACK) fetch-pg
 
 down: ## Stop the demo pipeline and the local stack
 	@if [ -f $(ENV_FILE) ]; then $(PIPELINE) stop; fi
@@ -31,7 +34,7 @@ status: ## Show what runs
 demo: build up ## Run the pipeline on sample data and compare PostgreSQL with BigQuery
 	@infra/demo/demo.sh
 
-test: build up lint tf-check tf-plan-check ## Everything the tests need, then all tests (unit and end-to-end)
+test: build up pg-versions lint tf-check tf-plan-check ## Everything the tests need, then all tests (unit and end-to-end)
 	@set -a && source $(ENV_FILE) && set +a && $(CARGO) test --workspace --no-fail-fast
 
 chaos: build up ## The full fault suite: pgbench (scale 5, 4 clients, 180 s) while every component fails; compares every row (PG2BQ_CHAOS_SEED replays a run)
@@ -52,7 +55,7 @@ lint: ## Formatting and clippy
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-clean-stack: ## Stop the stack and delete its data (keeps the Python venv)
+clean-stack: ## Stop the stack and delete its data (keeps the Python venv and the fetched PostgreSQL builds)
 	@$(STACK) reset
 
 tf-check: ## Offline checks of terraform/ and the Dockerfile: fmt, provider schema, checkov

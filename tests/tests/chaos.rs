@@ -194,7 +194,7 @@ async fn pgbench_under_faults_ends_equal_row_by_row() {
     };
     let mut pipeline = TestPipeline::start_with("chaos", &["public.pgbench_*"], "", options).await;
     let pgbench = Pgbench {
-        program: cluster.bin_dir().join("pgbench"),
+        program: cluster.client_tool("pgbench"),
         port: cluster.port(),
         database: "e2e_chaos".into(),
     };
