@@ -99,6 +99,12 @@ fn a_column_added_with_a_default_copies_the_table_again() {
         &[("id", 1, false), ("name", 2, false), ("flag", 3, false)],
         true,
     );
+    assert_eq!(
+        kind(&classify(&record(base()), 7, &shape(new.clone()), &f)),
+        "copy"
+    );
+    // The catalogue read does not show the column: whether it was filled is unknown.
+    let f = facts(&[("id", 1, false), ("name", 2, false)], false);
     assert_eq!(kind(&classify(&record(base()), 7, &shape(new), &f)), "copy");
 }
 

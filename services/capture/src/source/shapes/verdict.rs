@@ -114,7 +114,9 @@ pub fn classify(
         .iter()
         .filter(|c| !old.shape.columns.iter().any(|o| o.name == c.name))
     {
-        let filled = facts.columns.get(&added.name).is_some_and(|(_, f)| *f);
+        // A column the catalogue does not show (yet, or any more) may have been filled too:
+        // when in doubt, copy.
+        let filled = facts.columns.get(&added.name).is_none_or(|(_, f)| *f);
         if filled || facts.rewritten {
             verdict = verdict.worse(Verdict::Copy(format!(
                 "column {} of {} was added with a default: existing rows hold a value PostgreSQL \
