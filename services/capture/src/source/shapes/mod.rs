@@ -47,6 +47,10 @@ pub struct Placed {
     pub record: Option<ShapeRecord>,
 }
 
+/// How many times (50 ms apart) a Relation message's table is read again from the catalogue
+/// until the catalogue shows the message's columns.
+const VISIBILITY_RETRIES: usize = 40;
+
 /// The shape records of a stream, and the decisions taken on them.
 #[derive(Debug, Clone)]
 pub struct Shapes {
@@ -76,7 +80,22 @@ impl Shapes {
         mut shape: RecordedShape,
         lsn: Lsn,
     ) -> Result<Placed> {
-        let facts = facts(client, relation_id).await?;
+        // The walsender may send a transaction before the committing backend has made it
+        // visible to other sessions: until the catalogue shows every column of the Relation
+        // message, it is read again (briefly; an added column it still does not show is taken
+        // as filled, see `classify`).
+        let mut facts = facts(client, relation_id).await?;
+        for _ in 0..VISIBILITY_RETRIES {
+            if shape
+                .columns
+                .iter()
+                .all(|c| facts.columns.contains_key(&c.name))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            facts = verdict::facts(client, relation_id).await?;
+        }
         for column in &mut shape.columns {
             column.attnum = facts.columns.get(&column.name).map(|(n, _)| *n);
         }
