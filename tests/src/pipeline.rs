@@ -554,7 +554,7 @@ impl Drop for TestPipeline {
                 if let Some(push) = push {
                     PubSub::new(&stack).delete_subscription(&push).await;
                 }
-                drop_slots(&stack, &database).await;
+                let _ = drop_slots(&stack, &database).await;
             });
         })
         .join();
@@ -564,10 +564,11 @@ impl Drop for TestPipeline {
     }
 }
 
-/// Drops the slots of `database` (ending the WAL senders that still hold them); best effort.
-async fn drop_slots(stack: &Stack, database: &str) {
+/// Drops the slots of `database` (ending the WAL senders that still hold them) within 10 s;
+/// returns whether none is left (false also when the server cannot be reached).
+async fn drop_slots(stack: &Stack, database: &str) -> bool {
     let Ok(client) = connect_sql(&stack.source("postgres"), "pg2bq-e2e-cleanup").await else {
-        return;
+        return false;
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -592,12 +593,13 @@ async fn drop_slots(stack: &Stack, database: &str) {
             )
             .await
             .map(|row| row.get::<_, i64>(0))
-            .unwrap_or(0);
+            .unwrap_or(1);
         if left == 0 {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    false
 }
 
 async fn start_writer(
@@ -635,41 +637,11 @@ pub async fn recreate_database_with(stack: &Stack, database: &str, options: &str
 /// Drops the database and its slots, if it exists. A slot still held by the WAL sender of a
 /// process that just ended is released first (its sender is terminated).
 pub async fn drop_database(stack: &Stack, database: &str) {
+    assert!(
+        drop_slots(stack, database).await,
+        "old slots of {database} stay in use"
+    );
     let admin = stack.admin().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-                 WHERE database = $1 AND active_pid IS NOT NULL",
-                &[&database],
-            )
-            .await
-            .expect("end the senders of old slots");
-        let dropped = admin
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                 WHERE database = $1 AND NOT active",
-                &[&database],
-            )
-            .await;
-        let left: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_replication_slots WHERE database = $1",
-                &[&database],
-            )
-            .await
-            .expect("count old slots")
-            .get(0);
-        if left == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "old slots of {database} stay in use: {dropped:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
