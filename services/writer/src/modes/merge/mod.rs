@@ -178,12 +178,13 @@ impl Merger {
                 Ok(Some(info)) => candidates.push((target, info)),
                 Ok(None) => {}
                 Err(e) => {
+                    // Kept for the next round; the others merge now.
+                    tracing::warn!(table = %target.table.table, error = %e, "reading a staging table failed; will retry");
                     self.pending
                         .lock()
                         .await
                         .entry(target.table.clone())
                         .or_insert(target);
-                    return Err(e.into());
                 }
             }
         }
