@@ -115,6 +115,7 @@ fn is_fatal(error: &CaptureError) -> bool {
         | CaptureError::Decode(_)
         | CaptureError::Health(_) => true,
         CaptureError::Source(e) => e.is_config(),
+        CaptureError::State(pg2bq_source::SourceError::Setting(_)) => true,
         _ => false,
     }
 }

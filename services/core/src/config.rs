@@ -218,12 +218,23 @@ pub struct SelectionArgs {
     /// Tables not to replicate, even if included: patterns as for `--include`.
     #[arg(long, env = "PG2BQ_EXCLUDE", default_value = "", value_delimiter = ',')]
     pub exclude: Vec<String>,
+    /// How partitioned tables are replicated: `root` (one BigQuery table per partitioned table)
+    /// or `leaves` (one per leaf partition). Fixed for the life of the stream: its publication
+    /// is made with it.
+    #[arg(
+        long,
+        env = "PG2BQ_PARTITIONS",
+        value_enum,
+        default_value_t = crate::selection::Partitions::Root
+    )]
+    pub partitions: crate::selection::Partitions,
 }
 
 impl SelectionArgs {
     /// The selection these patterns describe.
     pub fn selection(&self) -> Result<crate::selection::TableSelection> {
         crate::selection::TableSelection::new(&self.include, &self.exclude)
+            .map(|s| s.with_partitions(self.partitions))
     }
 }
 

@@ -63,6 +63,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("stream", "state_schema", "PG2BQ_STATE_SCHEMA"),
     setting("stream", "include", "PG2BQ_INCLUDE"),
     setting("stream", "exclude", "PG2BQ_EXCLUDE"),
+    setting("stream", "partitions", "PG2BQ_PARTITIONS"),
     setting("stream", "backfill", "PG2BQ_BACKFILL"),
     setting("stream", "backfill_exclude", "PG2BQ_BACKFILL_EXCLUDE"),
     setting("stream", "write_mode", "PG2BQ_WRITE_MODE"),

@@ -1,6 +1,10 @@
 //! Which source tables a stream replicates: include and exclude patterns of the form
 //! `schema.table`, where `*` matches any run of characters and `?` any one character.
 //! A table is replicated when an include pattern matches it and no exclude pattern does.
+//!
+//! Partitioned tables are replicated through their root (one table, the default) or as their
+//! leaf partitions ([`Partitions`]). As leaves, a partition is selected when a pattern matches it
+//! or one of its ancestors, so `public.measurements` picks every partition of that table.
 
 use crate::error::{CoreError, Result};
 use crate::wire::TableId;
@@ -46,11 +50,39 @@ impl fmt::Display for TablePattern {
     }
 }
 
-/// Include and exclude patterns.
+/// How a stream replicates partitioned tables (`PG2BQ_PARTITIONS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Partitions {
+    /// Through the root: one BigQuery table per partitioned table, whatever its partitions
+    /// (PostgreSQL's `publish_via_partition_root = true`).
+    #[default]
+    Root,
+    /// As leaves: one BigQuery table per leaf partition, named after it
+    /// (`publish_via_partition_root = false`).
+    Leaves,
+}
+
+impl Partitions {
+    /// The publication's `publish_via_partition_root` for this choice.
+    pub fn via_root(self) -> bool {
+        self == Partitions::Root
+    }
+
+    /// The setting's value: `root` or `leaves`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partitions::Root => "root",
+            Partitions::Leaves => "leaves",
+        }
+    }
+}
+
+/// Include and exclude patterns, and how partitioned tables are replicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSelection {
     include: Vec<TablePattern>,
     exclude: Vec<TablePattern>,
+    partitions: Partitions,
 }
 
 impl TableSelection {
@@ -76,13 +108,36 @@ impl TableSelection {
                 "no tables to replicate: set at least one include pattern, e.g. PG2BQ_INCLUDE=public.*".into(),
             ));
         }
-        Ok(TableSelection { include, exclude })
+        Ok(TableSelection {
+            include,
+            exclude,
+            partitions: Partitions::Root,
+        })
+    }
+
+    /// The same patterns, replicating partitioned tables as `partitions` says.
+    pub fn with_partitions(mut self, partitions: Partitions) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// How partitioned tables are replicated.
+    pub fn partitions(&self) -> Partitions {
+        self.partitions
     }
 
     /// Whether the table is replicated.
     pub fn matches(&self, table: &TableId) -> bool {
         self.include.iter().any(|p| p.matches(table))
             && !self.exclude.iter().any(|p| p.matches(table))
+    }
+
+    /// Whether a leaf partition with these ancestors (parent first) is replicated: an include
+    /// pattern matches it or an ancestor, and no exclude pattern matches any of them.
+    pub fn matches_partition(&self, leaf: &TableId, ancestors: &[TableId]) -> bool {
+        let names = || std::iter::once(leaf).chain(ancestors);
+        names().any(|t| self.include.iter().any(|p| p.matches(t)))
+            && !names().any(|t| self.exclude.iter().any(|p| p.matches(t)))
     }
 }
 
@@ -140,6 +195,21 @@ mod tests {
         assert!(s.matches(&t("sales", "orders")));
         assert!(!s.matches(&t("sales", "audit")));
         assert!(!s.matches(&t("other", "users")));
+    }
+
+    #[test]
+    fn a_partition_is_selected_through_its_ancestors() {
+        let s = TableSelection::new(["public.measurements", "public.log_*"], ["public.log_old"])
+            .unwrap()
+            .with_partitions(Partitions::Leaves);
+        assert_eq!(s.partitions(), Partitions::Leaves);
+        let root = t("public", "measurements");
+        assert!(s.matches_partition(&t("public", "m_2024"), std::slice::from_ref(&root)));
+        assert!(s.matches_partition(&t("public", "log_2024"), &[t("public", "other")]));
+        assert!(!s.matches_partition(&t("public", "m_2024"), &[t("public", "other")]));
+        // An excluded ancestor excludes its partitions.
+        assert!(!s.matches_partition(&t("public", "log_old_1"), &[t("public", "log_old")]));
+        assert!(Partitions::Root.via_root() && !Partitions::Leaves.via_root());
     }
 
     #[test]

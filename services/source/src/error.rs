@@ -15,6 +15,10 @@ pub enum SourceError {
     /// The catalogue holds something pg2bq cannot use; the message says what and the fix.
     #[error("{0}")]
     Catalog(String),
+    /// The stream's settings contradict what the source holds, and no retry can mend that;
+    /// the message says what and the fix.
+    #[error("{0}")]
+    Setting(String),
     /// The state schema is newer than this build understands.
     #[error("{0}")]
     StateVersion(String),
@@ -47,7 +51,9 @@ impl SourceError {
                     }
                 }
             }
-            SourceError::Catalog(_) | SourceError::StateVersion(_) => false,
+            SourceError::Catalog(_) | SourceError::Setting(_) | SourceError::StateVersion(_) => {
+                false
+            }
         }
     }
 }

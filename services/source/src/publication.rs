@@ -16,20 +16,26 @@ use crate::catalog::{Unpublishable, candidate_tables, table_id, tables::quoted, 
 use crate::error::{Result, SourceError};
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::probe::freshness_probe;
-use pg2bq_core::selection::TableSelection;
+use pg2bq_core::selection::{Partitions, TableSelection};
 use pg2bq_core::wire::TableId;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
-/// Tables currently listed in the publication, or `None` if it does not exist. Also says whether
-/// the publication is managed by schema or for all tables.
-async fn published_tables(
-    client: &Client,
-    publication: &str,
-) -> Result<Option<(BTreeSet<TableId>, bool)>> {
+/// What the publication holds now.
+struct Published {
+    /// The tables it lists.
+    tables: BTreeSet<TableId>,
+    /// Whether it is `FOR ALL TABLES` or `FOR TABLES IN SCHEMA` (not managed by pg2bq).
+    managed_elsewhere: bool,
+    /// Its `publish_via_partition_root`.
+    via_root: bool,
+}
+
+/// The publication's tables and settings, or `None` if it does not exist.
+async fn published_tables(client: &Client, publication: &str) -> Result<Option<Published>> {
     let Some(row) = client
         .query_opt(
-            "SELECT p.oid, p.puballtables, \
+            "SELECT p.oid, p.puballtables, p.pubviaroot, \
                     EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'pg_publication_namespace' \
                             AND relnamespace = 'pg_catalog'::regnamespace) \
              FROM pg_catalog.pg_publication p WHERE p.pubname = $1",
@@ -42,7 +48,8 @@ async fn published_tables(
     };
     let oid: u32 = row.get(0);
     let all_tables: bool = row.get(1);
-    let has_namespaces_catalog: bool = row.get(2);
+    let via_root: bool = row.get(2);
+    let has_namespaces_catalog: bool = row.get(3);
     let by_schema = if has_namespaces_catalog {
         client
             .query_one(
@@ -64,8 +71,36 @@ async fn published_tables(
         )
         .await
         .map_err(SourceError::postgres("listing the publication's tables"))?;
-    let tables = rows.iter().map(table_id).collect();
-    Ok(Some((tables, all_tables || by_schema)))
+    Ok(Some(Published {
+        tables: rows.iter().map(table_id).collect(),
+        managed_elsewhere: all_tables || by_schema,
+        via_root,
+    }))
+}
+
+/// Refuses a publication whose `publish_via_partition_root` is not the stream's choice: changing
+/// it on a live publication would send changes under other table names than the ones the
+/// stream backfilled and mirrors.
+fn check_partitions(publication: &str, published: &Published, wanted: Partitions) -> Result<()> {
+    if published.via_root == wanted.via_root() {
+        return Ok(());
+    }
+    let now = if published.via_root {
+        Partitions::Root
+    } else {
+        Partitions::Leaves
+    };
+    Err(SourceError::Setting(format!(
+        "PG2BQ_PARTITIONS is '{wanted}', but publication \"{publication}\" replicates partitioned tables \
+         as '{now}' (publish_via_partition_root = {via_root}); pg2bq does not change that on a live \
+         publication, because changes would then arrive under other tables than the ones BigQuery \
+         mirrors. Fix: set PG2BQ_PARTITIONS={now} again; or, to replicate them as '{wanted}', make \
+         a new stream (new slot, publication and datasets; `pg2bq stream delete --drop-slot \
+         --drop-publication` removes this one)",
+        wanted = wanted.as_str(),
+        now = now.as_str(),
+        via_root = published.via_root,
+    )))
 }
 
 fn table_list(tables: &BTreeSet<TableId>) -> String {
@@ -93,10 +128,11 @@ pub async fn reconcile(
     state_schema: &str,
 ) -> Result<Reconciled> {
     let probe = freshness_probe(state_schema);
-    let selected: Vec<TableId> = candidate_tables(client, state_schema)
+    let selected: Vec<TableId> = candidate_tables(client, state_schema, selection.partitions())
         .await?
         .into_iter()
-        .filter(|t| selection.matches(t) || *t == probe)
+        .filter(|c| c.selected_by(selection) || c.table == probe)
+        .map(|c| c.table)
         .collect();
     let skipped = unpublishable(client, &selected).await?;
     let wanted: BTreeSet<TableId> = selected
@@ -104,15 +140,17 @@ pub async fn reconcile(
         .filter(|t| !skipped.iter().any(|s| s.table == *t))
         .collect();
     let name = quote_ident(publication);
-    let Some((current, managed_elsewhere)) = published_tables(client, publication).await? else {
+    let Some(published) = published_tables(client, publication).await? else {
         let tables = if wanted.is_empty() {
             tracing::warn!(publication, "no table matches the include patterns yet");
             String::new()
         } else {
             format!(" FOR TABLE {}", table_list(&wanted))
         };
-        let sql =
-            format!("CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = true)");
+        let sql = format!(
+            "CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = {})",
+            selection.partitions().via_root()
+        );
         let mut added: Vec<TableId> = wanted.into_iter().collect();
         let mut skipped = skipped;
         apply(client, publication, &[sql], &mut added, &mut skipped).await?;
@@ -123,7 +161,9 @@ pub async fn reconcile(
             skipped,
         });
     };
-    if managed_elsewhere {
+    check_partitions(publication, &published, selection.partitions())?;
+    let current = published.tables;
+    if published.managed_elsewhere {
         tracing::warn!(
             publication,
             "the publication is FOR ALL TABLES or FOR TABLES IN SCHEMA: include/exclude patterns are not applied to it"

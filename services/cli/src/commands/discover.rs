@@ -21,6 +21,15 @@ pub struct DiscoverArgs {
         value_delimiter = ','
     )]
     pub include: Vec<String>,
+    /// Partitioned tables as their root (`root`) or as their leaf partitions (`leaves`), as the
+    /// stream replicates them (`PG2BQ_PARTITIONS`).
+    #[arg(
+        long,
+        env = "PG2BQ_PARTITIONS",
+        value_enum,
+        default_value_t = pg2bq_core::selection::Partitions::Root
+    )]
+    pub partitions: pg2bq_core::selection::Partitions,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -29,7 +38,8 @@ pub struct DiscoverArgs {
 /// Runs `pg2bq discover`.
 pub async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
     let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
-        .map_err(|e| CliError::Config(e.to_string()))?;
+        .map_err(|e| CliError::Config(e.to_string()))?
+        .with_partitions(args.partitions);
     let sql = connect_sql(&args.source, "pg2bq-discover").await?;
     let tables = discover::discover(&sql, &selection, &args.stream.state_schema).await?;
     if args.json {

@@ -14,7 +14,7 @@ use crate::error::{Result, SourceError};
 use pg2bq_core::bq_naming::collisions::SourceNames;
 use pg2bq_core::bq_naming::{DatasetLayout, NameProblem, collisions};
 use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
-use pg2bq_core::selection::TableSelection;
+use pg2bq_core::selection::{Partitions, TableSelection};
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
 pub use publishable::{Unpublishable, unpublishable};
@@ -91,10 +91,11 @@ impl Catalog {
         selection: &TableSelection,
         state_schema: &str,
     ) -> Result<Vec<SourceTable>> {
-        let picked: Vec<TableId> = candidate_tables(client, state_schema)
+        let picked: Vec<TableId> = candidate_tables(client, state_schema, selection.partitions())
             .await?
             .into_iter()
-            .filter(|t| selection.matches(t))
+            .filter(|c| c.selected_by(selection))
+            .map(|c| c.table)
             .collect();
         self.describe(client, &picked).await
     }
@@ -225,24 +226,84 @@ fn estimate(reltuples: f64) -> i64 {
     }
 }
 
-/// Tables a stream may replicate: ordinary and partitioned tables (not partitions) outside the
-/// system schemas and pg2bq's state schema, plus the state schema's freshness probe table if it
-/// exists. By schema and name.
-pub async fn candidate_tables(client: &Client, state_schema: &str) -> Result<Vec<TableId>> {
+/// A table a stream may replicate, with the partitioned tables it is a partition of (parent
+/// first; empty unless it is a partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The table.
+    pub table: TableId,
+    /// Its ancestors, parent first.
+    pub ancestors: Vec<TableId>,
+}
+
+impl Candidate {
+    /// Whether `selection` picks it (through an ancestor, for a partition).
+    pub fn selected_by(&self, selection: &TableSelection) -> bool {
+        if self.ancestors.is_empty() {
+            selection.matches(&self.table)
+        } else {
+            selection.matches_partition(&self.table, &self.ancestors)
+        }
+    }
+}
+
+/// Tables a stream may replicate, outside the system schemas and pg2bq's state schema, plus the
+/// state schema's freshness probe table if it exists. By schema and name. Through the root
+/// ([`Partitions::Root`]): ordinary and partitioned tables, not partitions. As leaves:
+/// ordinary tables and leaf partitions (with their ancestors), not partitioned tables.
+pub async fn candidate_tables(
+    client: &Client,
+    state_schema: &str,
+    partitions: Partitions,
+) -> Result<Vec<Candidate>> {
+    let kinds = match partitions {
+        Partitions::Root => "c.relkind IN ('r', 'p') AND NOT c.relispartition",
+        Partitions::Leaves => "c.relkind = 'r'",
+    };
+    let ancestors = |column: &str| {
+        format!(
+            "ARRAY(SELECT {column}::text FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY AS a(relid, ord) \
+                   JOIN pg_catalog.pg_class ac ON ac.oid = a.relid \
+                   JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace \
+                   WHERE a.relid <> c.oid ORDER BY a.ord)"
+        )
+    };
+    let (ancestor_schemas, ancestor_names) = if partitions == Partitions::Leaves {
+        (ancestors("an.nspname"), ancestors("ac.relname"))
+    } else {
+        ("'{}'::text[]".to_owned(), "'{}'::text[]".to_owned())
+    };
     let rows = client
         .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND (n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
-                    OR (n.nspname = $1 AND c.relname = $2)) \
-               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-             ORDER BY 1, 2",
+            &format!(
+                "SELECT n.nspname::text, c.relname::text, {ancestor_schemas}, {ancestor_names} \
+                 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE {kinds} \
+                   AND (n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+                        OR (n.nspname = $1 AND c.relname = $2)) \
+                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+                 ORDER BY 1, 2"
+            ),
             &[&state_schema, &FRESHNESS_PROBE_TABLE],
         )
         .await
         .map_err(SourceError::postgres("listing tables"))?;
-    Ok(rows.iter().map(table_id).collect())
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let schemas: Vec<String> = row.get(2);
+            let names: Vec<String> = row.get(3);
+            Candidate {
+                table: table_id(row),
+                ancestors: schemas
+                    .into_iter()
+                    .zip(names)
+                    .map(|(schema, table)| TableId { schema, table })
+                    .collect(),
+            }
+        })
+        .collect())
 }
 
 /// The primary key columns of the table with OID `relation_id`, in key order (empty if none).
