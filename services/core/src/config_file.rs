@@ -11,14 +11,23 @@
 //!
 //! The file is the one named by `--config` or `PG2BQ_CONFIG`, else `pg2bq.toml` in the working
 //! directory if there is one.
+//!
+//! One file can describe several streams of one deployment (see [`streams`]): `[streams.<name>.
+//! <section>]` tables hold each stream's own values over the shared ones. Capture and `pg2bq`
+//! work on one stream, chosen with `--stream` or `PG2BQ_STREAM`; the writer serves them all.
 
 use crate::error::{CoreError, Result};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub mod streams;
+
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "PG2BQ_CONFIG";
+
+/// The environment variable naming the stream a process works on, among the file's streams.
+pub const STREAM_ENV: &str = "PG2BQ_STREAM";
 
 /// The file read when neither `--config` nor `PG2BQ_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "pg2bq.toml";
@@ -56,6 +65,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("target", "rename", "PG2BQ_BQ_RENAME"),
     setting("target", "kms_key_name", "PG2BQ_BQ_KMS_KEY_NAME"),
     setting("target", "dataset_labels", "PG2BQ_BQ_DATASET_LABELS"),
+    setting("target", "partitioning", "PG2BQ_BQ_PARTITIONING"),
+    setting("target", "clustering", "PG2BQ_BQ_CLUSTERING"),
     setting("target", "rest_endpoint", "PG2BQ_BQ_REST_ENDPOINT"),
     setting("target", "grpc_endpoint", "PG2BQ_BQ_GRPC_ENDPOINT"),
     setting("stream", "slot", "PG2BQ_SLOT"),
@@ -63,10 +74,11 @@ pub const SETTINGS: &[Setting] = &[
     setting("stream", "state_schema", "PG2BQ_STATE_SCHEMA"),
     setting("stream", "include", "PG2BQ_INCLUDE"),
     setting("stream", "exclude", "PG2BQ_EXCLUDE"),
-    setting("stream", "partitions", "PG2BQ_PARTITIONS"),
     setting("stream", "backfill", "PG2BQ_BACKFILL"),
     setting("stream", "backfill_exclude", "PG2BQ_BACKFILL_EXCLUDE"),
+    setting("stream", "partitions", "PG2BQ_PARTITIONS"),
     setting("stream", "write_mode", "PG2BQ_WRITE_MODE"),
+    setting("stream", "soft_deletes", "PG2BQ_SOFT_DELETES"),
     setting("stream", "merge_strategy", "PG2BQ_MERGE_STRATEGY"),
     setting("stream", "max_staleness_secs", "PG2BQ_MAX_STALENESS_SECS"),
     setting("stream", "merge_interval_ms", "PG2BQ_MERGE_INTERVAL_MS"),
@@ -136,6 +148,10 @@ pub struct ConfigFile {
     /// Where it was read from.
     pub path: PathBuf,
     values: BTreeMap<&'static str, String>,
+    /// Each stream's own values, by stream name.
+    streams: BTreeMap<String, BTreeMap<&'static str, String>>,
+    /// Variables whose value is a stream's own: they win over the environment.
+    own: std::collections::BTreeSet<&'static str>,
 }
 
 impl ConfigFile {
@@ -162,21 +178,22 @@ impl ConfigFile {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| CoreError::Config(format!("not valid TOML: {e}")))?;
         let mut values = BTreeMap::new();
+        let mut streams = BTreeMap::new();
         for (section, body) in &table {
             let toml::Value::Table(body) = body else {
                 return Err(unknown_section(section));
             };
-            if !SETTINGS.iter().any(|s| s.section == section) {
-                return Err(unknown_section(section));
+            if section == streams::SECTION {
+                streams = streams::parse(body)?;
+                continue;
             }
-            for (key, value) in body {
-                let setting = find_setting(section, key)?;
-                values.insert(setting.env, value_text(setting, value)?);
-            }
+            section_values(section, body, &mut values)?;
         }
         Ok(ConfigFile {
             path: PathBuf::new(),
             values,
+            streams,
+            own: Default::default(),
         })
     }
 
@@ -202,13 +219,19 @@ impl ConfigFile {
             .filter_map(|arg| {
                 let env = arg.get_env()?.to_str()?;
                 let (name, _) = self.values.get_key_value(env)?;
-                (!env_is_set(name)).then(|| (arg.get_id().clone(), *name))
+                (self.own.contains(name) || !env_is_set(name))
+                    .then(|| (arg.get_id().clone(), *name))
             })
             .collect();
         for (id, env) in ids {
             let value = self.values[env].clone();
-            // A default satisfies a required argument.
-            command = command.mut_arg(id, |arg| arg.default_value(value).required(false));
+            let own = self.own.contains(env);
+            // A default satisfies a required argument. A stream's own value is not overridden
+            // by the environment (which holds the values shared by the deployment's streams).
+            command = command.mut_arg(id, |arg| {
+                let arg = if own { arg.env(None) } else { arg };
+                arg.default_value(value).required(false)
+            });
         }
         let subcommands: Vec<String> = command
             .get_subcommands()
@@ -221,9 +244,26 @@ impl ConfigFile {
     }
 }
 
+/// Reads the keys of one `[section]` into `values` (variable name to value).
+fn section_values(
+    section: &str,
+    body: &toml::Table,
+    values: &mut BTreeMap<&'static str, String>,
+) -> Result<()> {
+    if !SETTINGS.iter().any(|s| s.section == section) {
+        return Err(unknown_section(section));
+    }
+    for (key, value) in body {
+        let setting = find_setting(section, key)?;
+        values.insert(setting.env, value_text(setting, value)?);
+    }
+    Ok(())
+}
+
 fn unknown_section(section: &str) -> CoreError {
     CoreError::Config(format!(
-        "unknown section [{section}]; the sections are [source], [target], [stream], [capture] and [writer]"
+        "unknown section [{section}]; the sections are [source], [target], [stream], [capture], \
+         [writer] and [streams.<name>.<section>]"
     ))
 }
 
@@ -296,31 +336,96 @@ pub fn locate(args: &[OsString]) -> Option<PathBuf> {
         .then(|| PathBuf::from(DEFAULT_FILE))
 }
 
-/// Parses the command line of a binary with the configuration file's values as defaults. A
-/// `--config` flag is added to the command. A file that cannot be read or is wrong ends the
-/// process with exit code 2 and a message naming the problem.
+/// The stream named by `--stream <name>` (or `--stream=<name>`) in `args`, else by
+/// `PG2BQ_STREAM`.
+pub fn locate_stream(args: &[OsString]) -> Option<String> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--stream" {
+            return args.next().map(|s| s.to_string_lossy().into_owned());
+        }
+        if let Some(name) = arg.strip_prefix("--stream=") {
+            return Some(name.to_owned());
+        }
+    }
+    std::env::var(STREAM_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// The command of `T` with the flags every binary has: `--config` and `--stream`.
+fn command_of<T: clap::Parser>() -> clap::Command {
+    T::command()
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .env(CONFIG_ENV)
+                .global(true)
+                .value_name("FILE")
+                .help("Configuration file (default: ./pg2bq.toml if present); `pg2bq init` writes one"),
+        )
+        .arg(
+            clap::Arg::new("stream")
+                .long("stream")
+                .env(STREAM_ENV)
+                .global(true)
+                .value_name("NAME")
+                .help("The stream of the configuration file to work on (its [streams.<name>] tables)"),
+        )
+}
+
+fn exit_with(error: &CoreError) -> ! {
+    eprintln!("error: {error}");
+    std::process::exit(2);
+}
+
+fn parse_from<T: clap::Parser>(command: clap::Command, args: &[OsString]) -> T {
+    let matches = command.get_matches_from(args.iter().cloned());
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses the command line of a binary with the configuration file's values as defaults, those
+/// of the stream chosen by `--stream` or `PG2BQ_STREAM` over the shared ones. `--config` and
+/// `--stream` flags are added to the command. A file that cannot be read or is wrong, or a
+/// stream missing from it, ends the process with exit code 2 and a message naming the problem.
 pub fn parse_with_config<T: clap::Parser>() -> T {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let command = T::command().arg(
-        clap::Arg::new("config")
-            .long("config")
-            .env(CONFIG_ENV)
-            .global(true)
-            .value_name("FILE")
-            .help("Configuration file (default: ./pg2bq.toml if present); `pg2bq init` writes one"),
-    );
+    let stream = locate_stream(&args);
+    let command = command_of::<T>();
     let command = match locate(&args) {
+        None if stream.is_some() => exit_with(&CoreError::Config(
+            "a stream is chosen (--stream or PG2BQ_STREAM), but there is no configuration file: \
+             name the file that describes the streams with --config or PG2BQ_CONFIG"
+                .into(),
+        )),
         None => command,
-        Some(path) => match ConfigFile::load(&path) {
+        Some(path) => match ConfigFile::load(&path).and_then(|f| f.for_stream(stream.as_deref())) {
             Ok(file) => file.apply(command),
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(2);
-            }
+            Err(e) => exit_with(&e),
         },
     };
-    let matches = command.get_matches_from(args);
-    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    parse_from(command, &args)
+}
+
+/// The writer's parse: its settings for pushes of no named stream (the shared values), and each
+/// stream's settings, by name, for the streams the configuration file describes.
+pub fn parse_streams_with_config<T: clap::Parser>() -> (T, Vec<(String, T)>) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let Some(path) = locate(&args) else {
+        return (parse_from(command_of::<T>(), &args), Vec::new());
+    };
+    let file = ConfigFile::load(&path).unwrap_or_else(|e| exit_with(&e));
+    let shared = parse_from(file.apply(command_of::<T>()), &args);
+    let streams = file
+        .stream_names()
+        .map(|name| {
+            let own = file.for_stream(Some(name)).unwrap_or_else(|e| exit_with(&e));
+            (
+                name.to_owned(),
+                parse_from(own.apply(command_of::<T>()), &args),
+            )
+        })
+        .collect();
+    (shared, streams)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     pg2bq_core::logging::init();
-    let args: WriterArgs = pg2bq_core::config_file::parse_with_config();
-    let writer = match Writer::new(&args) {
+    let (args, streams): (WriterArgs, _) = pg2bq_core::config_file::parse_streams_with_config();
+    let writer = match Writer::with_streams(&args, &streams) {
         Ok(writer) => writer,
         Err(e) => {
             tracing::error!(error = %e, "writer cannot start");

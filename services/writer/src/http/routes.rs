@@ -1,18 +1,19 @@
 //! The routes of the writer and the handling of one push request: parse, write with the chosen
 //! mode, record, answer.
 
-use super::Writer;
 use super::envelope::{self, MAX_BATCH_BYTES, PushMessage};
+use super::{StreamWriter, Writer};
 use crate::claims::MAX_CLAIM_BYTES;
 use crate::error::{Result, WriterError};
 use crate::generations::Admission;
 use crate::metrics::{counting_adjustments, describe, seconds_since};
 use crate::modes::Written;
+use crate::modes::merge::MergeReport;
 use crate::modes::rows::Quarantined;
 use crate::shape::TableShape;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,7 +29,8 @@ impl Writer {
     /// The routes: `POST /push`, `POST /merge`, `GET /healthz`, `GET /metrics`.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
-            .route("/push", post(push))
+            .route("/push", post(push_shared))
+            .route("/push/{stream}", post(push_stream))
             .route("/merge", post(merge))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
@@ -36,14 +38,16 @@ impl Writer {
             .with_state(self)
     }
 
-    /// Writes the batch of one push request; returns the number of rows written.
+    /// Writes the batch of one push request with the shared settings; returns the number of
+    /// rows written.
     pub async fn handle_push(&self, body: &[u8]) -> Result<usize> {
         let envelope = envelope::parse_envelope(body)?;
-        self.handle_message(&envelope.message).await
+        self.handle_message(self.stream(None)?, &envelope.message)
+            .await
     }
 
-    /// Writes the batch of one pushed message; returns the number of rows written.
-    pub async fn handle_message(&self, message: &PushMessage) -> Result<usize> {
+    /// Writes the batch of one pushed message for `stream`; returns the number of rows written.
+    async fn handle_message(&self, stream: &StreamWriter, message: &PushMessage) -> Result<usize> {
         if let Some(table) = message.attributes.get(attributes::TABLE)
             && self.refused_tables.contains(table)
         {
@@ -54,7 +58,7 @@ impl Writer {
         }
         let Some(check) = message.claim() else {
             let batch = envelope::decode_batch(message, &message.data()?, MAX_BATCH_BYTES)?;
-            return self.write_batch(message, &batch).await;
+            return self.write_batch(stream, message, &batch).await;
         };
         let check = check?;
         let Some(body) = self.claims.read(&check).await? else {
@@ -70,24 +74,31 @@ impl Writer {
         let batch = envelope::decode_batch(message, &body, MAX_CLAIM_BYTES)?;
         drop(body);
         self.metrics.record_claim(true);
-        let rows = self.write_batch(message, &batch).await?;
+        let rows = self.write_batch(stream, message, &batch).await?;
         self.claims.delete(&check).await;
         Ok(rows)
     }
 
     /// Writes one change batch: converted and appended by the write mode, the changes that
     /// cannot be written quarantined.
-    async fn write_batch(&self, message: &PushMessage, batch: &ChangeBatch) -> Result<usize> {
+    async fn write_batch(
+        &self,
+        stream: &StreamWriter,
+        message: &PushMessage,
+        batch: &ChangeBatch,
+    ) -> Result<usize> {
         let started = Instant::now();
-        let shape = TableShape::new(self.layout.names(&batch.source), &batch.columns);
+        let shape = TableShape::new(stream.layout.names(&batch.source), &batch.columns);
         let table = batch.source.to_string();
         if let Some(control) = &batch.control {
-            self.generations
+            stream
+                .generations
                 .apply(batch, control, &shape.target)
                 .await?;
             return Ok(0);
         }
-        if let Admission::Stale { current } = self.generations.admit(batch, &shape.target).await? {
+        if let Admission::Stale { current } = stream.generations.admit(batch, &shape.target).await?
+        {
             self.metrics.record_superseded(&table, batch.changes.len());
             tracing::info!(
                 message_id = message.id(),
@@ -100,13 +111,14 @@ impl Writer {
             );
             if message.is_retry() {
                 let none: Vec<usize> = Vec::new();
-                self.quarantine
+                stream
+                    .quarantine
                     .resolve(&shape.target, batch, &none, message.id())
                     .await?;
             }
             return Ok(0);
         }
-        let (written, adjusted) = counting_adjustments(self.mode.write(batch, &shape)).await;
+        let (written, adjusted) = counting_adjustments(stream.mode.write(batch, &shape)).await;
         let written = match written {
             Ok(written) => written,
             // Something about the whole batch cannot be written (an incompatible schema change,
@@ -122,7 +134,8 @@ impl Writer {
             Err(e) => return Err(e),
         };
         if !written.quarantined.is_empty() {
-            self.quarantine
+            stream
+                .quarantine
                 .record(&shape.target, batch, &written.quarantined, message.id())
                 .await?;
             self.metrics
@@ -138,7 +151,8 @@ impl Writer {
         }
         if message.is_retry() {
             let failed: Vec<usize> = written.quarantined.iter().map(|q| q.change).collect();
-            self.quarantine
+            stream
+                .quarantine
                 .resolve(&shape.target, batch, &failed, message.id())
                 .await?;
         }
@@ -204,11 +218,29 @@ fn error_response(error: &WriterError, message_id: Option<&str>) -> Response {
         .into_response()
 }
 
-async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes) -> Response {
-    let envelope = match writer.auth.check_push(&headers).await {
-        Ok(()) => envelope::parse_envelope(&body),
+async fn push_shared(
+    State(writer): State<Arc<Writer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    push(&writer, None, &headers, &body).await
+}
+
+async fn push_stream(
+    State(writer): State<Arc<Writer>>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    push(&writer, Some(&stream), &headers, &body).await
+}
+
+async fn push(writer: &Writer, stream: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
+    let envelope = match writer.auth.check_push(headers).await {
+        Ok(()) => envelope::parse_envelope(body),
         Err(e) => Err(e),
     };
+    let stream = writer.stream(stream);
     let envelope = match envelope {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -216,11 +248,18 @@ async fn push(State(writer): State<Arc<Writer>>, headers: HeaderMap, body: Bytes
             return error_response(&e, None);
         }
     };
-    let Err(error) = writer.handle_message(&envelope.message).await else {
+    let stream = match stream {
+        Ok(stream) => stream,
+        Err(e) => {
+            writer.metrics.record_error(e.kind());
+            return error_response(&e, Some(envelope.message.id()));
+        }
+    };
+    let Err(error) = writer.handle_message(stream, &envelope.message).await else {
         return StatusCode::NO_CONTENT.into_response();
     };
     writer.metrics.record_error(error.kind());
-    match (&writer.dead_letter, error.is_permanent()) {
+    match (&stream.dead_letter, error.is_permanent()) {
         (Some(dead_letter), true) => match dead_letter.forward(&envelope, &error).await {
             Ok(id) => {
                 writer.metrics.record_dead_lettered();
@@ -260,8 +299,13 @@ async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Respons
     if let Err(e) = writer.auth.check_merge(&headers).await {
         return error_response(&e, None);
     }
-    match writer.mode.merge_round().await {
-        Ok(report) => axum::Json(report).into_response(),
-        Err(e) => error_response(&e, None),
+    // Every stream's tables, one stream after the other (each round is bounded by its budget).
+    let mut total = MergeReport::default();
+    for stream in writer.all_streams() {
+        match stream.mode.merge_round().await {
+            Ok(report) => total.absorb(&report),
+            Err(e) => return error_response(&e, None),
+        }
     }
+    axum::Json(total).into_response()
 }

@@ -36,6 +36,18 @@ pub struct MergeReport {
     pub rows_read: u64,
 }
 
+impl MergeReport {
+    /// Adds another round's figures (of another stream's tables) to these.
+    pub fn absorb(&mut self, other: &MergeReport) {
+        self.merged_tables = self.merged_tables.saturating_add(other.merged_tables);
+        self.idle_tables = self.idle_tables.saturating_add(other.idle_tables);
+        self.continued_tables = self.continued_tables.saturating_add(other.continued_tables);
+        self.failed_tables = self.failed_tables.saturating_add(other.failed_tables);
+        self.queries = self.queries.saturating_add(other.queries);
+        self.rows_read = self.rows_read.saturating_add(other.rows_read);
+    }
+}
+
 /// What one table's MERGE did.
 #[derive(Debug, Default)]
 struct TableMerge {
