@@ -15,32 +15,37 @@
 # Direct VPC egress; in public mode, the public IP.
 
 locals {
-  capture_env = merge(
-    {
-      PG2BQ_PG_HOST     = "127.0.0.1"
-      PG2BQ_PG_PORT     = "5432"
-      PG2BQ_PG_USER     = var.pg_replication_user
-      PG2BQ_PG_DATABASE = var.pg_database
-      # The hop to the proxy stays inside the instance; the proxy encrypts the rest.
-      PG2BQ_PG_SSLMODE         = "disable"
-      PG2BQ_SLOT               = var.capture_slot
-      PG2BQ_PUBLICATION        = var.capture_slot
-      PG2BQ_INCLUDE            = var.capture_include
-      PG2BQ_EXCLUDE            = var.capture_exclude
-      PG2BQ_BACKFILL           = var.capture_backfill
-      PG2BQ_PROJECT            = var.project_id
-      PG2BQ_TOPIC              = google_pubsub_topic.changes.name
-      PG2BQ_COMPRESSION        = var.capture_compression
-      PG2BQ_CLAIM_BUCKET       = google_storage_bucket.claims.name
-      PG2BQ_METRICS_LOG_SECS   = "60"
-      PG2BQ_RECONNECT_MAX_SECS = "30"
-      PG2BQ_LOG_FORMAT         = "json"
-      # Capture sweeps re-copied tables unless the writer uses native CDC (see the README).
-      PG2BQ_MERGE_STRATEGY = var.merge_strategy
-      RUST_LOG             = "info"
-    },
-    var.capture_env,
-  )
+  # Each stream's capture settings: the stream's database, slot, publication, patterns and topic.
+  capture_env = {
+    for name, stream in local.streams : name => merge(
+      {
+        PG2BQ_PG_HOST     = "127.0.0.1"
+        PG2BQ_PG_PORT     = "5432"
+        PG2BQ_PG_USER     = var.pg_replication_user
+        PG2BQ_PG_DATABASE = stream.database
+        # The hop to the proxy stays inside the instance; the proxy encrypts the rest.
+        PG2BQ_PG_SSLMODE         = "disable"
+        PG2BQ_SLOT               = stream.slot
+        PG2BQ_PUBLICATION        = stream.slot
+        PG2BQ_INCLUDE            = stream.include
+        PG2BQ_EXCLUDE            = stream.exclude
+        PG2BQ_BACKFILL           = stream.backfill
+        PG2BQ_PARTITIONS         = stream.partitions
+        PG2BQ_PROJECT            = var.project_id
+        PG2BQ_TOPIC              = google_pubsub_topic.changes[name].name
+        PG2BQ_COMPRESSION        = var.capture_compression
+        PG2BQ_CLAIM_BUCKET       = google_storage_bucket.claims.name
+        PG2BQ_METRICS_LOG_SECS   = "60"
+        PG2BQ_RECONNECT_MAX_SECS = "30"
+        PG2BQ_LOG_FORMAT         = "json"
+        # Capture sweeps re-copied tables unless the writer uses native CDC (see the README).
+        PG2BQ_MERGE_STRATEGY = var.merge_strategy
+        RUST_LOG             = "info"
+      },
+      var.capture_env,
+      stream.capture_env,
+    )
+  }
 }
 
 # Capture starts only once everything it needs exists (depends_on below): its password secret has
@@ -48,10 +53,11 @@ locals {
 # and the push subscription exists, since Pub/Sub drops what is published to a topic without a
 # subscription after capture has confirmed it to PostgreSQL. With pg_password_version = 0 nobody
 # but you can add that version: apply with capture_enabled = false first (README, Deploy to GCP).
+# One worker pool per stream (one instance each: one slot, one reader).
 resource "google_cloud_run_v2_worker_pool" "capture" {
-  count = var.capture_enabled ? 1 : 0
+  for_each = var.capture_enabled ? local.streams : {}
 
-  name                = local.names.capture
+  name                = each.value.names.capture
   location            = var.region
   description         = "pg2bq capture: PostgreSQL logical replication to Pub/Sub."
   launch_stage        = var.worker_pool_launch_stage
@@ -85,7 +91,7 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
       }
 
       dynamic "env" {
-        for_each = local.capture_env
+        for_each = local.capture_env[each.key]
         content {
           name  = env.key
           value = env.value
@@ -108,7 +114,8 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
       image = var.cloud_sql_proxy_image
       # On SIGTERM, keep capture's connection while it publishes what it holds and confirms its
       # position (within Cloud Run's shutdown grace period).
-      args = concat(["--max-sigterm-delay=10s"], local.cloud_sql_proxy_args)
+      # The stream's instance: the deployment's, or the one the stream names.
+      args = concat(["--max-sigterm-delay=10s"], local.cloud_sql_proxy_flags, [each.value.instance])
 
       resources {
         limits = {
@@ -144,18 +151,13 @@ resource "google_cloud_run_v2_worker_pool" "capture" {
   ]
 }
 
-moved {
-  from = google_cloud_run_v2_worker_pool.capture
-  to   = google_cloud_run_v2_worker_pool.capture[0]
-}
-
 # IAM is eventually consistent (typically 2 minutes, up to 7: IAM "Access change propagation");
 # Cloud Run checks at deployment that capture's identity can read the secret.
 resource "time_sleep" "capture_iam" {
   create_duration = var.iam_propagation_wait
   triggers = {
     secret    = google_secret_manager_secret_iam_member.capture_password.etag
-    publisher = google_pubsub_topic_iam_member.capture_publisher.etag
+    publisher = join(",", [for m in google_pubsub_topic_iam_member.capture_publisher : m.etag])
     sql       = google_project_iam_member.capture_sql_client.etag
   }
 }

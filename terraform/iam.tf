@@ -3,7 +3,9 @@
 # --- capture ---------------------------------------------------------------------------------
 
 resource "google_pubsub_topic_iam_member" "capture_publisher" {
-  topic  = google_pubsub_topic.changes.id
+  for_each = local.streams
+
+  topic  = google_pubsub_topic.changes[each.key].id
   role   = "roles/pubsub.publisher"
   member = google_service_account.capture.member
 }
@@ -65,7 +67,9 @@ resource "google_project_iam_member" "writer_dataset_creator" {
 # The writer forwards a message it can never write (unreadable) to the dead-letter topic, with
 # the reason (the push subscription has no dead-letter policy: pubsub.tf).
 resource "google_pubsub_topic_iam_member" "writer_dead_letter_publisher" {
-  topic  = google_pubsub_topic.dead_letter.id
+  for_each = local.streams
+
+  topic  = google_pubsub_topic.dead_letter[each.key].id
   role   = "roles/pubsub.publisher"
   member = google_service_account.writer.member
 }
@@ -93,20 +97,28 @@ resource "google_cloud_run_v2_service_iam_member" "merge_invoker" {
 # Pull, acknowledge and seek the dead-letter subscription. On a subscription the role grants only
 # pubsub.subscriptions.consume (its other permissions apply to topics and snapshots).
 resource "google_pubsub_subscription_iam_member" "operator_dead_letter_subscriber" {
-  for_each = toset(var.deadletter_operators)
+  for_each = local.operator_grants
 
-  subscription = google_pubsub_subscription.dead_letter.id
+  subscription = google_pubsub_subscription.dead_letter[each.value.stream].id
   role         = "roles/pubsub.subscriber"
-  member       = each.value
+  member       = each.value.member
 }
 
 # Publish the replayed batches to the changes topic (pubsub.topics.publish only).
 resource "google_pubsub_topic_iam_member" "operator_publisher" {
-  for_each = toset(var.deadletter_operators)
+  for_each = local.operator_grants
 
-  topic  = google_pubsub_topic.changes.id
+  topic  = google_pubsub_topic.changes[each.value.stream].id
   role   = "roles/pubsub.publisher"
-  member = each.value
+  member = each.value.member
+}
+
+locals {
+  # Each operator on each stream's topic and dead-letter subscription.
+  operator_grants = {
+    for pair in setproduct(keys(local.streams), var.deadletter_operators) :
+    "${pair[0]}/${pair[1]}" => { stream = pair[0], member = pair[1] }
+  }
 }
 
 # --- the Pub/Sub service agent ---------------------------------------------------------------

@@ -22,11 +22,11 @@ locals {
   private_ip = var.sql_ip_mode == "private"
   # The Cloud SQL Auth Proxy sidecar of capture and of the setup job: on localhost:5432, to the
   # instance, by private IP in private mode (each adds its own shutdown argument first).
-  cloud_sql_proxy_args = concat(
+  cloud_sql_proxy_flags = concat(
     ["--address=127.0.0.1", "--port=5432", "--structured-logs"],
     local.private_ip ? ["--private-ip"] : [],
-    [google_sql_database_instance.pg.connection_name],
   )
+  cloud_sql_proxy_args = concat(local.cloud_sql_proxy_flags, [google_sql_database_instance.pg.connection_name])
 
   # The labels of the target datasets: the provider's default labels plus their component. The
   # writer gives the same to the datasets it creates.

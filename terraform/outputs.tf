@@ -5,22 +5,38 @@ output "writer_url" {
 
 output "capture_worker_pool" {
   description = "Name of capture's Cloud Run worker pool (logs: gcloud run worker-pools logs read <name> --region <region>)."
-  value       = one(google_cloud_run_v2_worker_pool.capture[*].name)
+  value       = try(google_cloud_run_v2_worker_pool.capture["default"].name, null)
 }
 
 output "topic" {
   description = "Pub/Sub topic of the change batches (PG2BQ_TOPIC)."
-  value       = google_pubsub_topic.changes.name
+  value       = try(google_pubsub_topic.changes["default"].name, null)
 }
 
 output "push_subscription" {
   description = "Push subscription that delivers the change batches to the writer."
-  value       = google_pubsub_subscription.push.name
+  value       = try(google_pubsub_subscription.push["default"].name, null)
 }
 
 output "dead_letter_subscription" {
   description = "Pull subscription of the dead-letter topic: the batches the writer refused on every attempt."
-  value       = google_pubsub_subscription.dead_letter.name
+  value       = try(google_pubsub_subscription.dead_letter["default"].name, null)
+}
+
+output "streams" {
+  description = "Each stream's resources: capture worker pool, topic, push subscription and path, dead-letter subscription, slot and database (pg2bq --stream <name> selects one)."
+  value = {
+    for name, s in local.streams : name => {
+      capture_worker_pool      = s.names.capture
+      topic                    = google_pubsub_topic.changes[name].name
+      push_subscription        = google_pubsub_subscription.push[name].name
+      push_path                = s.push_path
+      dead_letter_subscription = google_pubsub_subscription.dead_letter[name].name
+      slot                     = s.slot
+      database                 = s.database
+      dataset_prefix           = s.dataset_prefix
+    }
+  }
 }
 
 output "sql_instance" {

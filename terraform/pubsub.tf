@@ -6,8 +6,12 @@
 # seq per key wins), so unordered, duplicated delivery is fine, and ordering would only serialise
 # pushes per key and make a redelivery resend every later message of its key.
 
+# One of each per stream (streams.tf).
+
 resource "google_pubsub_topic" "changes" {
-  name         = local.names.topic
+  for_each = local.streams
+
+  name         = each.value.names.topic
   kms_key_name = var.pubsub_kms_key_name
   labels       = { component = "transport" }
 
@@ -18,14 +22,18 @@ resource "google_pubsub_topic" "changes" {
 }
 
 resource "google_pubsub_topic" "dead_letter" {
-  name         = local.names.dead_letter
+  for_each = local.streams
+
+  name         = each.value.names.dead_letter
   kms_key_name = var.pubsub_kms_key_name
   labels       = { component = "transport" }
 }
 
 resource "google_pubsub_subscription" "push" {
-  name   = local.push_subscription
-  topic  = google_pubsub_topic.changes.id
+  for_each = local.streams
+
+  name   = each.value.names.push
+  topic  = google_pubsub_topic.changes[each.key].id
   labels = { component = "transport" }
 
   # For push, the ack deadline is the request timeout of each push (Pub/Sub's Subscription
@@ -37,7 +45,8 @@ resource "google_pubsub_subscription" "push" {
 
   push_config {
     # The run.app URL: Pub/Sub in the same project reaches an internal-ingress service there.
-    push_endpoint = "${google_cloud_run_v2_service.writer.uri}/push"
+    # /push for one stream; /push/<name> for each of several (the writer's settings per stream).
+    push_endpoint = "${google_cloud_run_v2_service.writer.uri}${each.value.push_path}"
 
     oidc_token {
       service_account_email = google_service_account.push.email
@@ -85,8 +94,10 @@ resource "google_pubsub_subscription" "push" {
 # `list --acknowledge` `gcloud pubsub subscriptions seek <name> --time=<before>` brings them back.
 # Its name is `pg2bq deadletter`'s default (<topic>-dead-letter-pull).
 resource "google_pubsub_subscription" "dead_letter" {
-  name   = local.names.dead_letter_sub
-  topic  = google_pubsub_topic.dead_letter.id
+  for_each = local.streams
+
+  name   = each.value.names.dead_letter_sub
+  topic  = google_pubsub_topic.dead_letter[each.key].id
   labels = { component = "transport" }
 
   ack_deadline_seconds       = 60

@@ -20,7 +20,6 @@ locals {
       # Datasets the writer creates for schemas added later get the labels of bigquery.tf's.
       PG2BQ_BQ_DATASET_LABELS = join(",", [for k, v in local.dataset_labels : "${k}=${v}"])
       PG2BQ_CLAIM_BUCKET      = google_storage_bucket.claims.name
-      PG2BQ_DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter.id
       # Merged staging rows (DELETE and TRUNCATE tombstones among them) are kept as long as a
       # late delivery can arrive: the subscription's retention plus the dead-letter topic's
       # (replays), then pruned.
@@ -36,6 +35,8 @@ locals {
     # One dataset for every table, or a dataset per schema.
     { for k, v in { PG2BQ_BQ_DATASET = var.bq_dataset } : k => v if var.bq_dataset != "" },
     { for k, v in { PG2BQ_BQ_DATASET_PREFIX = var.bq_dataset_prefix } : k => v if var.bq_dataset == "" },
+    # One stream: its dead-letter topic. Several: each stream's own settings (streams.tf).
+    local.multi_stream ? { PG2BQ_CONFIG_TOML = local.writer_streams_toml } : { PG2BQ_DEAD_LETTER_TOPIC = google_pubsub_topic.dead_letter["default"].id },
     var.writer_env,
   )
 }

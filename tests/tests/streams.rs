@@ -92,7 +92,7 @@ async fn two_streams_share_one_writer_and_each_keeps_its_settings() {
     std::fs::write(&file, config(&stack, "e2e-msbeta-dead-letter")).expect("config file");
     let file_text = file.display().to_string();
 
-    // One writer for both streams, reading the file; alpha's pipeline starts it.
+    // One writer for both streams; alpha's pipeline starts it.
     let with_stream = |stream: &str| Options {
         capture_env: vec![
             ("PG2BQ_CONFIG".into(), file_text.clone()),
@@ -101,11 +101,14 @@ async fn two_streams_share_one_writer_and_each_keeps_its_settings() {
         start_capture: false,
         ..Options::default()
     };
+    // The writer gets the file's text as a value, as Terraform passes it (PG2BQ_CONFIG_TOML).
+    let text: &'static str = Box::leak(
+        std::fs::read_to_string(&file)
+            .expect("config text")
+            .into_boxed_str(),
+    );
     let alpha_options = Options {
-        writer_env: vec![(
-            "PG2BQ_CONFIG",
-            Box::leak(file_text.clone().into_boxed_str()),
-        )],
+        writer_env: vec![("PG2BQ_CONFIG_TOML", text)],
         ..with_stream("alpha")
     };
     let mut alpha = TestPipeline::start_with("msalpha", &["sa"], ALPHA, alpha_options).await;

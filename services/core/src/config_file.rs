@@ -26,6 +26,11 @@ pub mod streams;
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "PG2BQ_CONFIG";
 
+/// The environment variable holding the configuration file's text itself, read when no file is
+/// named (`--config`, `PG2BQ_CONFIG`): for deployments that pass the file as a value, as
+/// Terraform does for a writer serving several streams.
+pub const CONFIG_TEXT_ENV: &str = "PG2BQ_CONFIG_TOML";
+
 /// The environment variable naming the stream a process works on, among the file's streams.
 pub const STREAM_ENV: &str = "PG2BQ_STREAM";
 
@@ -336,6 +341,35 @@ pub fn locate(args: &[OsString]) -> Option<PathBuf> {
         .then(|| PathBuf::from(DEFAULT_FILE))
 }
 
+/// The configuration the process reads, if any: the file named by `--config` or
+/// `PG2BQ_CONFIG`, else the text of `PG2BQ_CONFIG_TOML`, else `./pg2bq.toml` if it exists.
+fn load_located(args: &[OsString]) -> Option<Result<ConfigFile>> {
+    let named = args
+        .iter()
+        .any(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
+        || std::env::var_os(CONFIG_ENV).is_some_and(|p| !p.is_empty());
+    if !named
+        && let Some(text) = std::env::var(CONFIG_TEXT_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    {
+        return Some(
+            ConfigFile::parse(&text)
+                .map(|mut file| {
+                    file.path = PathBuf::from(CONFIG_TEXT_ENV);
+                    file
+                })
+                .map_err(|e| match e {
+                    CoreError::Config(message) => {
+                        CoreError::Config(format!("{CONFIG_TEXT_ENV}: {message}"))
+                    }
+                    other => other,
+                }),
+        );
+    }
+    locate(args).map(|path| ConfigFile::load(&path))
+}
+
 /// The stream named by `--stream <name>` (or `--stream=<name>`) in `args`, else by
 /// `PG2BQ_STREAM`.
 pub fn locate_stream(args: &[OsString]) -> Option<String> {
@@ -391,14 +425,14 @@ pub fn parse_with_config<T: clap::Parser>() -> T {
     let args: Vec<OsString> = std::env::args_os().collect();
     let stream = locate_stream(&args);
     let command = command_of::<T>();
-    let command = match locate(&args) {
+    let command = match load_located(&args) {
         None if stream.is_some() => exit_with(&CoreError::Config(
             "a stream is chosen (--stream or PG2BQ_STREAM), but there is no configuration file: \
              name the file that describes the streams with --config or PG2BQ_CONFIG"
                 .into(),
         )),
         None => command,
-        Some(path) => match ConfigFile::load(&path).and_then(|f| f.for_stream(stream.as_deref())) {
+        Some(file) => match file.and_then(|f| f.for_stream(stream.as_deref())) {
             Ok(file) => file.apply(command),
             Err(e) => exit_with(&e),
         },
@@ -410,15 +444,17 @@ pub fn parse_with_config<T: clap::Parser>() -> T {
 /// stream's settings, by name, for the streams the configuration file describes.
 pub fn parse_streams_with_config<T: clap::Parser>() -> (T, Vec<(String, T)>) {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let Some(path) = locate(&args) else {
+    let Some(file) = load_located(&args) else {
         return (parse_from(command_of::<T>(), &args), Vec::new());
     };
-    let file = ConfigFile::load(&path).unwrap_or_else(|e| exit_with(&e));
+    let file = file.unwrap_or_else(|e| exit_with(&e));
     let shared = parse_from(file.apply(command_of::<T>()), &args);
     let streams = file
         .stream_names()
         .map(|name| {
-            let own = file.for_stream(Some(name)).unwrap_or_else(|e| exit_with(&e));
+            let own = file
+                .for_stream(Some(name))
+                .unwrap_or_else(|e| exit_with(&e));
             (
                 name.to_owned(),
                 parse_from(own.apply(command_of::<T>()), &args),

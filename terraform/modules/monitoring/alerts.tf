@@ -71,7 +71,7 @@ resource "google_monitoring_alert_policy" "slot_lag" {
     content   = <<-EOT
       The replication slot keeps WAL that capture has not confirmed, and Cloud SQL has no
       max_slot_wal_keep_size: the disk grows up to sql_disk_autoresize_limit_gb, then fills, and
-      the instance stops accepting writes. Check that capture streams (${var.capture_worker_pool})
+      the instance stops accepting writes. Check that capture streams (${local.capture_pools_text})
       and that Pub/Sub accepts its publishes; `pg2bq stream status` shows the slot. A paused stream
       (`pg2bq stream pause`) also holds WAL. If capture cannot catch up in time, give up the slot
       before the disk is full: `pg2bq stream delete --drop-slot` (capture stopped first),
@@ -88,9 +88,9 @@ resource "google_monitoring_alert_policy" "dead_letter" {
   user_labels           = var.user_labels
 
   conditions {
-    display_name = "undelivered messages in ${var.dead_letter_subscription}"
+    display_name = "undelivered messages in ${local.dead_letters_text}"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.dead_letter_subscription}\""
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=${local.dead_letter_match}"
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -107,7 +107,7 @@ resource "google_monitoring_alert_policy" "dead_letter" {
       The writer received change batches it can never write (not a change batch, a version it
       does not read, a claim check it must refuse, a batch a faulty writer refuses) and
       forwarded them here with the reason, so their changes are not in BigQuery; the dead-letter
-      subscription ${var.dead_letter_subscription} holds the only copy. Outages never end here:
+      subscription ${local.dead_letters_text} holds the only copy. Outages never end here:
       the push subscription retries those. Runbook (README, "When the dead-letter alert fires"):
       1. `pg2bq deadletter list` shows each batch (table, sequence numbers, changes, the
          writer's reason, when it was published and dead-lettered) and consumes nothing.
@@ -150,7 +150,7 @@ resource "google_monitoring_alert_policy" "capture_not_streaming" {
     content   = <<-EOT
       capture has not reported an open replication stream for ${var.capture_silence_minutes}
       minutes: it is down, reconnecting, or waiting for the slot. Read its logs
-      (`gcloud run worker-pools logs read ${var.capture_worker_pool}`): "capture session ended;
+      (`gcloud run worker-pools logs read ${local.capture_pools_text}`): "capture session ended;
       reconnecting" carries the cause, and an invalidated or dropped slot stops capture with the
       way to recover.
     EOT
@@ -165,9 +165,9 @@ resource "google_monitoring_alert_policy" "push_backlog" {
   user_labels           = var.user_labels
 
   conditions {
-    display_name = "oldest unacknowledged message of ${var.push_subscription}"
+    display_name = "oldest unacknowledged message of ${local.push_subscriptions_text}"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.push_subscription}\""
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=${local.push_subscription_match}"
       comparison      = "COMPARISON_GT"
       threshold_value = var.freshness_alert_seconds
       duration        = "600s"
@@ -201,9 +201,9 @@ resource "google_monitoring_alert_policy" "push_failures" {
   user_labels           = var.user_labels
 
   conditions {
-    display_name = "push responses other than ack on ${var.push_subscription}"
+    display_name = "push responses other than ack on ${local.push_subscriptions_text}"
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/push_request_count\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.push_subscription}\" AND metric.labels.response_class!=\"ack\""
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/push_request_count\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=${local.push_subscription_match} AND metric.labels.response_class!=\"ack\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "600s"
@@ -258,7 +258,7 @@ resource "google_monitoring_alert_policy" "sql_disk" {
       replication slot that capture does not advance holds WAL until the disk fills and the
       instance stops accepting writes. Check the slot (`SELECT slot_name, active,
       pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)) FROM
-      pg_replication_slots`) and capture (${var.capture_worker_pool}). If capture cannot catch up
+      pg_replication_slots`) and capture (${local.capture_pools_text}). If capture cannot catch up
       in time, drop the slot (`pg2bq stream delete --drop-slot`, capture stopped first), then start again and backfill; or raise
       sql_disk_autoresize_limit_gb.
     EOT

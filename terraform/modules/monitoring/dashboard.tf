@@ -11,8 +11,8 @@ locals {
     errors            = google_logging_metric.errors
   } : k => "metric.type=\"logging.googleapis.com/user/${m.name}\"" }
 
-  push_sub_filter = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.push_subscription}\""
-  dlq_sub_filter  = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${var.dead_letter_subscription}\""
+  push_sub_filter = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=${local.push_subscription_match}"
+  dlq_sub_filter  = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=${local.dead_letter_match}"
 
   # A time series of a distribution metric reduced across series to one percentile.
   percentile = { for p in ["50", "99"] : p => {

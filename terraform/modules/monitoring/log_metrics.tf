@@ -7,7 +7,7 @@
 
 locals {
   writer_logs  = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${var.writer_service}\""
-  capture_logs = "resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name=\"${var.capture_worker_pool}\""
+  capture_logs = "resource.type=\"cloud_run_worker_pool\" AND resource.labels.worker_pool_name${local.capture_pool_match}"
 
   wrote_batch  = "${local.writer_logs} AND jsonPayload.message=\"wrote batch\""
   capture_line = "${local.capture_logs} AND jsonPayload.metric=\"capture\""

@@ -18,19 +18,19 @@ variable "writer_service" {
   type        = string
 }
 
-variable "capture_worker_pool" {
-  description = "Name of capture's Cloud Run worker pool (its logs feed the capture metrics)."
-  type        = string
+variable "capture_worker_pools" {
+  description = "Names of capture's Cloud Run worker pools, one per stream (their logs feed the capture metrics)."
+  type        = list(string)
 }
 
-variable "push_subscription" {
-  description = "Name (not path) of the push subscription to the writer."
-  type        = string
+variable "push_subscriptions" {
+  description = "Names (not paths) of the push subscriptions to the writer, one per stream."
+  type        = list(string)
 }
 
-variable "dead_letter_subscription" {
-  description = "Name (not path) of the dead-letter topic's subscription."
-  type        = string
+variable "dead_letter_subscriptions" {
+  description = "Names (not paths) of the dead-letter topics' subscriptions, one per stream."
+  type        = list(string)
 }
 
 variable "sql_database_id" {
