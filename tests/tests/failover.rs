@@ -49,14 +49,10 @@ async fn a_slot_made_before_becomes_a_failover_slot_on_17() {
     });
     let name = "failover_pg17";
     let slot = format!("e2e_{name}");
-    // The slot as pg2bq made it before: no failover.
-    let schema = format!(
-        "{SCHEMA}\nSELECT pg_catalog.pg_create_logical_replication_slot('{slot}', 'pgoutput');"
-    );
     let mut pipeline = TestPipeline::start_with(
         name,
         &["f"],
-        &schema,
+        SCHEMA,
         Options {
             stack: Some(cluster.stack()),
             start_capture: false,
@@ -64,6 +60,19 @@ async fn a_slot_made_before_becomes_a_failover_slot_on_17() {
         },
     )
     .await;
+    // The publication and the slot as pg2bq made them before: no failover.
+    for statement in [
+        format!(
+            "CREATE PUBLICATION \"{slot}\" FOR TABLE f.items WITH (publish_via_partition_root = true)"
+        ),
+        format!("SELECT pg_catalog.pg_create_logical_replication_slot('{slot}', 'pgoutput')"),
+    ] {
+        pipeline
+            .sql
+            .batch_execute(&statement)
+            .await
+            .expect(&statement);
+    }
     assert_eq!(failover(&pipeline.sql, &slot).await, Some(false));
     let profile = |pipeline: &TestPipeline| {
         let output = pg2bq(
