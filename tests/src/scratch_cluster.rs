@@ -119,6 +119,48 @@ impl ScratchCluster {
         self.start_server();
     }
 
+    /// A physical standby of this cluster, streaming from it, on its own port and directory
+    /// (hot standby: it accepts read-only connections). Made from a copy of this cluster's data
+    /// directory taken while it is stopped cleanly (the pinned builds carry no `pg_basebackup`),
+    /// so this cluster restarts meanwhile.
+    pub fn start_standby(&self) -> ScratchCluster {
+        self.run_as_owner("pg_ctl", &["-D", "data", "-m", "fast", "-w", "stop"]);
+        let dir = ScratchDir::new("pgcluster");
+        let standby = ScratchCluster {
+            dir,
+            bin: self.bin.clone(),
+            port: free_port(),
+        };
+        set_mode(standby.dir(), 0o700);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(self.dir().join("data"))
+            .arg(standby.dir().join("data"))
+            .status()
+            .expect("cp");
+        assert!(status.success(), "cannot copy the data directory");
+        let data = standby.dir().join("data");
+        let mut conf =
+            std::fs::read_to_string(data.join("postgresql.conf")).expect("postgresql.conf");
+        conf.push_str(&format!(
+            "\n# physical standby of a pg2bq test\n\
+             port = {}\n\
+             unix_socket_directories = '{}'\n\
+             hot_standby = on\n\
+             primary_conninfo = 'host={} port={} user=postgres'\n",
+            standby.port,
+            standby.dir().display(),
+            self.dir().display(),
+            self.port
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).expect("postgresql.conf");
+        std::fs::write(data.join("standby.signal"), "").expect("standby.signal");
+        standby.give_to_owner();
+        self.start_server();
+        standby.start_server();
+        standby
+    }
+
     /// The directory of the server's binaries.
     pub fn bin_dir(&self) -> &Path {
         &self.bin

@@ -8,17 +8,23 @@
 //! and goes through a backfill of existing rows (generated columns among them, virtual ones on
 //! 18), INSERT, UPDATE and DELETE, an UPDATE that leaves a TOASTed value unchanged, TRUNCATE,
 //! and ALTER TABLE ADD COLUMN while streaming, comparing every row with BigQuery (as `pg2bq
-//! validate` does) after each step. Each prints its server's `server_version` and how long it
+//! validate` does) after each step. Stored generated columns are replicated from PostgreSQL 18
+//! on (earlier, and virtual ones on 18, are left out, and `pg2bq discover` and `pg2bq profile
+//! test` say so); on 17+ the stream's slot is a failover slot, and before 17 `profile test` says
+//! that the stream does not survive a failover. Each prints its server's `server_version` and how long it
 //! took (about 35 s per version here; the five take under two minutes, two at a time).
 
+use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_e2e::cli::{describe, pg2bq};
 use pg2bq_e2e::pipeline::{Options, TestPipeline, row_counts};
 use pg2bq_e2e::scratch_cluster::{ClusterOptions, ScratchCluster};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Rows before the pipeline starts (the backfill): every tenth item has an 8,000-character body
-/// kept out of line and uncompressed (EXTERNAL storage), that is TOASTed. Generated columns are
-/// left out of the mirror (see [`VIRTUAL_COLUMN`] for PostgreSQL 18's virtual ones).
+/// kept out of line and uncompressed (EXTERNAL storage), that is TOASTed. The stored generated
+/// column `doubled` is replicated from PostgreSQL 18 on, left out before (see [`VIRTUAL_COLUMN`]
+/// for PostgreSQL 18's virtual ones, always left out).
 const SCHEMA: &str = "
 CREATE SCHEMA v;
 CREATE TABLE v.items (id int PRIMARY KEY, label text NOT NULL, amount numeric(12,2),
@@ -34,7 +40,8 @@ INSERT INTO v.items SELECT g, 'row ' || g, g * 1.25, '2024-01-01 00:00+00'::time
   FROM generate_series(1, 200) g;
 INSERT INTO v.events (kind, payload) SELECT 'seed', jsonb_build_object('g', g) FROM generate_series(1, 50) g;";
 
-/// From PostgreSQL 18 on, generated columns are virtual unless STORED: one more, left out too.
+/// From PostgreSQL 18 on, generated columns are virtual unless STORED: one more, left out (they
+/// cannot be published).
 const VIRTUAL_COLUMN: &str = "
 ALTER TABLE v.items ADD COLUMN label_length int GENERATED ALWAYS AS (length(label)) VIRTUAL;";
 
@@ -84,7 +91,12 @@ async fn smoke(major: u32) {
         ..Options::default()
     };
     let schema = if major >= 18 {
-        format!("{SCHEMA}{VIRTUAL_COLUMN}")
+        // The publication as made before pg2bq published stored generated columns: capture
+        // gives it the option.
+        format!(
+            "{SCHEMA}{VIRTUAL_COLUMN}\nCREATE PUBLICATION \"e2e_{name}\" FOR TABLE v.items, v.events \
+             WITH (publish_via_partition_root = true);"
+        )
     } else {
         SCHEMA.to_owned()
     };
@@ -95,6 +107,8 @@ async fn smoke(major: u32) {
         [("v.events".to_owned(), 50), ("v.items".to_owned(), 200)],
         "PostgreSQL {major}: the backfill"
     );
+    generated_columns(&pipeline, major).await;
+    failover_slot(&pipeline, major).await;
 
     pipeline.sql.batch_execute(CHANGES).await.expect("changes");
     let streamed = pipeline.wait_until_mirrored(Duration::from_secs(90)).await;
@@ -126,11 +140,134 @@ async fn smoke(major: u32) {
         )
         .await;
     assert_eq!(extra, [vec![Some("8".to_owned())]], "the added column");
+    if major >= 18 {
+        // The rows compared above include the stored generated column (unconstrained numeric:
+        // a STRING in BigQuery); this says that it holds values there.
+        let filled: i64 = pipeline
+            .sql
+            .query_one("SELECT count(doubled) FROM v.items", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert!(filled > 200, "{filled}");
+        let in_bigquery = pipeline
+            .bigquery_lines(&format!(
+                "SELECT COUNT(doubled) FROM `{project}.e2e_{name}_v.items`"
+            ))
+            .await;
+        assert_eq!(
+            in_bigquery,
+            [filled.to_string()],
+            "PostgreSQL {major}: the stored generated column after the changes"
+        );
+    }
     drop(pipeline);
     report(&format!(
         "PostgreSQL {major}: mirrored in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// Generated columns after the backfill: from 18 on `doubled` (stored) is a BigQuery column
+/// and `label_length` (virtual) is not; before 18 neither is. `pg2bq discover` and `pg2bq
+/// profile test` name the columns left out, why and the fix.
+async fn generated_columns(pipeline: &TestPipeline, major: u32) {
+    let columns = bigquery_columns(pipeline).await;
+    let left_out = if major >= 18 {
+        assert!(columns.iter().any(|c| c == "doubled"), "{columns:?}");
+        assert!(!columns.iter().any(|c| c == "label_length"), "{columns:?}");
+        "label_length"
+    } else {
+        assert!(!columns.iter().any(|c| c == "doubled"), "{columns:?}");
+        "doubled"
+    };
+    let why = if major >= 18 {
+        "virtual generated columns are computed when read and cannot be published"
+    } else {
+        "pgoutput does not send generated columns before PostgreSQL 18"
+    };
+    let output = pg2bq(
+        pipeline,
+        &["discover", "--json", "--include", "v.items"],
+        &[],
+    );
+    let tables: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
+    assert_eq!(
+        tables[0]["generated"],
+        serde_json::json!([left_out]),
+        "PostgreSQL {major}"
+    );
+    let note = tables[0]["generated_note"].as_str().unwrap_or_default();
+    assert!(note.contains(why) && note.contains("trigger"), "{note}");
+    let output = pg2bq(
+        pipeline,
+        &["profile", "test", "source", "--include", "v"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("generated columns left out of the mirror: {left_out} ({why}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("WARN  v.items ") && l.contains(&expected)),
+        "PostgreSQL {major}: {}",
+        describe(&output)
+    );
+}
+
+/// On 17+ the stream's slot is a failover slot; before 17 `pg2bq profile test` says that the
+/// stream does not survive a failover.
+async fn failover_slot(pipeline: &TestPipeline, major: u32) {
+    let slot = format!("e2e_{}", pipeline.name);
+    let output = pg2bq(
+        pipeline,
+        &["profile", "test", "source", "--include", "v"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    if major >= 17 {
+        let failover: bool = pipeline
+            .sql
+            .query_one(
+                "SELECT failover FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .expect("slot")
+            .get(0);
+        assert!(failover, "PostgreSQL {major}: the slot is a failover slot");
+        assert!(
+            text.contains(&format!("slot {slot} is a failover slot")),
+            "{}",
+            describe(&output)
+        );
+    } else {
+        assert!(
+            text.contains("WARN  failover")
+                && text.contains("no: the stream does not survive a failover: slots are not synchronized to standbys before PostgreSQL 17"),
+            "PostgreSQL {major}: {}",
+            describe(&output)
+        );
+    }
+}
+
+/// The BigQuery columns of `v.items`, metadata left out.
+async fn bigquery_columns(pipeline: &TestPipeline) -> Vec<String> {
+    let name = BqTableName {
+        dataset: format!("e2e_{}_v", pipeline.name),
+        table: "items".to_owned(),
+    };
+    pipeline
+        .stack
+        .bigquery()
+        .table_schema(&name)
+        .await
+        .expect("table schema")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| f.name)
+        .filter(|n| !n.starts_with("_pg2bq_"))
+        .collect()
 }
 
 /// Writes a line to the test process's stderr directly, so that it shows in `cargo test`'s

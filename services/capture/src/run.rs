@@ -21,6 +21,7 @@ use crate::source::shapes::Shapes;
 use pg2bq_core::config::MergeStrategy;
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_source::publication;
+use pg2bq_source::server::ServerRole;
 use pg2bq_source::state::StateStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,6 +130,12 @@ async fn session(
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let catalog = connect_sql(&args.source, "pg2bq-capture-catalog").await?;
+    // A standby is refused before anything is written (pg2bq writes its state and the
+    // publication into the source database).
+    let role = ServerRole::read(&catalog).await?;
+    if let Some(problem) = role.standby_problem() {
+        return Err(CaptureError::Config(problem.to_string()));
+    }
     let state = state(args);
     // The state schema is at this build's version before streaming starts (and so before
     // /healthz is green).
@@ -153,7 +160,7 @@ async fn session(
     for table in &reconciled.added {
         state.reset_backfill(&catalog, table).await?;
     }
-    ensure_slot(&catalog, &state, &args.source.database).await?;
+    ensure_slot(&catalog, &state, &args.source, &stream.publication, role).await?;
     if let Some((maintenance, backfill)) = background.take() {
         maintenance.spawn(Arc::clone(metrics));
         backfill.spawn();

@@ -5,6 +5,8 @@ use crate::error::Result;
 use pg2bq_core::bq_types::bq_type_for;
 use pg2bq_core::selection::TableSelection;
 use pg2bq_source::catalog::Catalog;
+use pg2bq_source::catalog::generated::left_out;
+use pg2bq_source::server::ServerRole;
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -19,8 +21,12 @@ pub struct DiscoveredTable {
     pub primary_key: Vec<String>,
     /// The columns.
     pub columns: Vec<DiscoveredColumn>,
-    /// Generated columns, which are not replicated.
+    /// Generated columns left out of the mirror (all before PostgreSQL 18, virtual ones from
+    /// 18 on).
     pub generated: Vec<String>,
+    /// Why they are left out and the fix (empty without any).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub generated_note: String,
 }
 
 /// A discovered column.
@@ -45,6 +51,7 @@ pub async fn discover(
     let tables = Catalog::new()
         .selected_tables(sql, selection, state_schema)
         .await?;
+    let note = left_out(ServerRole::read(sql).await?.version_num);
     Ok(tables
         .into_iter()
         .map(|t| DiscoveredTable {
@@ -63,6 +70,11 @@ pub async fn discover(
                     nullable: c.nullable,
                 })
                 .collect(),
+            generated_note: if t.generated.is_empty() {
+                String::new()
+            } else {
+                format!("{}; {}", note.why, note.fix)
+            },
             generated: t.generated,
         })
         .collect())
@@ -94,8 +106,9 @@ pub fn render(tables: &[DiscoveredTable]) -> String {
         }
         if !t.generated.is_empty() {
             out.push_str(&format!(
-                "  generated, not replicated: {}\n",
-                t.generated.join(", ")
+                "  generated, not replicated: {} ({})\n",
+                t.generated.join(", "),
+                t.generated_note
             ));
         }
     }

@@ -101,6 +101,8 @@ pub async fn create(
     stream: &StreamArgs,
     selection: &TableSelection,
 ) -> Result<Created> {
+    // A standby is refused before anything is written.
+    pg2bq_source::server::refuse_standby(sql).await?;
     let store = state(stream);
     store.migrate(sql).await?;
     if let Some(record) = store.stream(sql).await? {

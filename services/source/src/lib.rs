@@ -9,12 +9,15 @@
 //!   skipped tables, the freshness probe). No other code writes SQL against it.
 //! - [`publication`]: the publication, kept equal to the tables the patterns select that can
 //!   publish UPDATE and DELETE safely (`catalog::publishable` names the others).
+//! - [`server`]: the server's role: a standby is refused (pg2bq writes its state and the
+//!   publication), and whether the slot survives a failover (PostgreSQL 17+ failover slots).
 //! - [`transaction`]: ending an explicit transaction by its outcome.
 //! - [`error`]: [`SourceError`], transient or permanent.
 
 pub mod catalog;
 pub mod error;
 pub mod publication;
+pub mod server;
 pub mod state;
 pub mod transaction;
 

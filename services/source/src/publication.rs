@@ -8,10 +8,16 @@
 //! [`crate::catalog::publishable`]) never join, and leave it if they lose their key: pg2bq must
 //! never make the application's statements fail. [`Reconciled::skipped`] lists them with the fix.
 //!
+//! On PostgreSQL 18+ the publication sends stored generated columns
+//! (`publish_generated_columns = stored`), which the catalogue reader then describes as columns
+//! ([`crate::catalog::generated`]); a publication created before gets the option, also one
+//! managed elsewhere, since the catalogue describes them for every publication.
+//!
 //! pg2bq's state schema is never replicated, except for the freshness probe table
 //! ([`pg2bq_core::probe`]): once `pg2bq validate --freshness` has created it, it stays in the
 //! publication whatever the patterns say.
 
+use crate::catalog::generated::STORED_GENERATED_FROM;
 use crate::catalog::{Unpublishable, candidate_tables, table_id, tables::quoted, unpublishable};
 use crate::error::{Result, SourceError};
 use pg2bq_core::pg_connect::quote_ident;
@@ -147,8 +153,13 @@ pub async fn reconcile(
         } else {
             format!(" FOR TABLE {}", table_list(&wanted))
         };
+        let generated = if publishes_stored_generated(client).await? {
+            ", publish_generated_columns = stored"
+        } else {
+            ""
+        };
         let sql = format!(
-            "CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = {})",
+            "CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = {}{generated})",
             selection.partitions().via_root()
         );
         let mut added: Vec<TableId> = wanted.into_iter().collect();
@@ -162,6 +173,7 @@ pub async fn reconcile(
         });
     };
     check_partitions(publication, &published, selection.partitions())?;
+    send_stored_generated(client, publication).await?;
     let current = published.tables;
     if published.managed_elsewhere {
         tracing::warn!(
@@ -210,6 +222,54 @@ pub async fn reconcile(
         removed: removed.into_iter().collect(),
         skipped,
     })
+}
+
+/// Whether the server's publications can send stored generated columns (PostgreSQL 18+).
+async fn publishes_stored_generated(client: &Client) -> Result<bool> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(SourceError::postgres("reading the server version"))?
+        .get(0);
+    Ok(version >= STORED_GENERATED_FROM)
+}
+
+/// On PostgreSQL 18+, makes `publication` send stored generated columns if it does not yet
+/// (created before, by an older pg2bq or on an older server). Its tables' next Relation
+/// messages show the columns as added, and capture copies the tables again to fill them.
+async fn send_stored_generated(client: &Client, publication: &str) -> Result<()> {
+    if !publishes_stored_generated(client).await? {
+        return Ok(());
+    }
+    let sends: bool = client
+        .query_one(
+            "SELECT pubgencols::text = 's' FROM pg_catalog.pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::postgres(
+            "looking up the publication's options",
+        ))?
+        .get(0);
+    if sends {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {} SET (publish_generated_columns = stored)",
+            quote_ident(publication)
+        ))
+        .await
+        .map_err(SourceError::postgres(format!(
+            "making publication {publication} send stored generated columns (this needs the \
+             publication's owner; or run ALTER PUBLICATION ... SET (publish_generated_columns = \
+             stored) as its owner)"
+        )))?;
+    tracing::info!(
+        publication,
+        "the publication now sends stored generated columns (PostgreSQL 18): tables with one are copied again to fill them"
+    );
+    Ok(())
 }
 
 /// Runs `statements` in one transaction. A joining table is locked against DDL by the ADD; if it

@@ -8,6 +8,7 @@ use pg2bq_cli::{connection, profile};
 use pg2bq_core::config::{SelectionArgs, SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use pg2bq_source::catalog::Catalog;
+use pg2bq_source::server::{FailoverFacts, ServerRole};
 use std::process::ExitCode;
 
 // The arguments (a doc comment here would replace the subcommand's help text).
@@ -111,11 +112,22 @@ async fn source_checks(
         },
         connection::encryption_check(source, &connection::session_tls(&sql).await?),
     ];
+    // A standby cannot be a source: the other checks would only add noise.
+    let role = ServerRole::read(&sql).await?;
+    if let Some(problem) = role.standby_problem() {
+        checks.push(profile::standby_check(&problem));
+        return Ok(checks);
+    }
     checks.extend(profile::server_checks(&profile::server_facts(&sql).await?));
+    checks.push(profile::failover_check(
+        &FailoverFacts::read(&sql, &stream.slot).await?,
+        &stream.slot,
+    ));
     let selected = Catalog::new()
         .selected_tables(&sql, &selection, &stream.state_schema)
         .await?;
     checks.extend(profile::table_checks(&selected));
+    checks.extend(profile::generated_checks(&selected, role.version_num));
     let ids: Vec<_> = selected.iter().map(|t| t.id.clone()).collect();
     checks.extend(profile::skipped_checks(
         &pg2bq_source::catalog::unpublishable(&sql, &ids).await?,

@@ -10,7 +10,9 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 mod reads;
+mod versions;
 pub use reads::{money_check, money_checks, row_security_checks};
+pub use versions::{FAILOVER, failover_check, generated_checks, standby_check};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

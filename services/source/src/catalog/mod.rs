@@ -2,10 +2,12 @@
 //!
 //! Capture (for its relations and backfills), `pg2bq discover`, `profile test`, `stream create`
 //! and `validate` all describe tables here, so they agree on the columns (pgoutput's order,
-//! generated columns left out), the canonical types ([`types`]) and the keys. [`name_problems`]
+//! generated columns left out where pgoutput does not send them, see [`generated`]), the
+//! canonical types ([`types`]) and the keys. [`name_problems`]
 //! checks the BigQuery names of described tables; [`publishable`] says which tables may be
 //! published without making the application's UPDATE and DELETE fail.
 
+pub mod generated;
 pub mod publishable;
 pub mod tables;
 pub mod types;
@@ -17,6 +19,7 @@ use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
 use pg2bq_core::selection::{Partitions, TableSelection};
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
+use generated::GENERATED_LEFT_OUT;
 pub use publishable::{Unpublishable, unpublishable};
 use std::collections::HashMap;
 pub use tables::{ReplicaIdentity, SourceColumn, SourceTable, TableKind};
@@ -121,12 +124,15 @@ impl Catalog {
             .map_err(SourceError::postgres("describing tables"))?;
         let columns = client
             .query(
+                &format!(
                 "SELECT a.attrelid, a.attname::text, a.atttypid, a.atttypmod, NOT a.attnotnull, \
-                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', \
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), {left_out}, \
                         a.attstorage <> 'p', a.attnum \
                  FROM pg_catalog.pg_attribute a \
                  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attrelid, a.attnum",
+                    left_out = GENERATED_LEFT_OUT,
+                ),
                 &[&oids],
             )
             .await

@@ -85,7 +85,8 @@ pub struct SourceTable {
     pub primary_key: Vec<String>,
     /// The columns pgoutput sends, in attribute order.
     pub columns: Vec<SourceColumn>,
-    /// Generated columns, which pgoutput does not send and pg2bq leaves out.
+    /// Generated columns pgoutput does not send, which pg2bq leaves out: all before PostgreSQL
+    /// 18, virtual ones from 18 on (see [`super::generated`]).
     pub generated: Vec<String>,
     /// The planner's row estimate (-1: never analysed).
     pub rows_estimated: i64,
