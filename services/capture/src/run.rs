@@ -58,6 +58,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             shapes(&args),
             Arc::clone(&sink),
             &args.stream.publication,
+            selection.columns().clone(),
         ),
     };
     let backfill = Backfill {
@@ -71,6 +72,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         limits: args.batch_limits(),
         sink: Arc::clone(&sink),
         shapes: shapes(&args),
+        columns: selection.columns().clone(),
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
@@ -149,7 +151,7 @@ async fn session(
     for skipped in &reconciled.skipped {
         tracing::warn!(table = %skipped.table, reason = %skipped.reason, fix = %skipped.fix, "table skipped: it is not replicated");
     }
-    for table in &reconciled.added {
+    for table in reconciled.added.iter().chain(&reconciled.changed) {
         state.reset_backfill(&catalog, table).await?;
     }
     ensure_slot(&catalog, &state, &args.source.database).await?;
@@ -163,6 +165,7 @@ async fn session(
         &stream.publication,
         catalog,
         shapes(args),
+        selection.columns().clone(),
     )
     .await?;
     tracing::info!(

@@ -21,6 +21,11 @@ pub struct DiscoveredTable {
     pub columns: Vec<DiscoveredColumn>,
     /// Generated columns, which are not replicated.
     pub generated: Vec<String>,
+    /// Columns the column selection leaves out (`PG2BQ_COLUMNS_EXCLUDE`,
+    /// `PG2BQ_COLUMNS_INCLUDE`), which are not replicated.
+    pub excluded: Vec<String>,
+    /// The rows replicated (`PG2BQ_ROW_FILTERS`), if not all.
+    pub row_filter: Option<String>,
 }
 
 /// A discovered column.
@@ -64,6 +69,8 @@ pub async fn discover(
                 })
                 .collect(),
             generated: t.generated,
+            excluded: t.excluded,
+            row_filter: t.row_filter,
         })
         .collect())
 }
@@ -97,6 +104,15 @@ pub fn render(tables: &[DiscoveredTable]) -> String {
                 "  generated, not replicated: {}\n",
                 t.generated.join(", ")
             ));
+        }
+        if !t.excluded.is_empty() {
+            out.push_str(&format!(
+                "  excluded, not replicated: {}\n",
+                t.excluded.join(", ")
+            ));
+        }
+        if let Some(row_filter) = &t.row_filter {
+            out.push_str(&format!("  rows replicated: WHERE {row_filter}\n"));
         }
     }
     out

@@ -2,6 +2,7 @@
 //! `schema.table`, where `*` matches any run of characters and `?` any one character.
 //! A table is replicated when an include pattern matches it and no exclude pattern does.
 
+use crate::column_rules::ColumnRules;
 use crate::error::{CoreError, Result};
 use crate::wire::TableId;
 use std::fmt;
@@ -46,11 +47,12 @@ impl fmt::Display for TablePattern {
     }
 }
 
-/// Include and exclude patterns.
+/// Include and exclude patterns, and the columns and rows replicated of each table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSelection {
     include: Vec<TablePattern>,
     exclude: Vec<TablePattern>,
+    columns: ColumnRules,
 }
 
 impl TableSelection {
@@ -76,7 +78,22 @@ impl TableSelection {
                 "no tables to replicate: set at least one include pattern, e.g. PG2BQ_INCLUDE=public.*".into(),
             ));
         }
-        Ok(TableSelection { include, exclude })
+        Ok(TableSelection {
+            include,
+            exclude,
+            columns: ColumnRules::default(),
+        })
+    }
+
+    /// The selection with these column and row rules.
+    pub fn with_columns(mut self, columns: ColumnRules) -> Self {
+        self.columns = columns;
+        self
+    }
+
+    /// The columns and rows replicated of each table.
+    pub fn columns(&self) -> &ColumnRules {
+        &self.columns
     }
 
     /// Whether the table is replicated.
@@ -87,7 +104,7 @@ impl TableSelection {
 }
 
 /// Glob matching with `*` and `?` over characters, iterative with backtracking to the last `*`.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

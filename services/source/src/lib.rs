@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod error;
 pub mod publication;
+pub mod publication_columns;
 pub mod state;
 pub mod transaction;
 

@@ -2,7 +2,7 @@
 
 use pg2bq_cli::discover;
 use pg2bq_cli::error::{CliError, Result};
-use pg2bq_core::config::{SourceArgs, StreamArgs};
+use pg2bq_core::config::{ColumnArgs, SourceArgs, StreamArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use std::process::ExitCode;
 
@@ -21,6 +21,9 @@ pub struct DiscoverArgs {
         value_delimiter = ','
     )]
     pub include: Vec<String>,
+    /// The columns and rows replicated (excluded columns are shown as such).
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -29,7 +32,12 @@ pub struct DiscoverArgs {
 /// Runs `pg2bq discover`.
 pub async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
     let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
-        .map_err(|e| CliError::Config(e.to_string()))?;
+        .map_err(|e| CliError::Config(e.to_string()))?
+        .with_columns(
+            args.columns
+                .rules()
+                .map_err(|e| CliError::Config(e.to_string()))?,
+        );
     let sql = connect_sql(&args.source, "pg2bq-discover").await?;
     let tables = discover::discover(&sql, &selection, &args.stream.state_schema).await?;
     if args.json {
