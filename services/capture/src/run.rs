@@ -139,6 +139,10 @@ async fn session(
         return Ok(());
     }
     let selection = args.selection()?;
+    // Settings this server cannot follow stop capture (no reconnection cures them).
+    let version = pg2bq_source::publication_columns::server_version(&catalog).await?;
+    pg2bq_source::publication_columns::check_version(selection.columns(), version)
+        .map_err(|e| CaptureError::Config(e.to_string()))?;
     let stream = &args.stream;
     let reconciled = publication::reconcile(
         &catalog,

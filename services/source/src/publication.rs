@@ -181,7 +181,6 @@ pub async fn reconcile(
         let sql =
             format!("CREATE PUBLICATION {name}{tables} WITH (publish_via_partition_root = true)");
         let mut added: Vec<TableId> = wanted.into_iter().collect();
-        let mut skipped = skipped;
         let mut removed = BTreeSet::new();
         let mut changed = Vec::new();
         let mut applied = Applied {
@@ -256,7 +255,6 @@ pub async fn reconcile(
             table_list(&joining, &specs)
         ));
     }
-    let mut skipped = skipped;
     let mut added = added;
     let mut changed = Vec::new();
     let mut applied = Applied {
