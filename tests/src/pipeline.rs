@@ -5,7 +5,7 @@ use crate::pubsub::PubSub;
 use crate::stack::Stack;
 pub use crate::writer_process::StandaloneWriter;
 use crate::writer_process::spawn_writer_with;
-use pg2bq_cli::validate::{TableReport, validate};
+use pg2bq_cli::validate::{TableReport, validate_with};
 use pg2bq_core::pg_connect::connect_sql;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -302,9 +302,15 @@ impl TestPipeline {
         let publication = format!("e2e_{}", self.name);
         let deadline = Instant::now() + timeout;
         loop {
-            let reports = validate(&self.sql, &publication, &bigquery, &layout)
-                .await
-                .expect("validate");
+            let reports = validate_with(
+                &self.sql,
+                &publication,
+                &bigquery,
+                &layout,
+                &self.validate_options(),
+            )
+            .await
+            .expect("validate");
             if reports.iter().all(TableReport::matches) {
                 return reports;
             }
@@ -481,9 +487,37 @@ impl TestPipeline {
         let target = self.stack.target(&format!("e2e_{}_", self.name));
         let layout = target.layout().expect("layout");
         let publication = format!("e2e_{}", self.name);
-        validate(&self.sql, &publication, &self.stack.bigquery(), &layout)
-            .await
-            .expect("validate")
+        validate_with(
+            &self.sql,
+            &publication,
+            &self.stack.bigquery(),
+            &layout,
+            &self.validate_options(),
+        )
+        .await
+        .expect("validate")
+    }
+
+    /// `validate`'s options for this pipeline: the column selection and row filters of its
+    /// capture settings, as `pg2bq validate` reads them from the same settings.
+    fn validate_options(&self) -> pg2bq_cli::validate::Options {
+        let setting = |name: &str| {
+            self.capture_env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let columns = pg2bq_core::column_rules::ColumnRules::parse(
+            setting("PG2BQ_COLUMNS_EXCLUDE"),
+            setting("PG2BQ_COLUMNS_INCLUDE"),
+            setting("PG2BQ_ROW_FILTERS"),
+        )
+        .expect("column rules");
+        pg2bq_cli::validate::Options {
+            columns,
+            ..pg2bq_cli::validate::Options::default()
+        }
     }
 
     /// Stops the writer with SIGTERM (pushes then fail and Pub/Sub retries them).

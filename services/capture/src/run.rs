@@ -59,6 +59,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             shapes(&args),
             Arc::clone(&sink),
             &args.stream.publication,
+            selection.columns().clone(),
         ),
     };
     let backfill = Backfill {
@@ -72,6 +73,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         limits: args.batch_limits(),
         sink: Arc::clone(&sink),
         shapes: shapes(&args),
+        columns: selection.columns().clone(),
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
     let mut background = Some((maintenance, backfill));
@@ -145,6 +147,10 @@ async fn session(
         return Ok(());
     }
     let selection = args.selection()?;
+    // Settings this server cannot follow stop capture (no reconnection cures them).
+    let version = pg2bq_source::publication_columns::server_version(&catalog).await?;
+    pg2bq_source::publication_columns::check_version(selection.columns(), version)
+        .map_err(|e| CaptureError::Config(e.to_string()))?;
     let stream = &args.stream;
     let reconciled = publication::reconcile(
         &catalog,
@@ -157,7 +163,7 @@ async fn session(
     for skipped in &reconciled.skipped {
         tracing::warn!(table = %skipped.table, reason = %skipped.reason, fix = %skipped.fix, "table skipped: it is not replicated");
     }
-    for table in &reconciled.added {
+    for table in reconciled.added.iter().chain(&reconciled.changed) {
         state.reset_backfill(&catalog, table).await?;
     }
     ensure_slot(&catalog, &state, &args.source, &stream.publication, role).await?;
@@ -171,6 +177,7 @@ async fn session(
         &stream.publication,
         catalog,
         shapes(args),
+        selection.columns().clone(),
     )
     .await?;
     tracing::info!(

@@ -27,6 +27,11 @@ pub struct DiscoveredTable {
     /// Why they are left out and the fix (empty without any).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub generated_note: String,
+    /// Columns the column selection leaves out (`PG2BQ_COLUMNS_EXCLUDE`,
+    /// `PG2BQ_COLUMNS_INCLUDE`), which are not replicated.
+    pub excluded: Vec<String>,
+    /// The rows replicated (`PG2BQ_ROW_FILTERS`), if not all.
+    pub row_filter: Option<String>,
 }
 
 /// A discovered column.
@@ -76,6 +81,8 @@ pub async fn discover(
                 format!("{}; {}", note.why, note.fix)
             },
             generated: t.generated,
+            excluded: t.excluded,
+            row_filter: t.row_filter,
         })
         .collect())
 }
@@ -110,6 +117,15 @@ pub fn render(tables: &[DiscoveredTable]) -> String {
                 t.generated.join(", "),
                 t.generated_note
             ));
+        }
+        if !t.excluded.is_empty() {
+            out.push_str(&format!(
+                "  excluded, not replicated: {}\n",
+                t.excluded.join(", ")
+            ));
+        }
+        if let Some(row_filter) = &t.row_filter {
+            out.push_str(&format!("  rows replicated: WHERE {row_filter}\n"));
         }
     }
     out

@@ -228,13 +228,44 @@ pub struct SelectionArgs {
         default_value_t = crate::selection::Partitions::Root
     )]
     pub partitions: crate::selection::Partitions,
+    /// Columns and rows replicated of each table.
+    #[command(flatten)]
+    pub columns: ColumnArgs,
 }
 
 impl SelectionArgs {
     /// The selection these patterns describe.
     pub fn selection(&self) -> Result<crate::selection::TableSelection> {
-        crate::selection::TableSelection::new(&self.include, &self.exclude)
-            .map(|s| s.with_partitions(self.partitions))
+        Ok(
+            crate::selection::TableSelection::new(&self.include, &self.exclude)?
+                .with_columns(self.columns.rules()?)
+                .with_partitions(self.partitions),
+        )
+    }
+}
+
+/// Which columns and rows of each table are replicated (see [`crate::column_rules`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ColumnArgs {
+    /// Columns never replicated: `<schema.table or *>=col,col_*; ...`.
+    #[arg(long, env = "PG2BQ_COLUMNS_EXCLUDE")]
+    pub columns_exclude: Option<String>,
+    /// The only columns replicated of a table: `<schema.table or *>=col,col_*; ...`.
+    #[arg(long, env = "PG2BQ_COLUMNS_INCLUDE")]
+    pub columns_include: Option<String>,
+    /// Rows replicated of a table (PostgreSQL 15+): `<schema.table or *>=<SQL condition>; ...`.
+    #[arg(long, env = "PG2BQ_ROW_FILTERS")]
+    pub row_filters: Option<String>,
+}
+
+impl ColumnArgs {
+    /// The rules these settings describe.
+    pub fn rules(&self) -> Result<crate::column_rules::ColumnRules> {
+        crate::column_rules::ColumnRules::parse(
+            self.columns_exclude.as_deref(),
+            self.columns_include.as_deref(),
+            self.row_filters.as_deref(),
+        )
     }
 }
 

@@ -20,6 +20,7 @@ pub mod bq_types;
 pub mod bq_values;
 pub mod civil;
 pub mod cloud_storage;
+pub mod column_rules;
 pub mod config;
 pub mod config_file;
 pub mod connect_error;

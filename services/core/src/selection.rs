@@ -6,6 +6,7 @@
 //! leaf partitions ([`Partitions`]). As leaves, a partition is selected when a pattern matches it
 //! or one of its ancestors, so `public.measurements` picks every partition of that table.
 
+use crate::column_rules::ColumnRules;
 use crate::error::{CoreError, Result};
 use crate::wire::TableId;
 use std::fmt;
@@ -77,12 +78,14 @@ impl Partitions {
     }
 }
 
-/// Include and exclude patterns, and how partitioned tables are replicated.
+/// Include and exclude patterns, how partitioned tables are replicated, and the columns and rows
+/// replicated of each table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSelection {
     include: Vec<TablePattern>,
     exclude: Vec<TablePattern>,
     partitions: Partitions,
+    columns: ColumnRules,
 }
 
 impl TableSelection {
@@ -112,6 +115,7 @@ impl TableSelection {
             include,
             exclude,
             partitions: Partitions::Root,
+            columns: ColumnRules::default(),
         })
     }
 
@@ -124,6 +128,17 @@ impl TableSelection {
     /// How partitioned tables are replicated.
     pub fn partitions(&self) -> Partitions {
         self.partitions
+    }
+
+    /// The selection with these column and row rules.
+    pub fn with_columns(mut self, columns: ColumnRules) -> Self {
+        self.columns = columns;
+        self
+    }
+
+    /// The columns and rows replicated of each table.
+    pub fn columns(&self) -> &ColumnRules {
+        &self.columns
     }
 
     /// Whether the table is replicated.
@@ -142,7 +157,7 @@ impl TableSelection {
 }
 
 /// Glob matching with `*` and `?` over characters, iterative with backtracking to the last `*`.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

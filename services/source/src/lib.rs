@@ -17,6 +17,7 @@
 pub mod catalog;
 pub mod error;
 pub mod publication;
+pub mod publication_columns;
 pub mod server;
 pub mod state;
 pub mod transaction;

@@ -225,14 +225,21 @@ impl RangeCopy<'_> {
             .map(|c| quote_ident(&c.name))
             .collect();
         let table = self.quoted_table();
-        let filter = if self.range.whole {
+        let mut conditions = Vec::new();
+        if !self.range.whole {
+            conditions.push(format!("ctid >= '({},0)'::tid", self.range.first_block));
+            if let Some(end) = self.range.end_block {
+                conditions.push(format!("ctid < '({end},0)'::tid"));
+            }
+        }
+        // The rows the publication's row filter lets through.
+        if let Some(row_filter) = &self.info.row_filter {
+            conditions.push(format!("({row_filter})"));
+        }
+        let filter = if conditions.is_empty() {
             String::new()
         } else {
-            let mut filter = format!(" WHERE ctid >= '({},0)'::tid", self.range.first_block);
-            if let Some(end) = self.range.end_block {
-                filter.push_str(&format!(" AND ctid < '({end},0)'::tid"));
-            }
-            filter
+            format!(" WHERE {}", conditions.join(" AND "))
         };
         format!(
             "COPY (SELECT {} FROM {table}{filter}) TO STDOUT",

@@ -27,6 +27,7 @@ use crate::sinks::BatchSink;
 use crate::source::relations::RelationInfo;
 use crate::source::shapes::Shapes;
 use copy_range::{RangeCopy, RangeOutcome};
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::config::StreamArgs;
 use pg2bq_core::lsn::Lsn;
@@ -78,6 +79,8 @@ pub struct Backfill {
     pub sink: Arc<dyn BatchSink>,
     /// The generations copies belong to.
     pub shapes: Shapes,
+    /// The columns and rows copied of each table.
+    pub columns: ColumnRules,
 }
 
 impl Backfill {
@@ -156,7 +159,7 @@ impl Backfill {
     async fn sweep(&self, sql: &Client, state: &StateStore) -> Result<()> {
         for unswept in state.unswept(sql).await? {
             if let Some(oldest) = unswept.oldest_snapshot
-                && let Some(table) = Catalog::new()
+                && let Some(table) = Catalog::with_rules(self.columns.clone())
                     .describe(sql, std::slice::from_ref(&unswept.table))
                     .await?
                     .into_iter()
@@ -230,7 +233,7 @@ impl Backfill {
                 (None, Some(current)) => state.set_relfilenode(sql, table, current).await?,
                 _ => {}
             }
-            let Some(described) = Catalog::new()
+            let Some(described) = Catalog::with_rules(self.columns.clone())
                 .describe(sql, std::slice::from_ref(table))
                 .await?
                 .into_iter()

@@ -17,6 +17,7 @@ use crate::error::{CaptureError, Result};
 use crate::pipeline::batcher::ReadyBatch;
 use crate::sinks::BatchSink;
 use crate::source::shapes::{Shapes, shape_of_table, storage};
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::wire::{ChangeBatch, ColumnSpec, ControlAction, TableControl, TableId};
 use pg2bq_source::catalog::Catalog;
@@ -34,6 +35,8 @@ pub struct TableEvents {
     shapes: Shapes,
     sink: Arc<dyn BatchSink>,
     publication: String,
+    /// The columns and rows replicated of each table.
+    rules: ColumnRules,
     /// Tables reported skipped, so that each is warned about once.
     warned: BTreeSet<TableId>,
     /// Whether the control messages of tables that left their name were published again since
@@ -48,12 +51,14 @@ impl TableEvents {
         shapes: Shapes,
         sink: Arc<dyn BatchSink>,
         publication: &str,
+        rules: ColumnRules,
     ) -> Self {
         TableEvents {
             state,
             shapes,
             sink,
             publication: publication.to_owned(),
+            rules,
             warned: BTreeSet::new(),
             announced: false,
         }
@@ -70,6 +75,12 @@ impl TableEvents {
                 tracing::info!(table = %table, "the table joined the publication again: copying it again");
             }
         }
+        for table in &reconciled.changed {
+            // Columns newly replicated and rows newly matching its filter have no change in the
+            // stream: the copy brings them (and its sweep removes rows that no longer match).
+            self.state.reset_backfill(sql, table).await?;
+            tracing::info!(table = %table, "the table's column selection or row filter changed: copying it again");
+        }
         self.gone(sql).await?;
         self.reshaped(sql).await?;
         self.partitions(sql).await
@@ -80,7 +91,7 @@ impl TableEvents {
     /// the next one). It is handled as the stream would, from the current position.
     async fn reshaped(&self, sql: &Client) -> Result<()> {
         let latest = self.state.latest_shapes(sql).await?;
-        for table in Catalog::new()
+        for table in Catalog::with_rules(self.rules.clone())
             .publication_tables(sql, &self.publication)
             .await?
         {

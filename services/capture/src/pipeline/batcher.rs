@@ -174,6 +174,7 @@ mod tests {
             }],
             full_identity: false,
             generation: 0,
+            row_filter: None,
         })
     }
 

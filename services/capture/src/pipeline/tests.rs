@@ -219,6 +219,7 @@ fn table(name: &str, width: usize) -> Arc<RelationInfo> {
             .collect(),
         full_identity: false,
         generation: 0,
+        row_filter: None,
     })
 }
 

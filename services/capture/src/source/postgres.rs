@@ -6,6 +6,7 @@ use super::relations::Relations;
 use super::shapes::Shapes;
 use super::{ChangeSource, HEARTBEAT_PREFIX, SourceEvent};
 use crate::error::{CaptureError, Result};
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::config::SourceArgs;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_types::session_options;
@@ -37,6 +38,7 @@ impl PgChangeSource {
         publication: &str,
         catalog: tokio_postgres::Client,
         shapes: Shapes,
+        rules: ColumnRules,
     ) -> Result<Self> {
         let config = replication_config(source, slot, publication, "pg2bq-capture")
             .with_options(session_options())
@@ -44,7 +46,7 @@ impl PgChangeSource {
         let client = open(source, config, Session::Streaming).await?;
         Ok(PgChangeSource {
             client,
-            relations: Relations::new(catalog, shapes),
+            relations: Relations::new(catalog, shapes, rules),
             pending: None,
         })
     }
@@ -153,15 +155,17 @@ async fn message(relations: &mut Relations, message: PgOutputMessage) -> Result<
             relation_id,
             info: relations.get(relation_id)?,
             op: Op::Insert,
-            new: Some(new),
+            new: Some(relations.kept(relation_id, new)),
             old: None,
         },
         PgOutputMessage::Update {
             relation_id,
             old,
-            mut new,
+            new,
         } => {
             let info = relations.get(relation_id)?;
+            let mut new = relations.kept(relation_id, new);
+            let old = old.map(|old| relations.kept(relation_id, old));
             info.fill_unchanged_toast(&mut new, old.as_deref());
             relations
                 .fill_moved_toast(relation_id, &info, old.as_deref(), &mut new)
@@ -179,7 +183,7 @@ async fn message(relations: &mut Relations, message: PgOutputMessage) -> Result<
             info: relations.get(relation_id)?,
             op: Op::Delete,
             new: None,
-            old: Some(old),
+            old: Some(relations.kept(relation_id, old)),
         },
         PgOutputMessage::Truncate { relation_ids, .. } => SourceEvent::Truncate {
             relations: relation_ids

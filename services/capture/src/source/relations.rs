@@ -4,6 +4,7 @@ use super::pgoutput::RelationColumn;
 use super::shapes::{Placed, Shapes};
 use crate::error::{CaptureError, Result};
 use pg2bq_core::bq_types::bq_type_for;
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::wire::TableControl;
@@ -25,6 +26,8 @@ pub struct RelationInfo {
     /// The generation of the table's BigQuery tables its changes belong to (see
     /// [`super::shapes`]).
     pub generation: u64,
+    /// The rows replicated (a backfill copies only these): a SQL condition.
+    pub row_filter: Option<String>,
 }
 
 impl RelationInfo {
@@ -51,6 +54,7 @@ impl From<&SourceTable> for RelationInfo {
             columns: table.column_specs(),
             full_identity: table.replica_identity == ReplicaIdentity::Full,
             generation: 0,
+            row_filter: table.row_filter.clone(),
         }
     }
 }
@@ -61,7 +65,12 @@ pub struct Relations {
     client: Arc<tokio_postgres::Client>,
     catalog: Catalog,
     shapes: Shapes,
+    /// The columns replicated of each table.
+    rules: ColumnRules,
     by_id: HashMap<u32, Arc<RelationInfo>>,
+    /// Per relation whose Relation message sent columns the column selection leaves out (no
+    /// column lists before PostgreSQL 15): which of the sent columns are kept.
+    kept: HashMap<u32, Vec<bool>>,
     /// Commit LSN of the open transaction: the position of its Relation messages.
     position: Lsn,
     /// The shape being recorded (relation and position), in its own task: the capture loop may
@@ -71,16 +80,32 @@ pub struct Relations {
 }
 
 impl Relations {
-    /// A cache that resolves user-defined types through `client` and records shapes in
-    /// `shapes`.
-    pub fn new(client: tokio_postgres::Client, shapes: Shapes) -> Self {
+    /// A cache that resolves user-defined types through `client`, records shapes in `shapes`
+    /// and leaves out the columns `rules` exclude.
+    pub fn new(client: tokio_postgres::Client, shapes: Shapes, rules: ColumnRules) -> Self {
         Relations {
             client: Arc::new(client),
             catalog: Catalog::new(),
             shapes,
+            rules,
             by_id: HashMap::new(),
+            kept: HashMap::new(),
             position: Lsn(0),
             observing: None,
+        }
+    }
+
+    /// The values of a tuple of `relation_id` without the columns the column selection leaves
+    /// out (PostgreSQL before 15 sends every column; later ones only the published ones).
+    pub fn kept(&self, relation_id: u32, values: Vec<Value>) -> Vec<Value> {
+        match self.kept.get(&relation_id) {
+            Some(mask) => values
+                .into_iter()
+                .zip(mask.iter().chain(std::iter::repeat(&true)))
+                .filter(|(_, keep)| **keep)
+                .map(|(value, _)| value)
+                .collect(),
+            None => values,
         }
     }
 
@@ -117,6 +142,25 @@ impl Relations {
         columns: &[RelationColumn],
     ) -> Result<(Arc<RelationInfo>, Option<TableControl>)> {
         let identity = ReplicaIdentity::from_code(replica_identity);
+        let table = TableId {
+            schema: namespace,
+            table: name,
+        };
+        let mask: Vec<bool> = columns
+            .iter()
+            .map(|c| self.rules.keeps(&table, &c.name))
+            .collect();
+        let columns: Vec<&RelationColumn> = columns
+            .iter()
+            .zip(&mask)
+            .filter(|(_, keep)| **keep)
+            .map(|(c, _)| c)
+            .collect();
+        if mask.iter().all(|keep| *keep) {
+            self.kept.remove(&relation_id);
+        } else {
+            self.kept.insert(relation_id, mask);
+        }
         let primary_key = if identity == ReplicaIdentity::Full {
             Some(catalog::primary_key(&self.client, relation_id).await?)
         } else {
@@ -151,10 +195,6 @@ impl Relations {
                 key,
             });
         }
-        let table = TableId {
-            schema: namespace,
-            table: name,
-        };
         let shape = RecordedShape {
             identity: char::from(replica_identity).to_string(),
             columns: shape_columns,
@@ -180,11 +220,13 @@ impl Relations {
         let placed = outcome.map_err(|e| {
             CaptureError::Decode(format!("recording the shape of {table} failed: {e}"))
         })??;
+        let row_filter = self.rules.row_filter(&table).map(str::to_owned);
         let info = Arc::new(RelationInfo {
             table,
             columns: specs,
             full_identity: identity == ReplicaIdentity::Full,
             generation: placed.generation,
+            row_filter,
         });
         self.by_id.insert(relation_id, Arc::clone(&info));
         Ok((info, placed.control))
@@ -342,6 +384,7 @@ mod tests {
             columns: Vec::new(),
             full_identity,
             generation: 0,
+            row_filter: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use pg2bq_cli::discover;
 use pg2bq_cli::error::{CliError, Result};
-use pg2bq_core::config::{SourceArgs, StreamArgs};
+use pg2bq_core::config::{ColumnArgs, SourceArgs, StreamArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use std::process::ExitCode;
 
@@ -30,6 +30,9 @@ pub struct DiscoverArgs {
         default_value_t = pg2bq_core::selection::Partitions::Root
     )]
     pub partitions: pg2bq_core::selection::Partitions,
+    /// The columns and rows replicated (excluded columns are shown as such).
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +42,11 @@ pub struct DiscoverArgs {
 pub async fn run_discover(args: DiscoverArgs) -> Result<ExitCode> {
     let selection = pg2bq_core::selection::TableSelection::new(&args.include, Vec::<String>::new())
         .map_err(|e| CliError::Config(e.to_string()))?
+        .with_columns(
+            args.columns
+                .rules()
+                .map_err(|e| CliError::Config(e.to_string()))?,
+        )
         .with_partitions(args.partitions);
     let sql = connect_sql(&args.source, "pg2bq-discover").await?;
     let tables = discover::discover(&sql, &selection, &args.stream.state_schema).await?;

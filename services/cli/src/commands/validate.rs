@@ -3,7 +3,7 @@
 use pg2bq_cli::error::Result;
 use pg2bq_cli::report;
 use pg2bq_cli::validate::{Mode, Options, TableReport, freshness, validate_with};
-use pg2bq_core::config::{SourceArgs, StreamArgs, TargetArgs};
+use pg2bq_core::config::{ColumnArgs, SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,6 +20,10 @@ pub struct ValidateArgs {
     /// the freshness probe table.
     #[command(flatten)]
     stream: StreamArgs,
+    /// The columns and rows replicated (excluded columns are not compared; only the rows of a
+    /// row filter are).
+    #[command(flatten)]
+    columns: ColumnArgs,
     /// How tables are compared.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -93,6 +97,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         sample_percent: args.sample_percent,
         state_schema: args.stream.state_schema.clone(),
         progress,
+        columns: args.columns.rules()?,
     };
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let reports = loop {

@@ -76,6 +76,9 @@ fn table_with(schema: &str, name: &str, columns: &[&str]) -> SourceTable {
             })
             .collect(),
         generated: vec![],
+        excluded: vec![],
+        identity_columns: vec![],
+        row_filter: None,
         rows_estimated: 0,
         selectable: true,
     }
@@ -172,6 +175,9 @@ fn tables_without_keys_or_identity_are_flagged() {
             attnum: 1,
         }],
         generated: vec![],
+        excluded: vec![],
+        identity_columns: vec![],
+        row_filter: None,
         rows_estimated: 0,
         selectable: true,
     };

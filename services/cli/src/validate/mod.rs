@@ -29,6 +29,7 @@ use full::AdjustedCounts;
 use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::{DatasetLayout, IS_DELETED_COLUMN};
 use pg2bq_core::bq_values::Adjustment;
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::probe::freshness_probe;
 use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
@@ -73,6 +74,9 @@ pub struct Options {
     pub state_schema: String,
     /// Show progress on stderr.
     pub progress: bool,
+    /// The columns and rows replicated of each table: excluded columns are not compared, and
+    /// only the rows of a table's row filter are.
+    pub columns: ColumnRules,
 }
 
 impl Default for Options {
@@ -83,6 +87,7 @@ impl Default for Options {
             sample_percent: None,
             state_schema: "pg2bq".to_owned(),
             progress: false,
+            columns: ColumnRules::default(),
         }
     }
 }
@@ -202,7 +207,7 @@ pub async fn validate_with(
     options: &Options,
 ) -> Result<Vec<TableReport>> {
     let probe = freshness_probe(&options.state_schema);
-    let tables: Vec<ComparedTable> = Catalog::new()
+    let tables: Vec<ComparedTable> = Catalog::with_rules(options.columns.clone())
         .publication_tables(source, publication)
         .await?
         .iter()

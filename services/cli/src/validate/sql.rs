@@ -70,6 +70,8 @@ pub struct ComparedTable {
     pub columns: Vec<ColumnSpec>,
     /// The planner's row estimate (-1: never analysed).
     pub rows_estimated: i64,
+    /// The rows replicated (`PG2BQ_ROW_FILTERS`): only these are compared.
+    pub row_filter: Option<String>,
 }
 
 impl From<&pg2bq_source::catalog::SourceTable> for ComparedTable {
@@ -78,6 +80,7 @@ impl From<&pg2bq_source::catalog::SourceTable> for ComparedTable {
             id: table.id.clone(),
             columns: table.column_specs(),
             rows_estimated: table.rows_estimated,
+            row_filter: table.row_filter.clone(),
         }
     }
 }
@@ -142,11 +145,19 @@ impl Shape {
     /// The table in `FROM`: `"schema"."table"`, or `` `project.dataset.table` ``.
     pub fn from(&self, dialect: Dialect, project: &str) -> String {
         match dialect {
-            Dialect::Postgres => format!(
-                "{}.{}",
-                quote_ident(&self.table.id.schema),
-                quote_ident(&self.table.id.table)
-            ),
+            Dialect::Postgres => {
+                let table = format!(
+                    "{}.{}",
+                    quote_ident(&self.table.id.schema),
+                    quote_ident(&self.table.id.table)
+                );
+                match &self.table.row_filter {
+                    Some(row_filter) => {
+                        format!("(SELECT * FROM {table} WHERE ({row_filter})) AS replicated")
+                    }
+                    None => table,
+                }
+            }
             Dialect::BigQuery if self.soft_deletes => format!(
                 "(SELECT * FROM {} WHERE {} IS NOT TRUE)",
                 self.target.quoted(project),
@@ -593,6 +604,7 @@ mod tests {
                 },
                 columns: vec![column("id", "int4", true), column("j", "jsonb", false)],
                 rows_estimated: -1,
+                row_filter: None,
             },
             BqTableName {
                 dataset: "d".into(),

@@ -15,6 +15,7 @@ pub mod types;
 use crate::error::{Result, SourceError};
 use pg2bq_core::bq_naming::collisions::SourceNames;
 use pg2bq_core::bq_naming::{DatasetLayout, NameProblem, collisions};
+use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::probe::{FRESHNESS_PROBE_TABLE, freshness_probe};
 use pg2bq_core::selection::{Partitions, TableSelection};
 use pg2bq_core::wire::{ColumnSpec, TableId};
@@ -30,12 +31,22 @@ pub use types::{ResolvedType, TypeResolver};
 #[derive(Debug, Default)]
 pub struct Catalog {
     types: TypeResolver,
+    rules: ColumnRules,
 }
 
 impl Catalog {
-    /// A reader with nothing resolved yet.
+    /// A reader with nothing resolved yet, describing every column of a table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reader describing the columns and row filters `rules` select (the columns they leave
+    /// out are listed in [`SourceTable::excluded`]).
+    pub fn with_rules(rules: ColumnRules) -> Self {
+        Catalog {
+            types: TypeResolver::default(),
+            rules,
+        }
     }
 
     /// The canonical type of `type_oid`.
@@ -87,13 +98,15 @@ impl Catalog {
         self.describe_oids(client, &oids).await
     }
 
-    /// The tables `selection` picks among [`candidate_tables`], by schema and name.
+    /// The tables `selection` picks among [`candidate_tables`], by schema and name, with the
+    /// columns and row filters it selects.
     pub async fn selected_tables(
         &mut self,
         client: &Client,
         selection: &TableSelection,
         state_schema: &str,
     ) -> Result<Vec<SourceTable>> {
+        self.rules = selection.columns().clone();
         let picked: Vec<TableId> = candidate_tables(client, state_schema, selection.partitions())
             .await?
             .into_iter()
@@ -166,13 +179,29 @@ impl Catalog {
                 primary_key,
                 columns: Vec::new(),
                 generated: Vec::new(),
+                excluded: Vec::new(),
+                identity_columns: Vec::new(),
+                row_filter: None,
                 rows_estimated: estimate(row.get(5)),
                 selectable: row.get(6),
             };
+            table.row_filter = self.rules.row_filter(&table.id).map(str::to_owned);
             for column in by_table.remove(&oid).unwrap_or_default() {
                 let name: String = column.get(1);
                 if column.get::<_, bool>(6) {
                     table.generated.push(name);
+                    continue;
+                }
+                let identity = match replica_identity {
+                    ReplicaIdentity::Full => true,
+                    ReplicaIdentity::Nothing => false,
+                    _ => key.contains(&name),
+                };
+                if identity {
+                    table.identity_columns.push(name.clone());
+                }
+                if !self.rules.keeps(&table.id, &name) {
+                    table.excluded.push(name);
                     continue;
                 }
                 let resolved = self.types.resolve(client, column.get(2)).await?;

@@ -88,6 +88,14 @@ pub struct SourceTable {
     /// Generated columns pgoutput does not send, which pg2bq leaves out: all before PostgreSQL
     /// 18, virtual ones from 18 on (see [`super::generated`]).
     pub generated: Vec<String>,
+    /// Columns the column selection leaves out (`PG2BQ_COLUMNS_EXCLUDE` and
+    /// `PG2BQ_COLUMNS_INCLUDE`): never published, copied or compared.
+    pub excluded: Vec<String>,
+    /// The columns PostgreSQL's replica identity covers (every column under FULL): a
+    /// publication's column list and row filter must stay within them.
+    pub identity_columns: Vec<String>,
+    /// The rows replicated (`PG2BQ_ROW_FILTERS`): a SQL condition, `None` for every row.
+    pub row_filter: Option<String>,
     /// The planner's row estimate (-1: never analysed).
     pub rows_estimated: i64,
     /// Whether the connected user may SELECT it.
@@ -107,6 +115,23 @@ impl SourceTable {
             .filter(|c| c.spec.key)
             .map(|c| c.spec.name.clone())
             .collect()
+    }
+
+    /// The excluded columns that the replica identity needs (they cannot be left out).
+    pub fn excluded_identity(&self) -> Vec<&str> {
+        self.excluded
+            .iter()
+            .filter(|c| self.identity_columns.contains(c))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// ` WHERE (<row filter>)`, or nothing without a filter.
+    pub fn where_clause(&self) -> String {
+        self.row_filter
+            .as_deref()
+            .map(|f| format!(" WHERE ({f})"))
+            .unwrap_or_default()
     }
 
     /// `"schema"."table"`.
