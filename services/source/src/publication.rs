@@ -489,17 +489,21 @@ pub async fn ensure_published(client: &Client, publication: &str, table: &TableI
     if published {
         return Ok(false);
     }
-    client
+    let added = client
         .batch_execute(&format!(
             "ALTER PUBLICATION {} ADD TABLE {}",
             quote_ident(publication),
             quoted(table)
         ))
-        .await
-        .map_err(SourceError::postgres(format!(
+        .await;
+    match added {
+        Ok(()) => Ok(true),
+        // Capture's publication refresh added it meanwhile (it keeps the probe published too).
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => Ok(false),
+        Err(e) => Err(SourceError::postgres(format!(
             "adding {table} to publication {publication} (this needs the publication's owner)"
-        )))?;
-    Ok(true)
+        ))(e)),
+    }
 }
 
 /// Drops the publication if it exists.
