@@ -20,6 +20,7 @@ use crate::source::postgres::PgChangeSource;
 use crate::source::shapes::Shapes;
 use pg2bq_core::config::MergeStrategy;
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::Protection;
 use pg2bq_source::publication;
 use pg2bq_source::state::StateStore;
 use std::sync::Arc;
@@ -33,6 +34,10 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 pub async fn run(args: CaptureArgs) -> Result<()> {
     args.check()?;
     let selection = args.selection()?;
+    let protection = Arc::new(args.protect.resolve().await?);
+    if !protection.is_empty() {
+        tracing::info!(protect = ?protection, "protected columns are hashed or masked before they are published");
+    }
     let metrics = Arc::new(CaptureMetrics::default());
     if args.health_port != 0 {
         http::serve(args.health_port, args.health_public, Arc::clone(&metrics)).await?;
@@ -57,6 +62,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             state(&args),
             shapes(&args),
             Arc::clone(&sink),
+            Arc::clone(&protection),
             &args.stream.publication,
         ),
     };
@@ -70,6 +76,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         poll: Duration::from_secs(args.publication_refresh_secs.max(1)),
         limits: args.batch_limits(),
         sink: Arc::clone(&sink),
+        protection: Arc::clone(&protection),
         shapes: shapes(&args),
     };
     // Started once the main slot exists: a backfill snapshot must be newer than the slot.
@@ -82,6 +89,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         let outcome = session(
             &args,
             &sink,
+            &protection,
             &metrics,
             &mut background,
             &paused,
@@ -122,6 +130,7 @@ fn is_fatal(error: &CaptureError) -> bool {
 async fn session(
     args: &CaptureArgs,
     sink: &Arc<dyn BatchSink>,
+    protection: &Arc<Protection>,
     metrics: &Arc<CaptureMetrics>,
     background: &mut Option<(Maintenance, Backfill)>,
     paused: &watch::Receiver<bool>,
@@ -183,6 +192,7 @@ async fn session(
             flush_interval: Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
             metrics: Arc::clone(metrics),
             paused: paused.clone(),
+            protection: Arc::clone(protection),
         },
     );
     capture.run(stop).await

@@ -18,6 +18,7 @@ use crate::pipeline::batcher::ReadyBatch;
 use crate::sinks::BatchSink;
 use crate::source::shapes::{Shapes, shape_of_table, storage};
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::wire::{ChangeBatch, ColumnSpec, ControlAction, TableControl, TableId};
 use pg2bq_source::catalog::Catalog;
 use pg2bq_source::catalog::Unpublishable;
@@ -33,6 +34,7 @@ pub struct TableEvents {
     state: StateStore,
     shapes: Shapes,
     sink: Arc<dyn BatchSink>,
+    protection: Arc<Protection>,
     publication: String,
     /// Tables reported skipped, so that each is warned about once.
     warned: BTreeSet<TableId>,
@@ -42,17 +44,20 @@ pub struct TableEvents {
 }
 
 impl TableEvents {
-    /// Checks for the stream of `state`, publishing control messages to `sink`.
+    /// Checks for the stream of `state`, publishing control messages to `sink` (with the
+    /// columns `protection` protects described as such).
     pub fn new(
         state: StateStore,
         shapes: Shapes,
         sink: Arc<dyn BatchSink>,
+        protection: Arc<Protection>,
         publication: &str,
     ) -> Self {
         TableEvents {
             state,
             shapes,
             sink,
+            protection,
             publication: publication.to_owned(),
             warned: BTreeSet::new(),
             announced: false,
@@ -186,7 +191,7 @@ impl TableEvents {
             batch,
             min_commit_lsn: Lsn(0),
         };
-        let (_, published) = self.sink.send(ready.encode());
+        let (_, published) = self.sink.send(ready.encode(&self.protection));
         published.await.result.map(|_| ())
     }
 

@@ -5,6 +5,7 @@ use pg2bq_cli::report;
 use pg2bq_cli::validate::{Mode, Options, TableReport, freshness, validate_with};
 use pg2bq_core::config::{SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::ProtectArgs;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,6 +21,9 @@ pub struct ValidateArgs {
     /// the freshness probe table.
     #[command(flatten)]
     stream: StreamArgs,
+    /// The columns capture protects, and the key: protected columns are compared protected.
+    #[command(flatten)]
+    protect: ProtectArgs,
     /// How tables are compared.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -93,6 +97,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         sample_percent: args.sample_percent,
         state_schema: args.stream.state_schema.clone(),
         progress,
+        protection: args.protect.resolve().await?,
     };
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let reports = loop {

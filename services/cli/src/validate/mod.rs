@@ -30,6 +30,7 @@ use pg2bq_bigquery::rest::RestClient;
 use pg2bq_core::bq_naming::{DatasetLayout, IS_DELETED_COLUMN};
 use pg2bq_core::bq_values::Adjustment;
 use pg2bq_core::probe::freshness_probe;
+use pg2bq_core::protect::Protection;
 use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
 use sql::{ComparedTable, Dialect, RowFilter, Shape};
@@ -73,6 +74,8 @@ pub struct Options {
     pub state_schema: String,
     /// Show progress on stderr.
     pub progress: bool,
+    /// The columns capture protects (`PG2BQ_PROTECT` and its key): compared protected.
+    pub protection: Protection,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
             sample_percent: None,
             state_schema: "pg2bq".to_owned(),
             progress: false,
+            protection: Protection::default(),
         }
     }
 }
@@ -222,7 +226,8 @@ pub async fn validate_with(
             eprint!("\r\x1b[Kvalidating {} ({}/{count})…", table.id, i + 1);
             let _ = std::io::stderr().flush();
         }
-        let mut shape = Shape::new(table.clone(), layout.names(&table.id));
+        let mut shape =
+            Shape::new(table.clone(), layout.names(&table.id)).protected(&options.protection);
         reports.push(validate_table(source, bigquery, &mut shape, options, &filter).await?);
     }
     if options.progress {
