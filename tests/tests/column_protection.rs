@@ -123,7 +123,7 @@ async fn protected_columns_never_leave_capture_clear() {
     wait_until_matching(&pipeline, &protection).await;
 
     // BigQuery holds the hashes and masks (computed here independently), never a clear value.
-    let project = &pipeline.stack.project;
+    let project = pipeline.stack.project.clone();
     let rows = pipeline
         .bigquery_lines(&format!(
             "SELECT CAST(id AS STRING), IFNULL(email, 'NULL'), IFNULL(phone, 'NULL'), \
@@ -184,20 +184,24 @@ async fn protected_columns_never_leave_capture_clear() {
         assert_eq!(row.get::<_, String>(0), hmac_hex("1990-01-03"));
     }
 
-    // No published message holds a clear value of a protected column.
-    let messages = pipeline
-        .pull_all_published(
-            &pubsub,
-            &subscription,
-            |m| m.batch.source.schema == "prot",
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        )
-        .await;
-    let published: String = messages
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.batch.to_json()).into_owned())
-        .collect();
+    // No published message holds a clear value of a protected column. Everything was published
+    // (BigQuery matched): the messages are pulled until none is left.
+    let mut published = String::new();
+    let mut changes = 0;
+    let mut empty_pulls = 0;
+    while empty_pulls < 3 {
+        let messages = pubsub.pull(&subscription, 500).await;
+        if messages.is_empty() {
+            empty_pulls += 1;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for message in messages {
+            changes += message.batch.changes.len();
+            published.push_str(&String::from_utf8_lossy(&message.batch.to_json()));
+        }
+    }
+    // 6 rows copied, 8 changes streamed (and any sweep).
+    assert!(changes >= 14, "{changes} changes pulled");
     for clear in [
         "ann@example.com",
         "ann@example.org",
@@ -247,7 +251,8 @@ async fn protected_columns_never_leave_capture_clear() {
         .output()
         .expect("capture runs");
     assert!(!output.status.success(), "{}", describe(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Capture logs its error (to stdout or stderr, by its log settings).
+    let stderr = describe(&output);
     assert!(
         stderr.contains("PG2BQ_PROTECT_KEY") && stderr.contains("PG2BQ_PROTECT_KEY_SECRET"),
         "{stderr}"
@@ -274,5 +279,59 @@ async fn protected_columns_never_leave_capture_clear() {
     let log = pipeline.capture_log();
     assert!(log.contains("protected columns"), "{log}");
     assert!(!log.contains(KEY), "the key is in capture's log");
+
+    // Another protection is refused while the stream has this one: BigQuery would mix them.
+    let changed = SETTING.replace("phone:mask", "phone:hmac");
+    let capture_with = |setting: &str| {
+        std::process::Command::new(Stack::bin_dir().join("capture"))
+            .env_clear()
+            .envs(pg2bq_e2e::cli::environment(&pipeline))
+            .env("PG2BQ_PROTECT", setting)
+            .env("PG2BQ_PROTECT_KEY", KEY)
+            .output()
+            .expect("capture runs")
+    };
+    let output = capture_with(&changed);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = describe(&output);
+    assert!(
+        stderr.contains("changed since the stream started") && stderr.contains("--recreate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "{stderr}");
+
+    // The way to change it: the table is made again and copied with the new protection.
+    pipeline.stop_capture();
+    let new_protect = [
+        ("PG2BQ_PROTECT", changed.as_str()),
+        ("PG2BQ_PROTECT_KEY", KEY),
+    ];
+    let output = pg2bq(
+        &pipeline,
+        &["backfill", "prot.people", "--recreate"],
+        &new_protect,
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    pipeline.capture_env_set("PG2BQ_PROTECT", &changed);
+    pipeline.start_capture().await;
+    let protection = Protection::new(
+        ProtectSetting::parse(&changed).expect("setting"),
+        Some(&Secret::from(KEY.to_owned())),
+    )
+    .expect("protection");
+    wait_until_matching(&pipeline, &protection).await;
+    let phones = pipeline
+        .bigquery_lines(&format!(
+            "SELECT IFNULL(phone, 'NULL') FROM `{project}.e2e_protect_prot.people` ORDER BY id"
+        ))
+        .await;
+    assert_eq!(
+        phones,
+        [
+            hmac_hex("+1 555 0101"),
+            hmac_hex("+1 555 0202"),
+            hmac_hex("+1 555 0404")
+        ]
+    );
     pipeline.dispose(&["prot"]).await;
 }

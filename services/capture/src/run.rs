@@ -145,6 +145,7 @@ async fn session(
     if !wait_until_started(&catalog, &state, &mut stop_waiting).await? {
         return Ok(());
     }
+    crate::control::protection::check(&catalog, &state, protection).await?;
     let selection = args.selection()?;
     let stream = &args.stream;
     let reconciled = publication::reconcile(

@@ -217,6 +217,31 @@ impl Protection {
         self.setting.is_empty()
     }
 
+    /// What identifies the protection, safe to store and show: the entries as parsed and, when
+    /// a column is hashed, a check value of the key (the first 16 hex digits of the HMAC of
+    /// `pg2bq protection key check`), not the key. Empty when nothing is protected.
+    pub fn fingerprint(&self) -> String {
+        let entries: Vec<String> = self
+            .setting
+            .entries
+            .iter()
+            .map(|e| {
+                let columns: Vec<String> =
+                    e.columns.iter().map(|(c, m)| format!("{c}:{m}")).collect();
+                let table = e.table.as_ref().map_or("*".to_owned(), |p| p.to_string());
+                format!("{table}={}", columns.join(","))
+            })
+            .collect();
+        let mut text = entries.join("; ");
+        if let Some(key) = self.key.as_ref().filter(|_| self.setting.hashes()) {
+            let mut mac = key.clone();
+            mac.update(b"pg2bq protection key check");
+            let check = hex(&mac.finalize().into_bytes());
+            text.push_str(&format!(" (key check {})", &check[..16]));
+        }
+        text
+    }
+
     /// The protection of `table` with `columns`, or `None` when none of its columns is
     /// protected.
     pub fn table(&self, table: &TableId, columns: &[ColumnSpec]) -> Option<TableProtection> {

@@ -162,3 +162,27 @@ fn bad_settings_are_refused() {
     }
     assert!(ProtectSetting::parse(" ; ").unwrap().is_empty());
 }
+
+#[test]
+fn fingerprints_change_with_the_setting_and_the_key_and_hold_no_key() {
+    let p = protection("public.users=email:hmac, phone:mask ; *=ssn:mask(x)");
+    let shown = p.fingerprint();
+    assert!(
+        shown.starts_with("public.users=email:hmac,phone:mask(****); *=ssn:mask(x) (key check "),
+        "{shown}"
+    );
+    assert!(!shown.contains(KEY));
+    assert_eq!(
+        shown,
+        protection("public.users=email:hmac,phone:mask;*=ssn:mask(x)").fingerprint()
+    );
+    let other_key = Protection::new(
+        ProtectSetting::parse("public.users=email:hmac,phone:mask;*=ssn:mask(x)").unwrap(),
+        Some(&Secret::from("another key of sixteen bytes".to_owned())),
+    )
+    .unwrap();
+    assert_ne!(shown, other_key.fingerprint());
+    assert_eq!(Protection::default().fingerprint(), "");
+    let masks = Protection::new(ProtectSetting::parse("*=a:mask").unwrap(), None).unwrap();
+    assert_eq!(masks.fingerprint(), "*=a:mask(****)");
+}

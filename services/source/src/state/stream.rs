@@ -122,6 +122,42 @@ impl StateStore {
         Ok(())
     }
 
+    /// The protection recorded for the stream (`PG2BQ_PROTECT`, as
+    /// `pg2bq_core::protect::Protection::fingerprint` describes it), and whether its slot was
+    /// ever created; `None` without a record.
+    pub async fn recorded_protection(
+        &self,
+        client: &Client,
+    ) -> Result<Option<(Option<String>, bool)>> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT protection, created_lsn IS NOT NULL FROM {} WHERE slot_name = $1",
+                    self.table("slots")
+                ),
+                &[&self.slot],
+            )
+            .await
+            .map_err(SourceError::postgres("reading the stream's protection"))?;
+        Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
+    /// Records the stream's protection (making the stream's record if there is none yet).
+    pub async fn record_protection(&self, client: &Client, protection: &str) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (slot_name, protection) VALUES ($1, $2) \
+                     ON CONFLICT (slot_name) DO UPDATE SET protection = EXCLUDED.protection",
+                    self.table("slots")
+                ),
+                &[&self.slot, &protection],
+            )
+            .await
+            .map_err(SourceError::postgres("recording the stream's protection"))?;
+        Ok(())
+    }
+
     /// Sets the desired state; returns `false` if there is no stream on the slot.
     pub async fn set_desired_state(&self, client: &Client, state: DesiredState) -> Result<bool> {
         let updated = client
