@@ -87,7 +87,7 @@ impl ProtectSetting {
             let table = match table {
                 "*" => None,
                 _ if table.contains('.') => {
-                    Some(TablePattern::parse(table).map_err(|e| config(e))?)
+                    Some(TablePattern::parse(table).map_err(config)?)
                 }
                 _ => {
                     return Err(config(format!(
