@@ -145,7 +145,6 @@ async fn session(
     if !wait_until_started(&catalog, &state, &mut stop_waiting).await? {
         return Ok(());
     }
-    crate::control::protection::check(&catalog, &state, protection).await?;
     let selection = args.selection()?;
     let stream = &args.stream;
     let reconciled = publication::reconcile(
@@ -156,6 +155,10 @@ async fn session(
     )
     .await?;
     state.record_skipped(&catalog, &reconciled.skipped).await?;
+    let published = pg2bq_source::catalog::Catalog::new()
+        .publication_tables(&catalog, &stream.publication)
+        .await?;
+    crate::control::protection::check(&catalog, &state, protection, &published).await?;
     for skipped in &reconciled.skipped {
         tracing::warn!(table = %skipped.table, reason = %skipped.reason, fix = %skipped.fix, "table skipped: it is not replicated");
     }

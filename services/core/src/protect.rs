@@ -86,9 +86,7 @@ impl ProtectSetting {
             let table = table.trim();
             let table = match table {
                 "*" => None,
-                _ if table.contains('.') => {
-                    Some(TablePattern::parse(table).map_err(config)?)
-                }
+                _ if table.contains('.') => Some(TablePattern::parse(table).map_err(config)?),
                 _ => {
                     return Err(config(format!(
                         "`{table}` is neither a `schema.table` pattern nor `*`"
@@ -217,29 +215,33 @@ impl Protection {
         self.setting.is_empty()
     }
 
-    /// What identifies the protection, safe to store and show: the entries as parsed and, when
-    /// a column is hashed, a check value of the key (the first 16 hex digits of the HMAC of
-    /// `pg2bq protection key check`), not the key. Empty when nothing is protected.
-    pub fn fingerprint(&self) -> String {
-        let entries: Vec<String> = self
-            .setting
-            .entries
+    /// What protects `table`'s `columns`, safe to store and show: `column:method` of each
+    /// protected column, comma-separated, and when some are hashed the key's check value
+    /// ([`Protection::key_check`]); empty when no column is protected.
+    pub fn describe_table(&self, table: &TableId, columns: &[ColumnSpec]) -> String {
+        let methods = self.setting.methods(table, columns);
+        let described: Vec<String> = columns
             .iter()
-            .map(|e| {
-                let columns: Vec<String> =
-                    e.columns.iter().map(|(c, m)| format!("{c}:{m}")).collect();
-                let table = e.table.as_ref().map_or("*".to_owned(), |p| p.to_string());
-                format!("{table}={}", columns.join(","))
-            })
+            .zip(&methods)
+            .filter_map(|(c, m)| Some(format!("{}:{}", c.name, m.as_ref()?)))
             .collect();
-        let mut text = entries.join("; ");
-        if let Some(key) = self.key.as_ref().filter(|_| self.setting.hashes()) {
-            let mut mac = key.clone();
-            mac.update(b"pg2bq protection key check");
-            let check = hex(&mac.finalize().into_bytes());
-            text.push_str(&format!(" (key check {})", &check[..16]));
+        let mut text = described.join(",");
+        if methods.contains(&Some(Method::Hmac))
+            && let Some(check) = self.key_check()
+        {
+            text.push_str(&format!(" (key check {check})"));
         }
         text
+    }
+
+    /// A check value of the key, safe to store and show (the first 16 hex digits of the HMAC
+    /// of `pg2bq protection key check`): whether two keys are the same. `None` when no column
+    /// is hashed.
+    pub fn key_check(&self) -> Option<String> {
+        let mut mac = self.key.clone().filter(|_| self.setting.hashes())?;
+        mac.update(b"pg2bq protection key check");
+        let check = hex(&mac.finalize().into_bytes());
+        Some(check[..16].to_owned())
     }
 
     /// The protection of `table` with `columns`, or `None` when none of its columns is

@@ -284,6 +284,14 @@ impl Backfill {
                 .await?;
             info.generation = placed.generation;
             self.protection.check(&info.table, &info.columns)?;
+            crate::control::protection::record_table(
+                sql,
+                &state,
+                &self.protection,
+                &info.table,
+                &info.columns,
+            )
+            .await?;
             if let Some(control) = placed.control {
                 let batch = ChangeBatch::control(
                     table.clone(),

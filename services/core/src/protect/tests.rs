@@ -164,25 +164,33 @@ fn bad_settings_are_refused() {
 }
 
 #[test]
-fn fingerprints_change_with_the_setting_and_the_key_and_hold_no_key() {
+fn tables_and_keys_are_described_without_the_key() {
     let p = protection("public.users=email:hmac, phone:mask ; *=ssn:mask(x)");
-    let shown = p.fingerprint();
-    assert!(
-        shown.starts_with("public.users=email:hmac,phone:mask(****); *=ssn:mask(x) (key check "),
-        "{shown}"
-    );
-    assert!(!shown.contains(KEY));
+    let columns = [
+        column("id", "int4", true),
+        column("phone", "text", false),
+        column("email", "text", false),
+        column("ssn", "text", false),
+    ];
+    let check = p.key_check().expect("a hashing protection");
     assert_eq!(
-        shown,
-        protection("public.users=email:hmac,phone:mask;*=ssn:mask(x)").fingerprint()
+        p.describe_table(&id("public", "users"), &columns),
+        format!("phone:mask(****),email:hmac,ssn:mask(x) (key check {check})")
     );
+    assert_eq!(p.describe_table(&id("public", "other"), &columns[..3]), "");
+    assert_eq!(
+        p.describe_table(&id("public", "other"), &columns),
+        "ssn:mask(x)"
+    );
+    assert_eq!(check.len(), 16);
+    assert!(!KEY.contains(&check));
+    assert_eq!(Some(check.clone()), protection("*=a:hmac").key_check());
     let other_key = Protection::new(
-        ProtectSetting::parse("public.users=email:hmac,phone:mask;*=ssn:mask(x)").unwrap(),
+        ProtectSetting::parse("*=a:hmac").unwrap(),
         Some(&Secret::from("another key of sixteen bytes".to_owned())),
     )
     .unwrap();
-    assert_ne!(shown, other_key.fingerprint());
-    assert_eq!(Protection::default().fingerprint(), "");
-    let masks = Protection::new(ProtectSetting::parse("*=a:mask").unwrap(), None).unwrap();
-    assert_eq!(masks.fingerprint(), "*=a:mask(****)");
+    assert_ne!(Some(check), other_key.key_check());
+    assert_eq!(protection("*=a:mask").key_check(), None);
+    assert_eq!(Protection::default().key_check(), None);
 }

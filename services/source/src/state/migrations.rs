@@ -72,7 +72,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         description: "streams record the protection of their columns (PG2BQ_PROTECT)",
-        sql: "ALTER TABLE {s}.slots ADD COLUMN IF NOT EXISTS protection text",
+        sql: "ALTER TABLE {s}.slots ADD COLUMN IF NOT EXISTS protection jsonb",
     },
 ];
 

@@ -51,6 +51,16 @@ pub struct StreamRecord {
     pub desired_state: DesiredState,
 }
 
+/// The protection of columns a stream's tables were published with (`PG2BQ_PROTECT`): per
+/// table, `column:method` of its protected columns (empty: none) and, when some are hashed,
+/// the key's check value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecordedProtection {
+    /// `schema.table` to its protection.
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, String>,
+}
+
 /// The stream's record joined with its slot, for `pg2bq stream status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamOverview {
@@ -122,13 +132,12 @@ impl StateStore {
         Ok(())
     }
 
-    /// The protection recorded for the stream (`PG2BQ_PROTECT`, as
-    /// `pg2bq_core::protect::Protection::fingerprint` describes it), and whether its slot was
-    /// ever created; `None` without a record.
+    /// The protection of columns recorded for the stream, and whether its slot was ever
+    /// created; `None` without a record of the stream.
     pub async fn recorded_protection(
         &self,
         client: &Client,
-    ) -> Result<Option<(Option<String>, bool)>> {
+    ) -> Result<Option<(Option<RecordedProtection>, bool)>> {
         let row = client
             .query_opt(
                 &format!(
@@ -139,19 +148,39 @@ impl StateStore {
             )
             .await
             .map_err(SourceError::postgres("reading the stream's protection"))?;
-        Ok(row.map(|row| (row.get(0), row.get(1))))
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let recorded = row
+            .get::<_, Option<serde_json::Value>>(0)
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                SourceError::Catalog(format!(
+                    "the stream's recorded protection is unreadable: {e}"
+                ))
+            })?;
+        Ok(Some((recorded, row.get(1))))
     }
 
-    /// Records the stream's protection (making the stream's record if there is none yet).
-    pub async fn record_protection(&self, client: &Client, protection: &str) -> Result<()> {
+    /// Records the protection of `protection`'s tables (others keep theirs), making the
+    /// stream's record if there is none yet.
+    pub async fn record_protection(
+        &self,
+        client: &Client,
+        protection: &RecordedProtection,
+    ) -> Result<()> {
+        let json = serde_json::to_value(protection).expect("a protection record serialises");
         client
             .execute(
                 &format!(
-                    "INSERT INTO {} (slot_name, protection) VALUES ($1, $2) \
-                     ON CONFLICT (slot_name) DO UPDATE SET protection = EXCLUDED.protection",
-                    self.table("slots")
+                    "INSERT INTO {slots} (slot_name, protection) VALUES ($1, $2) \
+                     ON CONFLICT (slot_name) DO UPDATE SET protection = jsonb_build_object( \
+                       'tables', coalesce({slots}.protection -> 'tables', '{{}}'::jsonb) \
+                                 || (EXCLUDED.protection -> 'tables'))",
+                    slots = self.table("slots")
                 ),
-                &[&self.slot, &protection],
+                &[&self.slot, &json],
             )
             .await
             .map_err(SourceError::postgres("recording the stream's protection"))?;
