@@ -286,7 +286,7 @@ impl Backfill {
             self.protection.check(&info.table, &info.columns)?;
             crate::control::protection::record_table(
                 sql,
-                &state,
+                state,
                 &self.protection,
                 &info.table,
                 &info.columns,
