@@ -59,6 +59,8 @@ impl fmt::Display for Method {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     table: Option<TablePattern>,
+    /// The pattern names one table (no wildcard): its columns must exist.
+    exact: bool,
     columns: Vec<(String, Method)>,
 }
 
@@ -84,6 +86,7 @@ impl ProtectSetting {
                 ))
             })?;
             let table = table.trim();
+            let exact = !table.contains(['*', '?']);
             let table = match table {
                 "*" => None,
                 _ if table.contains('.') => Some(TablePattern::parse(table).map_err(config)?),
@@ -109,7 +112,11 @@ impl ProtectSetting {
             if columns.is_empty() {
                 return Err(config(format!("`{entry}` names no column")));
             }
-            entries.push(Entry { table, columns });
+            entries.push(Entry {
+                table,
+                exact,
+                columns,
+            });
         }
         Ok(ProtectSetting { entries })
     }
@@ -260,8 +267,26 @@ impl Protection {
             })
     }
 
-    /// Checks the protection of a table: a key column cannot be masked.
+    /// Checks the protection of a table: a column that an entry naming the table itself (no
+    /// wildcard) protects must exist (a misspelt name would leave the column clear), and a key
+    /// column cannot be masked.
     pub fn check(&self, table: &TableId, columns: &[ColumnSpec]) -> Result<()> {
+        let named = self
+            .setting
+            .entries
+            .iter()
+            .filter(|e| e.exact && e.table.as_ref().is_some_and(|p| p.matches(table)))
+            .flat_map(|e| &e.columns);
+        for (name, _) in named {
+            if !columns.iter().any(|c| c.name == *name) {
+                let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                return Err(config(format!(
+                    "{table} has no column {name} (its columns: {}); correct the name, or \
+                     remove it",
+                    names.join(", ")
+                )));
+            }
+        }
         for (column, method) in columns.iter().zip(self.setting.methods(table, columns)) {
             if column.key && matches!(method, Some(Method::Mask(_))) {
                 return Err(config(format!(

@@ -44,8 +44,9 @@ fn changed(recorded: &RecordedProtection, current: &RecordedProtection) -> Vec<S
         .collect()
 }
 
-/// Checks the publication's `tables` against the protection recorded for them, and records
-/// the protection of the tables new to the stream.
+/// Checks the publication's `tables` against `protection` (see [`Protection::check`]) and
+/// against the protection recorded for them, and records the protection of the tables new to
+/// the stream.
 pub async fn check(
     client: &Client,
     state: &StateStore,
@@ -56,6 +57,9 @@ pub async fn check(
         .iter()
         .map(|t| (t.id.clone(), t.column_specs()))
         .collect();
+    for (id, columns) in &tables {
+        protection.check(id, columns)?;
+    }
     let current = current(protection, &tables);
     let recorded = match state.recorded_protection(client).await? {
         Some((Some(recorded), _)) => recorded,

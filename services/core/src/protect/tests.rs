@@ -130,6 +130,22 @@ fn a_hashing_setting_needs_a_long_key_and_never_shows_it() {
 }
 
 #[test]
+fn a_column_named_for_one_table_must_exist() {
+    let columns = [column("id", "int4", true), column("email", "text", false)];
+    let p = protection("public.users=emial:hmac; public.u*=phone:mask; *=ssn:hmac");
+    let err = p
+        .check(&id("public", "users"), &columns)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no column emial") && err.contains("id, email"),
+        "{err}"
+    );
+    // Patterns and `*` may name columns some tables lack.
+    assert!(p.check(&id("public", "urls"), &columns).is_ok());
+}
+
+#[test]
 fn key_columns_can_be_hashed_not_masked() {
     let columns = [column("id", "text", true)];
     assert!(
