@@ -5,7 +5,7 @@
 //! key is refused with the fix, and the key is never logged. Needs the local stack.
 
 use hmac::{Hmac, KeyInit, Mac};
-use pg2bq_cli::validate::{Options as ValidateOptions, TableReport, validate_with};
+use pg2bq_cli::validate::{Mode, Options as ValidateOptions, TableReport, validate_with};
 use pg2bq_core::config::Secret;
 use pg2bq_core::protect::{ProtectSetting, Protection};
 use pg2bq_e2e::cli::{describe, pg2bq};
@@ -70,9 +70,18 @@ fn failing_capture(pipeline: &TestPipeline, settings: &[(&str, &str)]) -> String
 }
 
 async fn compare(pipeline: &TestPipeline, protection: &Protection) -> Vec<TableReport> {
+    compare_by(pipeline, protection, Mode::Auto).await
+}
+
+async fn compare_by(
+    pipeline: &TestPipeline,
+    protection: &Protection,
+    mode: Mode,
+) -> Vec<TableReport> {
     let target = pipeline.stack.target(&format!("e2e_{}_", pipeline.name));
     let options = ValidateOptions {
         protection: protection.clone(),
+        mode,
         ..ValidateOptions::default()
     };
     validate_with(
@@ -275,6 +284,18 @@ async fn protected_columns_never_leave_capture_clear() {
     assert!(
         stderr.contains("PG2BQ_PROTECT_KEY") && stderr.contains("PG2BQ_PROTECT_KEY_SECRET"),
         "{stderr}"
+    );
+
+    // Checksums agree too, comparing protected columns as NULL or not (and say so).
+    let reports = compare_by(&pipeline, &protection, Mode::Checksum).await;
+    assert!(reports.iter().all(TableReport::matches), "{reports:#?}");
+    let people = reports.iter().find(|r| r.table == "prot.people");
+    let coarse = people
+        .map(|r| r.coarse_columns.join("\n"))
+        .unwrap_or_default();
+    assert!(
+        coarse.contains("email: protected") && coarse.contains("born: protected"),
+        "{coarse}"
     );
 
     // A tampered hash is reported.
