@@ -21,6 +21,7 @@ pub mod checksum;
 pub mod disagreement;
 pub mod freshness;
 pub mod full;
+pub mod protected;
 pub mod sql;
 
 use crate::error::{CliError, Result};

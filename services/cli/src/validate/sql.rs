@@ -39,12 +39,13 @@
 //! Values the writer adjusts by a documented rule (see [`Adjustment`]) are counted in the
 //! source by [`adjustments_query`], one `count(*) FILTER (WHERE ...)` per column and rule.
 
+use super::protected::COARSE_PROTECTED;
 use pg2bq_core::bq_naming::{BqTableName, IS_DELETED_COLUMN, TableNames, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::bq_values::{Adjustment, BIGNUMERIC_MAX, BIGNUMERIC_MIN};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
 use pg2bq_core::pg_connect::quote_ident;
-use pg2bq_core::protect::{Protection, TableProtection};
+use pg2bq_core::protect::TableProtection;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
 /// Buckets a table's rows are spread over by the hash of their key.
@@ -131,44 +132,6 @@ impl Shape {
         }
     }
 
-    /// The shape with the columns `protection` protects: STRING in BigQuery, compared in full
-    /// by protecting the source's values, and in checksums and key hashes only as NULL or not.
-    pub fn protected(mut self, protection: &Protection) -> Self {
-        self.protection = protection.table(&self.table.id, &self.table.columns);
-        for (i, bq_type) in self.types.iter_mut().enumerate() {
-            if self
-                .protection
-                .as_ref()
-                .is_some_and(|p| p.method(i).is_some())
-            {
-                *bq_type = BqType::String;
-            }
-        }
-        self
-    }
-
-    /// Whether the column at `position` is protected.
-    pub fn is_protected(&self, position: usize) -> bool {
-        self.protection
-            .as_ref()
-            .is_some_and(|p| p.method(position).is_some())
-    }
-
-    /// The canonical text of the column at `position` as checksums and key hashes take it: a
-    /// protected column as NULL or not.
-    pub fn canonical(&self, dialect: Dialect, position: usize) -> String {
-        let c = column_ref(dialect, self, position);
-        if self.is_protected(position) {
-            return format!("CASE WHEN {c} IS NULL THEN NULL ELSE 'protected' END");
-        }
-        value(
-            dialect,
-            &c,
-            &self.table.columns[position].pg_type,
-            self.types[position],
-        )
-    }
-
     /// Columns with their BigQuery types.
     pub fn columns(&self) -> impl Iterator<Item = (&ColumnSpec, BqType)> {
         self.table.columns.iter().zip(self.types.iter().copied())
@@ -222,10 +185,6 @@ impl Shape {
 /// How a JSON column enters a checksum.
 pub const COARSE_JSON: &str =
     "checksummed only by JSON type, array length, key count and string or boolean value";
-
-/// How a protected column enters a checksum.
-pub const COARSE_PROTECTED: &str =
-    "checksummed only as NULL or not (rows of differing buckets are compared in full, exactly)";
 
 /// Which rows take part: a deterministic sample by key hash, and a set of key buckets.
 #[derive(Debug, Clone, Default, PartialEq)]
