@@ -68,8 +68,8 @@ variable "capture_env" {
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.capture_env : can(regex("^[A-Z][A-Z0-9_]*$", k)) && k != "PG2BQ_PG_PASSWORD"])
-    error_message = "capture_env keys must be environment variable names, and never PG2BQ_PG_PASSWORD (it comes from Secret Manager)."
+    condition     = alltrue([for k, v in var.capture_env : can(regex("^[A-Z][A-Z0-9_]*$", k)) && !contains(["PG2BQ_PG_PASSWORD", "PG2BQ_PROTECT_KEY"], k)])
+    error_message = "capture_env keys must be environment variable names, and never PG2BQ_PG_PASSWORD or PG2BQ_PROTECT_KEY (secrets come from Secret Manager: PG2BQ_PROTECT_KEY_SECRET names the protection key's secret)."
   }
 }
 

@@ -20,6 +20,7 @@ use crate::source::postgres::PgChangeSource;
 use crate::source::shapes::Shapes;
 use pg2bq_core::config::MergeStrategy;
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::Protection;
 use pg2bq_source::publication;
 use pg2bq_source::server::ServerRole;
 use pg2bq_source::state::StateStore;
@@ -34,6 +35,10 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 pub async fn run(args: CaptureArgs) -> Result<()> {
     args.check()?;
     let selection = args.selection()?;
+    let protection = Arc::new(args.protect.resolve().await?);
+    if !protection.is_empty() {
+        tracing::info!(protect = ?protection, "protected columns are hashed or masked before they are published");
+    }
     let metrics = Arc::new(CaptureMetrics::default());
     if args.health_port != 0 {
         http::serve(args.health_port, args.health_public, Arc::clone(&metrics)).await?;
@@ -58,6 +63,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
             state(&args),
             shapes(&args),
             Arc::clone(&sink),
+            Arc::clone(&protection),
             &args.stream.publication,
             selection.columns().clone(),
         ),
@@ -72,6 +78,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         poll: Duration::from_secs(args.publication_refresh_secs.max(1)),
         limits: args.batch_limits(),
         sink: Arc::clone(&sink),
+        protection: Arc::clone(&protection),
         shapes: shapes(&args),
         columns: selection.columns().clone(),
     };
@@ -85,6 +92,7 @@ pub async fn run(args: CaptureArgs) -> Result<()> {
         let outcome = session(
             &args,
             &sink,
+            &protection,
             &metrics,
             &mut background,
             &paused,
@@ -126,6 +134,7 @@ fn is_fatal(error: &CaptureError) -> bool {
 async fn session(
     args: &CaptureArgs,
     sink: &Arc<dyn BatchSink>,
+    protection: &Arc<Protection>,
     metrics: &Arc<CaptureMetrics>,
     background: &mut Option<(Maintenance, Backfill)>,
     paused: &watch::Receiver<bool>,
@@ -160,6 +169,10 @@ async fn session(
     )
     .await?;
     state.record_skipped(&catalog, &reconciled.skipped).await?;
+    let published = pg2bq_source::catalog::Catalog::new()
+        .publication_tables(&catalog, &stream.publication)
+        .await?;
+    crate::control::protection::check(&catalog, &state, protection, &published).await?;
     for skipped in &reconciled.skipped {
         tracing::warn!(table = %skipped.table, reason = %skipped.reason, fix = %skipped.fix, "table skipped: it is not replicated");
     }
@@ -198,6 +211,7 @@ async fn session(
             flush_interval: Duration::from_millis(args.batch_max_delay_ms.clamp(5, 1000)),
             metrics: Arc::clone(metrics),
             paused: paused.clone(),
+            protection: Arc::clone(protection),
         },
     );
     capture.run(stop).await

@@ -95,6 +95,8 @@ pub const SETTINGS: &[Setting] = &[
         "change_retention_secs",
         "PG2BQ_CHANGE_RETENTION_SECS",
     ),
+    setting("stream", "protect", "PG2BQ_PROTECT"),
+    setting("stream", "protect_key_secret", "PG2BQ_PROTECT_KEY_SECRET"),
     setting("stream", "topic", "PG2BQ_TOPIC"),
     setting(
         "stream",
@@ -148,7 +150,14 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// Keys refused anywhere in the file, because their values would be secrets.
-const SECRET_KEYS: &[&str] = &["password", "pg_password", "secret", "private_key"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "pg_password",
+    "secret",
+    "private_key",
+    "protect_key",
+    "key",
+];
 
 /// A loaded configuration file: environment variable name to value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -276,6 +285,13 @@ fn unknown_section(section: &str) -> CoreError {
 }
 
 fn find_setting(section: &str, key: &str) -> Result<&'static Setting> {
+    if matches!(key, "protect_key" | "key") {
+        return Err(CoreError::Config(format!(
+            "[{section}] {key}: secrets are never read from the configuration file; set \
+             PG2BQ_PROTECT_KEY in the environment, or name a Secret Manager secret with \
+             protect_key_secret = \"projects/<project>/secrets/<name>/versions/latest\""
+        )));
+    }
     if SECRET_KEYS.contains(&key) {
         return Err(CoreError::Config(format!(
             "[{section}] {key}: secrets are never read from the configuration file; set \

@@ -10,7 +10,7 @@
 //!   [`bq_values`], [`civil`] and [`pg_array`] (values converted by type).
 //! - BigQuery names: [`bq_naming`].
 //! - Settings: [`config`] (source, target, stream, selection), [`config_file`], [`selection`],
-//!   [`secret_manager`].
+//!   [`secret_manager`], [`protect`] (hashed and masked columns).
 //! - Connections to PostgreSQL: [`pg_connect`], [`pg_tls`], [`pg_tls_probe`], [`tls_verify`],
 //!   [`connect_error`].
 //! - The process: [`logging`], [`shutdown`]; [`probe`] names the freshness probe table.
@@ -33,6 +33,7 @@ pub mod pg_tls;
 pub mod pg_tls_probe;
 pub mod pg_types;
 pub mod probe;
+pub mod protect;
 pub mod secret_manager;
 pub mod selection;
 pub mod seq;

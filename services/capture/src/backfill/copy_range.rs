@@ -19,6 +19,7 @@ use crate::source::relations::RelationInfo;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::wire::{ChangeBatch, WIRE_VERSION};
 use pg2bq_source::state::backfill::Range;
 use tokio_postgres::error::SqlState;
@@ -42,6 +43,8 @@ pub struct RangeCopy<'a> {
     pub consistent_point: Lsn,
     /// Where batches go.
     pub sink: &'a dyn BatchSink,
+    /// The columns hashed or masked before they leave capture.
+    pub protection: &'a Protection,
     /// Batch size limits.
     pub limits: BatchLimits,
 }
@@ -101,6 +104,7 @@ impl RangeCopy<'_> {
         let range = u64::try_from(self.range.first_block).unwrap_or(0);
         let mut batches = CopyBatches::new(
             &template,
+            self.protection.table(&template.source, &template.columns),
             self.consistent_point,
             range,
             commit_time_us,

@@ -5,10 +5,13 @@
 //! are the types' output forms, exactly as the replication stream sends them. A backfill does not
 //! need them as values: each line becomes one `read` change of the batch's JSON directly, with
 //! COPY's escapes rewritten as JSON's, so that a row costs no allocation. The result is the JSON
-//! that [`ChangeBatch::to_json`] writes for the same changes.
+//! that [`ChangeBatch::to_json`] writes for the same changes. Protected columns
+//! ([`TableProtection`]) are the exception: their fields are unescaped, hashed or masked, and
+//! written as the protected text, and the batch describes them as `text`.
 
 use crate::pipeline::batcher::BatchLimits;
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::protect::TableProtection;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{Change, ChangeBatch, Op, Value};
 
@@ -43,6 +46,8 @@ pub struct CopyBatches {
     /// Sequence number of the open batch's first row.
     open_first: Option<Seq>,
     width: usize,
+    /// The table's protected columns, if it has any.
+    protection: Option<TableProtection>,
     limits: BatchLimits,
     /// An incomplete line carried to the next chunk.
     pending: Vec<u8>,
@@ -54,18 +59,22 @@ impl CopyBatches {
     /// Batches of the table that `template` describes (its changes are ignored), read from the
     /// snapshot with `consistent_point` by the range starting at block `range`: row n of the
     /// range has sequence number `Seq::snapshot_row(consistent_point, range, n)`, commit time
-    /// `commit_time_us` and transaction id 0.
+    /// `commit_time_us` and transaction id 0. The columns `protection` names are protected.
     pub fn new(
         template: &ChangeBatch,
+        protection: Option<TableProtection>,
         consistent_point: Lsn,
         range: u64,
         commit_time_us: i64,
         limits: BatchLimits,
     ) -> Self {
-        let empty = ChangeBatch {
+        let mut empty = ChangeBatch {
             changes: Vec::new(),
             ..template.clone()
         };
+        if let Some(protection) = &protection {
+            protection.protect_columns(&mut empty.columns);
+        }
         let marker = Seq::snapshot_row(consistent_point, range, 0);
         let change = Change {
             op: Op::Read,
@@ -93,6 +102,7 @@ impl CopyBatches {
             rows: 0,
             open_first: None,
             width: template.columns.len(),
+            protection,
             limits,
             pending: Vec::new(),
             open: Vec::new(),
@@ -151,7 +161,17 @@ impl CopyBatches {
             if fields > 0 {
                 self.open.push(b',');
             }
-            json_value(field, &mut self.open)?;
+            let protected = match &self.protection {
+                Some(protection) if field != b"\\N" && protection.method(fields).is_some() => {
+                    protection.protect(fields, &unescape(field)?)
+                }
+                _ => None,
+            };
+            match protected {
+                Some(text) => serde_json::to_writer(&mut self.open, &text)
+                    .map_err(|e| format!("writing a value: {e}"))?,
+                None => json_value(field, &mut self.open)?,
+            }
             fields += 1;
         }
         if fields != self.width {
@@ -341,7 +361,7 @@ mod tests {
 
     #[test]
     fn rows_split_across_chunks_become_the_json_of_their_changes() {
-        let mut batches = CopyBatches::new(&template(3), Lsn(0x1234), 64, 42, limits(2));
+        let mut batches = CopyBatches::new(&template(3), None, Lsn(0x1234), 64, 42, limits(2));
         assert!(
             batches
                 .push(b"1\ta\\tb\\\\c\t\\N\n2\tx")
@@ -379,7 +399,7 @@ mod tests {
 
     #[test]
     fn refuses_rows_of_the_wrong_width_and_broken_escapes() {
-        let new = || CopyBatches::new(&template(3), Lsn(1), 0, 42, limits(10));
+        let new = || CopyBatches::new(&template(3), None, Lsn(1), 0, 42, limits(10));
         let mut batches = new();
         let err = batches.push(b"1\t2\n").unwrap_err();
         assert!(err.contains("2 fields for 3 columns"), "{err}");
@@ -389,7 +409,7 @@ mod tests {
 
     #[test]
     fn text_that_is_not_utf8_becomes_its_bytes() {
-        let mut batches = CopyBatches::new(&template(3), Lsn(0x1234), 64, 42, limits(10));
+        let mut batches = CopyBatches::new(&template(3), None, Lsn(0x1234), 64, 42, limits(10));
         assert!(
             batches
                 .push(b"1\tcaf\xe9\\t\xff\tcaf\xc3\xa9\n")
@@ -408,5 +428,47 @@ mod tests {
         );
         let parsed = ChangeBatch::from_json(&last.json).unwrap();
         assert_eq!(parsed.changes[0].new.as_ref().unwrap(), &row);
+    }
+
+    #[test]
+    fn protected_columns_are_hashed_and_masked_as_the_stream_does() {
+        use pg2bq_core::config::Secret;
+        use pg2bq_core::protect::{ProtectSetting, Protection};
+        let protection = Protection::new(
+            ProtectSetting::parse("s.*=c1:hmac,c2:mask").unwrap(),
+            Some(&Secret::from("sixteen bytes or more".to_owned())),
+        )
+        .unwrap();
+        let template = template(3);
+        let table = protection.table(&template.source, &template.columns);
+        let mut batches =
+            CopyBatches::new(&template, table.clone(), Lsn(0x1234), 64, 42, limits(10));
+        assert!(
+            batches
+                .push(b"1\ta\\tb\tsecret\n2\t\\N\t\\N\n")
+                .unwrap()
+                .is_empty()
+        );
+        let last = batches.finish().expect("the open batch");
+        // The stream's way: the batch of clear values, protected as a whole.
+        let mut rows = vec![
+            vec![text("1"), text("a\tb"), text("secret")],
+            vec![text("2"), Value::Null, Value::Null],
+        ];
+        let table = table.expect("protected columns");
+        for row in &mut rows {
+            table.protect_row(row);
+        }
+        let mut expected: ChangeBatch = serde_json::from_slice(&expected(rows, 0)).unwrap();
+        table.protect_columns(&mut expected.columns);
+        assert_eq!(
+            String::from_utf8(last.json.clone()).unwrap(),
+            String::from_utf8(expected.to_json()).unwrap()
+        );
+        let text = String::from_utf8(last.json).unwrap();
+        assert!(
+            !text.contains("secret") && text.contains("\"****\""),
+            "{text}"
+        );
     }
 }

@@ -32,6 +32,7 @@ use pg2bq_core::config::SourceArgs;
 use pg2bq_core::config::StreamArgs;
 use pg2bq_core::lsn::Lsn;
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::selection::TableSelection;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::TableId;
@@ -77,6 +78,8 @@ pub struct Backfill {
     pub limits: BatchLimits,
     /// Where batches go.
     pub sink: Arc<dyn BatchSink>,
+    /// The columns hashed or masked before they leave capture.
+    pub protection: Arc<Protection>,
     /// The generations copies belong to.
     pub shapes: Shapes,
     /// The columns and rows copied of each table.
@@ -181,7 +184,7 @@ impl Backfill {
                 };
                 let mut batch = ChangeBatch::new(table.id.clone(), table.column_specs(), changes);
                 batch.generation = placed.generation;
-                publish(self.sink.as_ref(), batch).await?;
+                publish(self.sink.as_ref(), &self.protection, batch).await?;
                 if swept {
                     tracing::info!(table = %table.id, oldest_snapshot = %oldest, "swept the rows deleted at the source since the previous copy");
                 }
@@ -283,6 +286,15 @@ impl Backfill {
                 .for_copy(sql, &described, snapshot.consistent_point)
                 .await?;
             info.generation = placed.generation;
+            self.protection.check(&info.table, &info.columns)?;
+            crate::control::protection::record_table(
+                sql,
+                state,
+                &self.protection,
+                &info.table,
+                &info.columns,
+            )
+            .await?;
             if let Some(control) = placed.control {
                 let batch = ChangeBatch::control(
                     table.clone(),
@@ -290,7 +302,7 @@ impl Backfill {
                     placed.generation,
                     control,
                 );
-                publish(self.sink.as_ref(), batch).await?;
+                publish(self.sink.as_ref(), &self.protection, batch).await?;
             }
             let outcome = self
                 .copy_ranges(
@@ -423,6 +435,7 @@ impl Backfill {
                 snapshot: &worker.snapshot,
                 consistent_point: worker.consistent_point,
                 sink: self.sink.as_ref(),
+                protection: &self.protection,
                 limits: self.limits,
             };
             let rows = match copy.run(&mut sql).await {
@@ -461,12 +474,12 @@ impl Backfill {
 }
 
 /// Publishes one batch and waits for Pub/Sub's acknowledgement.
-async fn publish(sink: &dyn BatchSink, batch: ChangeBatch) -> Result<()> {
+async fn publish(sink: &dyn BatchSink, protection: &Protection, batch: ChangeBatch) -> Result<()> {
     let ready = ReadyBatch {
         batch,
         min_commit_lsn: Lsn(0),
     };
-    let (_, published) = sink.send(ready.encode());
+    let (_, published) = sink.send(ready.encode(protection));
     published.await.result.map(|_| ())
 }
 

@@ -19,6 +19,7 @@ use crate::sinks::BatchSink;
 use crate::source::shapes::{Shapes, shape_of_table, storage};
 use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::wire::{ChangeBatch, ColumnSpec, ControlAction, TableControl, TableId};
 use pg2bq_source::catalog::Catalog;
 use pg2bq_source::catalog::Unpublishable;
@@ -34,6 +35,7 @@ pub struct TableEvents {
     state: StateStore,
     shapes: Shapes,
     sink: Arc<dyn BatchSink>,
+    protection: Arc<Protection>,
     publication: String,
     /// The columns and rows replicated of each table.
     rules: ColumnRules,
@@ -45,11 +47,13 @@ pub struct TableEvents {
 }
 
 impl TableEvents {
-    /// Checks for the stream of `state`, publishing control messages to `sink`.
+    /// Checks for the stream of `state`, publishing control messages to `sink` (with the
+    /// columns `protection` protects described as such).
     pub fn new(
         state: StateStore,
         shapes: Shapes,
         sink: Arc<dyn BatchSink>,
+        protection: Arc<Protection>,
         publication: &str,
         rules: ColumnRules,
     ) -> Self {
@@ -57,6 +61,7 @@ impl TableEvents {
             state,
             shapes,
             sink,
+            protection,
             publication: publication.to_owned(),
             rules,
             warned: BTreeSet::new(),
@@ -197,7 +202,7 @@ impl TableEvents {
             batch,
             min_commit_lsn: Lsn(0),
         };
-        let (_, published) = self.sink.send(ready.encode());
+        let (_, published) = self.sink.send(ready.encode(&self.protection));
         published.await.result.map(|_| ())
     }
 

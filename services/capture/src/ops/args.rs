@@ -6,6 +6,7 @@ use crate::pipeline::batcher::BatchLimits;
 use crate::sinks::claim::{ClaimSettings, MAX_THRESHOLD};
 use crate::sinks::{Compression, SinkKind, SinkSettings};
 use pg2bq_core::config::{MergeStrategy, PubSubArgs, SelectionArgs, SourceArgs, StreamArgs};
+use pg2bq_core::protect::ProtectArgs;
 use pg2bq_core::selection::TableSelection;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct CaptureArgs {
     /// The Pub/Sub topic of change batches.
     #[command(flatten)]
     pub pubsub: PubSubArgs,
+    /// The columns hashed or masked before they leave capture, and the key.
+    #[command(flatten)]
+    pub protect: ProtectArgs,
     /// How the writer mirrors tables (`PG2BQ_MERGE_STRATEGY`, the writer's setting): under
     /// `native`, which cannot remove older rows, a table copied again gets new BigQuery tables
     /// instead of a sweep of the rows deleted since the last copy.

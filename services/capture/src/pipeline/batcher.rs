@@ -3,6 +3,7 @@
 use crate::sinks::EncodedBatch;
 use crate::source::relations::RelationInfo;
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::wire::{Change, ChangeBatch, Value, WIRE_VERSION};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +30,18 @@ pub struct ReadyBatch {
 }
 
 impl ReadyBatch {
-    /// The batch encoded as JSON, with what its message and acknowledgement need.
-    pub fn encode(self) -> EncodedBatch {
-        let batch = self.batch;
+    /// The batch encoded as JSON, with what its message and acknowledgement need; its
+    /// protected columns ([`Protection`]) are hashed or masked first.
+    pub fn encode(self, protection: &Protection) -> EncodedBatch {
+        let mut batch = self.batch;
+        if let Some(table) = protection.table(&batch.source, &batch.columns) {
+            table.protect_columns(&mut batch.columns);
+            for change in &mut batch.changes {
+                for row in [&mut change.new, &mut change.old].into_iter().flatten() {
+                    table.protect_row(row);
+                }
+            }
+        }
         let seq = |change: Option<&Change>| change.map(|c| c.seq.to_string()).unwrap_or_default();
         let commit_times = batch.changes.iter().map(|c| c.commit_time_us);
         EncodedBatch {

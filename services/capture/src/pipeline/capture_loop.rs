@@ -14,6 +14,7 @@ use crate::source::relations::RelationInfo;
 use crate::source::{ChangeSource, SourceEvent};
 use futures::stream::{FuturesUnordered, StreamExt};
 use pg2bq_core::lsn::Lsn;
+use pg2bq_core::protect::Protection;
 use pg2bq_core::seq::Seq;
 use pg2bq_core::wire::{Change, ChangeBatch, Op, TableControl, Value};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct LoopSettings {
     pub metrics: Arc<CaptureMetrics>,
     /// `true` while the stream is paused.
     pub paused: watch::Receiver<bool>,
+    /// The columns hashed or masked before they leave capture.
+    pub protection: Arc<Protection>,
 }
 
 /// Everything the loop owns.
@@ -50,6 +53,7 @@ pub struct CaptureLoop<S, K> {
     flush_interval: Duration,
     metrics: Arc<CaptureMetrics>,
     paused: watch::Receiver<bool>,
+    protection: Arc<Protection>,
     in_flight: FuturesUnordered<PublishFuture>,
     transaction: Option<OpenTransaction>,
 }
@@ -66,6 +70,7 @@ impl<S: ChangeSource, K: BatchSink> CaptureLoop<S, K> {
             flush_interval: settings.flush_interval,
             metrics: settings.metrics,
             paused: settings.paused,
+            protection: settings.protection,
             in_flight: FuturesUnordered::new(),
             transaction: None,
         }
@@ -143,7 +148,7 @@ impl<S: ChangeSource, K: BatchSink> CaptureLoop<S, K> {
 
     fn send(&mut self, ready: ReadyBatch) {
         let min_commit_lsn = ready.min_commit_lsn;
-        let (bytes, future) = self.sink.send(ready.encode());
+        let (bytes, future) = self.sink.send(ready.encode(&self.protection));
         self.tracker.published(min_commit_lsn, bytes);
         self.in_flight.push(future);
     }
@@ -201,6 +206,7 @@ impl<S: ChangeSource, K: BatchSink> CaptureLoop<S, K> {
             } => {
                 // A batch holds one shape of the table: close the open one before the shape changes.
                 self.flush_table(relation_id);
+                self.protection.check(&info.table, &info.columns)?;
                 if let Some(control) = control {
                     self.send_control(&info, control)?;
                 }

@@ -133,6 +133,7 @@ impl Harness {
                 flush_interval: Duration::from_millis(5),
                 metrics: Arc::new(CaptureMetrics::default()),
                 paused: paused_rx,
+                protection: Arc::default(),
             },
         );
         Harness {

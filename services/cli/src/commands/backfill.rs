@@ -5,8 +5,11 @@ use pg2bq_cli::error::{CliError, Result};
 use pg2bq_cli::stream::state;
 use pg2bq_core::config::{SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::ProtectArgs;
 use pg2bq_core::wire::TableId;
+use pg2bq_source::catalog::Catalog;
 use pg2bq_source::state::StateStore;
+use pg2bq_source::state::stream::RecordedProtection;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,6 +34,10 @@ pub struct BackfillArgs {
     pub recreate: bool,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// With `--recreate`: the protection of columns (`PG2BQ_PROTECT` and its key) the table
+    /// is copied with, recorded as the stream's.
+    #[command(flatten)]
+    pub protect: ProtectArgs,
 }
 
 /// Runs `pg2bq backfill`.
@@ -48,6 +55,21 @@ pub async fn run_backfill(args: BackfillArgs) -> Result<ExitCode> {
         table: table.to_owned(),
     };
     if args.recreate {
+        let protection = args.protect.resolve().await?;
+        let described = Catalog::new()
+            .describe(&source, std::slice::from_ref(&table))
+            .await?;
+        let columns = described.first().map(|t| t.column_specs()).ok_or_else(|| {
+            CliError::Config(format!("{name} is not a table of the source database"))
+        })?;
+        let recorded = RecordedProtection {
+            tables: [(
+                table.to_string(),
+                protection.describe_table(&table, &columns),
+            )]
+            .into(),
+        };
+        store.record_protection(&source, &recorded).await?;
         let rest = pg2bq_cli::target::client(&args.target)?;
         let target = pg2bq_cli::target::layout(&args.target)?.target(&table);
         for bigquery_table in [target.change_table(), target] {

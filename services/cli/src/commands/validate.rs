@@ -5,6 +5,7 @@ use pg2bq_cli::report;
 use pg2bq_cli::validate::{Mode, Options, TableReport, freshness, validate_with};
 use pg2bq_core::config::{ColumnArgs, SourceArgs, StreamArgs, TargetArgs};
 use pg2bq_core::pg_connect::connect_sql;
+use pg2bq_core::protect::ProtectArgs;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub struct ValidateArgs {
     /// row filter are).
     #[command(flatten)]
     columns: ColumnArgs,
+    /// The columns capture protects, and the key: protected columns are compared protected.
+    #[command(flatten)]
+    protect: ProtectArgs,
     /// How tables are compared.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
@@ -98,6 +102,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode> {
         state_schema: args.stream.state_schema.clone(),
         progress,
         columns: args.columns.rules()?,
+        protection: args.protect.resolve().await?,
     };
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let reports = loop {

@@ -109,6 +109,14 @@ async fn read_source(
                 .columns()
                 .enumerate()
                 .map(|(i, (c, t))| {
+                    // A protected value is compared as the text capture publishes for it.
+                    let protected = shape
+                        .protection
+                        .as_ref()
+                        .and_then(|p| p.protect(i, row.get(i)?.as_bytes()));
+                    if protected.is_some() || shape.is_protected(i) {
+                        return canonical::from_postgres("text", t, protected.as_deref());
+                    }
                     let (value, rule) =
                         canonical::from_postgres_adjusted(&c.pg_type, t, row.get(i));
                     if let Some(rule) = rule {

@@ -21,6 +21,7 @@ pub mod checksum;
 pub mod disagreement;
 pub mod freshness;
 pub mod full;
+pub mod protected;
 pub mod sql;
 
 use crate::error::{CliError, Result};
@@ -31,6 +32,7 @@ use pg2bq_core::bq_naming::{DatasetLayout, IS_DELETED_COLUMN};
 use pg2bq_core::bq_values::Adjustment;
 use pg2bq_core::column_rules::ColumnRules;
 use pg2bq_core::probe::freshness_probe;
+use pg2bq_core::protect::Protection;
 use pg2bq_source::catalog::Catalog;
 use serde::Serialize;
 use sql::{ComparedTable, Dialect, RowFilter, Shape};
@@ -77,6 +79,8 @@ pub struct Options {
     /// The columns and rows replicated of each table: excluded columns are not compared, and
     /// only the rows of a table's row filter are.
     pub columns: ColumnRules,
+    /// The columns capture protects (`PG2BQ_PROTECT` and its key): compared protected.
+    pub protection: Protection,
 }
 
 impl Default for Options {
@@ -88,6 +92,7 @@ impl Default for Options {
             state_schema: "pg2bq".to_owned(),
             progress: false,
             columns: ColumnRules::default(),
+            protection: Protection::default(),
         }
     }
 }
@@ -227,7 +232,8 @@ pub async fn validate_with(
             eprint!("\r\x1b[Kvalidating {} ({}/{count})…", table.id, i + 1);
             let _ = std::io::stderr().flush();
         }
-        let mut shape = Shape::new(table.clone(), layout.names(&table.id));
+        let mut shape =
+            Shape::new(table.clone(), layout.names(&table.id)).protected(&options.protection);
         reports.push(validate_table(source, bigquery, &mut shape, options, &filter).await?);
     }
     if options.progress {

@@ -31,14 +31,21 @@
 //! Numbers come out of bqemulator in its own forms (NUMERIC with 9 decimals, BIGNUMERIC columns
 //! are STRING): the decimal normalisation above absorbs both.
 //!
+//! A protected column (`PG2BQ_PROTECT`, see [`pg2bq_core::protect`]) is STRING in BigQuery and
+//! holds hashes or masks, which PostgreSQL cannot compute without the key: it enters checksums
+//! and key hashes only as NULL or not (reports name it), and the full comparison protects the
+//! source's values in Rust and compares them exactly.
+//!
 //! Values the writer adjusts by a documented rule (see [`Adjustment`]) are counted in the
 //! source by [`adjustments_query`], one `count(*) FILTER (WHERE ...)` per column and rule.
 
+use super::protected::COARSE_PROTECTED;
 use pg2bq_core::bq_naming::{BqTableName, IS_DELETED_COLUMN, TableNames, quote_column};
 use pg2bq_core::bq_types::{BqType, bq_type_for};
 use pg2bq_core::bq_values::{Adjustment, BIGNUMERIC_MAX, BIGNUMERIC_MIN};
 use pg2bq_core::civil::{MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DATE_DAYS, MIN_TIMESTAMP_US};
 use pg2bq_core::pg_connect::quote_ident;
+use pg2bq_core::protect::TableProtection;
 use pg2bq_core::wire::{ColumnSpec, TableId};
 
 /// Buckets a table's rows are spread over by the hash of their key.
@@ -98,6 +105,8 @@ pub struct Shape {
     pub target: BqTableName,
     /// The mirror keeps deleted rows, marked (soft deletes): only the others are compared.
     pub soft_deletes: bool,
+    /// The table's protected columns, if any.
+    pub protection: Option<TableProtection>,
 }
 
 impl Shape {
@@ -122,6 +131,7 @@ impl Shape {
             bq_columns,
             target: names.target,
             soft_deletes: false,
+            protection: None,
         }
     }
 
@@ -170,8 +180,15 @@ impl Shape {
     /// Columns whose checksum is coarse, each with the reason.
     pub fn coarse_columns(&self) -> Vec<String> {
         self.columns()
-            .filter(|(_, t)| *t == BqType::Json)
-            .map(|(c, _)| format!("{}: {} as JSON, {COARSE_JSON}", c.name, c.pg_type))
+            .enumerate()
+            .filter_map(|(i, (c, t))| {
+                if self.is_protected(i) {
+                    Some(format!("{}: protected, {COARSE_PROTECTED}", c.name))
+                } else {
+                    (t == BqType::Json)
+                        .then(|| format!("{}: {} as JSON, {COARSE_JSON}", c.name, c.pg_type))
+                }
+            })
             .collect()
     }
 }
@@ -227,15 +244,7 @@ impl RowFilter {
         let key_values: Vec<String> = shape
             .key_positions()
             .into_iter()
-            .map(|i| {
-                let (column, bq_type) = (&shape.table.columns[i], shape.types[i]);
-                value(
-                    dialect,
-                    &column_ref(dialect, shape, i),
-                    &column.pg_type,
-                    bq_type,
-                )
-            })
+            .map(|i| shape.canonical(dialect, i))
             .collect();
         match self.condition(dialect, &md5_hex(dialect, &frame_all(dialect, &key_values))) {
             Some(condition) => format!(" WHERE {condition}"),
@@ -304,15 +313,8 @@ fn where_hash(dialect: Dialect, filter: &RowFilter) -> String {
 /// Rows as `k` (hex MD5 of the framed key values), `r` (of all values) and `v0, v1, ...` (the
 /// canonical values).
 fn hashed_rows(dialect: Dialect, shape: &Shape, project: &str) -> String {
-    let values: Vec<String> = shape
-        .columns()
-        .enumerate()
-        .map(|(i, (c, t))| {
-            format!(
-                "{} AS v{i}",
-                value(dialect, &column_ref(dialect, shape, i), &c.pg_type, t)
-            )
-        })
+    let values: Vec<String> = (0..shape.table.columns.len())
+        .map(|i| format!("{} AS v{i}", shape.canonical(dialect, i)))
         .collect();
     let all: Vec<String> = (0..values.len()).map(|i| format!("v{i}")).collect();
     let key: Vec<String> = shape
@@ -524,6 +526,9 @@ pub fn adjustments_query(
     let mut counted = Vec::new();
     let mut counts = Vec::new();
     for (i, (column, bq_type)) in shape.columns().enumerate() {
+        if shape.is_protected(i) {
+            continue;
+        }
         for rule in Adjustment::rules_for(&column.pg_type, bq_type) {
             let c = column_ref(Dialect::Postgres, shape, i);
             if let Some(condition) = adjustment_condition(&c, bq_type, *rule) {

@@ -97,6 +97,21 @@ fn passwords_are_refused_with_the_fix() {
 }
 
 #[test]
+fn protection_keys_are_refused_with_the_fix() {
+    let error =
+        ConfigFile::parse("[stream]\nprotect_key = \"0123456789abcdef0123\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("PG2BQ_PROTECT_KEY"), "{message}");
+    assert!(message.contains("protect_key_secret"), "{message}");
+    assert!(!message.contains("0123456789abcdef0123"), "{message}");
+    let file = ConfigFile::parse(
+        "[stream]\nprotect = \"public.users=email:hmac\"\nprotect_key_secret = \"projects/p/secrets/k\"\n",
+    )
+    .unwrap();
+    assert_eq!(file.get("PG2BQ_PROTECT"), Some("public.users=email:hmac"));
+}
+
+#[test]
 fn unknown_keys_and_sections_name_the_valid_ones() {
     let message = ConfigFile::parse("[source]\nhots = \"x\"\n")
         .unwrap_err()

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
               ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error text; \
               ALTER TABLE {s}.backfill_tables ADD COLUMN IF NOT EXISTS last_error_at timestamptz",
     },
+    Migration {
+        version: 4,
+        description: "streams record the protection of their columns (PG2BQ_PROTECT)",
+        sql: "ALTER TABLE {s}.slots ADD COLUMN IF NOT EXISTS protection jsonb",
+    },
 ];
 
 /// The version this build brings the state schema to.

@@ -51,6 +51,16 @@ pub struct StreamRecord {
     pub desired_state: DesiredState,
 }
 
+/// The protection of columns a stream's tables were published with (`PG2BQ_PROTECT`): per
+/// table, `column:method` of its protected columns (empty: none) and, when some are hashed,
+/// the key's check value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecordedProtection {
+    /// `schema.table` to its protection.
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, String>,
+}
+
 /// The stream's record joined with its slot, for `pg2bq stream status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamOverview {
@@ -119,6 +129,61 @@ impl StateStore {
             )
             .await
             .map_err(SourceError::postgres("recording the slot"))?;
+        Ok(())
+    }
+
+    /// The protection of columns recorded for the stream, and whether its slot was ever
+    /// created; `None` without a record of the stream.
+    pub async fn recorded_protection(
+        &self,
+        client: &Client,
+    ) -> Result<Option<(Option<RecordedProtection>, bool)>> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT protection, created_lsn IS NOT NULL FROM {} WHERE slot_name = $1",
+                    self.table("slots")
+                ),
+                &[&self.slot],
+            )
+            .await
+            .map_err(SourceError::postgres("reading the stream's protection"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let recorded = row
+            .get::<_, Option<serde_json::Value>>(0)
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                SourceError::Catalog(format!(
+                    "the stream's recorded protection is unreadable: {e}"
+                ))
+            })?;
+        Ok(Some((recorded, row.get(1))))
+    }
+
+    /// Records the protection of `protection`'s tables (others keep theirs), making the
+    /// stream's record if there is none yet.
+    pub async fn record_protection(
+        &self,
+        client: &Client,
+        protection: &RecordedProtection,
+    ) -> Result<()> {
+        let json = serde_json::to_value(protection).expect("a protection record serialises");
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {slots} (slot_name, protection) VALUES ($1, $2) \
+                     ON CONFLICT (slot_name) DO UPDATE SET protection = jsonb_build_object( \
+                       'tables', coalesce({slots}.protection -> 'tables', '{{}}'::jsonb) \
+                                 || (EXCLUDED.protection -> 'tables'))",
+                    slots = self.table("slots")
+                ),
+                &[&self.slot, &json],
+            )
+            .await
+            .map_err(SourceError::postgres("recording the stream's protection"))?;
         Ok(())
     }
 
