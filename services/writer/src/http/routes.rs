@@ -299,13 +299,20 @@ async fn merge(State(writer): State<Arc<Writer>>, headers: HeaderMap) -> Respons
     if let Err(e) = writer.auth.check_merge(&headers).await {
         return error_response(&e, None);
     }
-    // Every stream's tables, one stream after the other (each round is bounded by its budget).
+    // Every stream's round at once, so the call takes one round's budget whatever the number of
+    // streams; a stream whose round fails does not keep the others from merging.
+    let rounds =
+        futures::future::join_all(writer.all_streams().map(|s| s.mode.merge_round())).await;
     let mut total = MergeReport::default();
-    for stream in writer.all_streams() {
-        match stream.mode.merge_round().await {
+    let mut failed = None;
+    for round in rounds {
+        match round {
             Ok(report) => total.absorb(&report),
-            Err(e) => return error_response(&e, None),
+            Err(e) => failed = Some(e),
         }
     }
-    axum::Json(total).into_response()
+    match failed {
+        Some(e) => error_response(&e, None),
+        None => axum::Json(total).into_response(),
+    }
 }
