@@ -228,8 +228,29 @@ async fn two_streams_share_one_writer_and_each_keeps_its_settings() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("stream 'gamma' is not in"), "{out}");
 
-    // A push for a stream the writer does not serve, or to /push, waits (5xx) with the fix.
+    // One /merge (as Cloud Scheduler calls it) runs both streams' rounds.
     let client = reqwest::Client::new();
+    let report: serde_json::Value = client
+        .post(format!("{base}/merge"))
+        .send()
+        .await
+        .expect("merge")
+        .json()
+        .await
+        .expect("a merge report");
+    let tables = [
+        "merged_tables",
+        "idle_tables",
+        "continued_tables",
+        "failed_tables",
+    ]
+    .iter()
+    .map(|k| report[k].as_u64().unwrap_or(0))
+    .sum::<u64>();
+    assert_eq!(tables, 2, "both streams' tables are in the round: {report}");
+    assert_eq!(report["failed_tables"], 0, "{report}");
+
+    // A push for a stream the writer does not serve, or to /push, waits (5xx) with the fix.
     for (path, wanted) in [
         ("push/gamma", "does not serve"),
         ("push", "pushes to /push/<stream>"),
