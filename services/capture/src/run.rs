@@ -157,7 +157,7 @@ async fn session(
     }
     let selection = args.selection()?;
     // Settings this server cannot follow stop capture (no reconnection cures them).
-    let version = pg2bq_source::publication_columns::server_version(&catalog).await?;
+    let version = pg2bq_source::server::version_num(&catalog).await?;
     pg2bq_source::publication_columns::check_version(selection.columns(), version)
         .map_err(|e| CaptureError::Config(e.to_string()))?;
     let stream = &args.stream;

@@ -32,7 +32,7 @@ use crate::catalog::{
 use crate::error::{Result, SourceError};
 use crate::publication_columns::{
     LISTS_VERSION, PublishedSpec, WantedSpec, check_version, excluded_identity,
-    filter_outside_identity, published_specs, server_version,
+    filter_outside_identity, published_specs,
 };
 use pg2bq_core::pg_connect::quote_ident;
 use pg2bq_core::probe::freshness_probe;
@@ -182,7 +182,7 @@ pub async fn reconcile(
         .map(|c| c.table)
         .collect();
     let rules = selection.columns();
-    let version = server_version(client).await?;
+    let version = crate::server::version_num(client).await?;
     check_version(rules, version)?;
     let mut skipped = unpublishable(client, &selected).await?;
     let mut specs = Specs {
@@ -217,7 +217,7 @@ pub async fn reconcile(
         } else {
             format!(" FOR TABLE {}", table_list(&wanted, &specs))
         };
-        let generated = if publishes_stored_generated(client).await? {
+        let generated = if publishes_stored_generated(version) {
             ", publish_generated_columns = stored"
         } else {
             ""
@@ -248,7 +248,7 @@ pub async fn reconcile(
         });
     };
     check_partitions(publication, &current, selection.partitions())?;
-    send_stored_generated(client, publication).await?;
+    send_stored_generated(client, publication, version).await?;
     if current.managed_elsewhere {
         tracing::warn!(
             publication,
@@ -424,21 +424,17 @@ impl Applied<'_> {
     }
 }
 
-/// Whether the server's publications can send stored generated columns (PostgreSQL 18+).
-async fn publishes_stored_generated(client: &Client) -> Result<bool> {
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(SourceError::postgres("reading the server version"))?
-        .get(0);
-    Ok(version >= STORED_GENERATED_FROM)
+/// Whether publications of a server of `version` (`server_version_num`) can send stored
+/// generated columns (PostgreSQL 18+).
+fn publishes_stored_generated(version: i32) -> bool {
+    version >= STORED_GENERATED_FROM
 }
 
 /// On PostgreSQL 18+, makes `publication` send stored generated columns if it does not yet
 /// (created before, by an older pg2bq or on an older server). Its tables' next Relation
 /// messages show the columns as added, and capture copies the tables again to fill them.
-async fn send_stored_generated(client: &Client, publication: &str) -> Result<()> {
-    if !publishes_stored_generated(client).await? {
+async fn send_stored_generated(client: &Client, publication: &str, version: i32) -> Result<()> {
+    if !publishes_stored_generated(version) {
         return Ok(());
     }
     let sends: bool = client

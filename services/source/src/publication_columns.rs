@@ -106,18 +106,6 @@ fn deparsed() -> &'static Mutex<Deparsed> {
     DEPARSED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// `server_version_num`.
-pub async fn server_version(client: &Client) -> Result<i32> {
-    let row = client
-        .query_one(
-            "SELECT pg_catalog.current_setting('server_version_num')::int",
-            &[],
-        )
-        .await
-        .map_err(SourceError::postgres("reading the server version"))?;
-    Ok(row.get(0))
-}
-
 /// Refuses row filters before PostgreSQL 15.
 pub fn check_version(rules: &ColumnRules, version: i32) -> Result<()> {
     if rules.has_row_filters() && version < LISTS_VERSION {

@@ -17,6 +17,18 @@ pub const FAILOVER_SLOTS_FROM: i32 = 170_000;
 /// The first `server_version_num` that can decode on a standby (PostgreSQL 16).
 const STANDBY_DECODING_FROM: i32 = 160_000;
 
+/// The server's `server_version_num`.
+pub async fn version_num(client: &Client) -> Result<i32> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .map_err(SourceError::postgres("reading the server version"))?;
+    Ok(row.get(0))
+}
+
 /// The server's version and whether it is a standby (in recovery).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerRole {
