@@ -9,6 +9,7 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod fault_proxy;
+pub mod mirror;
 pub mod pipeline;
 pub mod processes;
 pub mod pubsub;

@@ -5,7 +5,6 @@
 //! Also on PostgreSQL 14 (a scratch cluster of `.local/postgresql/14`), where capture drops the
 //! excluded columns and row filters are refused. Needs the local stack.
 
-use pg2bq_core::bq_naming::BqTableName;
 use pg2bq_e2e::cli::{describe, pg2bq};
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
 use pg2bq_e2e::scratch_cluster::{ClusterOptions, ScratchCluster};
@@ -29,22 +28,10 @@ const INCLUDE: &str = "cs.orders=id,total,created_*";
 
 /// The BigQuery column names of the mirror of `cs.<table>`.
 async fn mirror_columns(pipeline: &TestPipeline, table: &str) -> Vec<String> {
-    let name = BqTableName {
-        dataset: format!("e2e_{}_cs", pipeline.name),
-        table: table.to_owned(),
-    };
-    let fields = pipeline
-        .stack
-        .bigquery()
-        .table_schema(&name)
+    let dataset = format!("e2e_{}_cs", pipeline.name);
+    let mut names = pg2bq_e2e::mirror::mirror_columns(&pipeline.stack, &dataset, table)
         .await
-        .expect("table schema")
         .unwrap_or_default();
-    let mut names: Vec<String> = fields
-        .into_iter()
-        .map(|f| f.name)
-        .filter(|n| !n.starts_with("_pg2bq"))
-        .collect();
     names.sort();
     names
 }

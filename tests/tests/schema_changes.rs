@@ -4,7 +4,7 @@
 //! ends with the comparison `pg2bq validate` makes, and checks the BigQuery tables' columns and
 //! existence. Needs the local stack.
 
-use pg2bq_core::bq_naming::BqTableName;
+use pg2bq_e2e::mirror::mirror_columns;
 use pg2bq_e2e::pipeline::{Options, TestPipeline};
 use std::time::Duration;
 
@@ -19,23 +19,8 @@ fn options() -> Options {
 
 /// The BigQuery columns of `schema.table` (none if the table does not exist), metadata left out.
 async fn columns(pipeline: &TestPipeline, schema: &str, table: &str) -> Option<Vec<String>> {
-    let name = BqTableName {
-        dataset: format!("e2e_{}_{schema}", pipeline.name),
-        table: table.to_owned(),
-    };
-    pipeline
-        .stack
-        .bigquery()
-        .table_schema(&name)
-        .await
-        .expect("table schema")
-        .map(|fields| {
-            fields
-                .into_iter()
-                .map(|f| f.name)
-                .filter(|n| !n.starts_with("_pg2bq_"))
-                .collect()
-        })
+    let dataset = format!("e2e_{}_{schema}", pipeline.name);
+    mirror_columns(&pipeline.stack, &dataset, table).await
 }
 
 /// Waits until `schema.table` is gone from BigQuery (or its columns are `wanted`).

@@ -14,8 +14,8 @@
 //! that the stream does not survive a failover. Each prints its server's `server_version` and how long it
 //! took (about 35 s per version here; the five take under two minutes, two at a time).
 
-use pg2bq_core::bq_naming::BqTableName;
 use pg2bq_e2e::cli::{describe, pg2bq};
+use pg2bq_e2e::mirror::mirror_columns;
 use pg2bq_e2e::pipeline::{Options, TestPipeline, row_counts};
 use pg2bq_e2e::scratch_cluster::{ClusterOptions, ScratchCluster};
 use std::io::Write;
@@ -253,21 +253,10 @@ async fn failover_slot(pipeline: &TestPipeline, major: u32) {
 
 /// The BigQuery columns of `v.items`, metadata left out.
 async fn bigquery_columns(pipeline: &TestPipeline) -> Vec<String> {
-    let name = BqTableName {
-        dataset: format!("e2e_{}_v", pipeline.name),
-        table: "items".to_owned(),
-    };
-    pipeline
-        .stack
-        .bigquery()
-        .table_schema(&name)
+    let dataset = format!("e2e_{}_v", pipeline.name);
+    mirror_columns(&pipeline.stack, &dataset, "items")
         .await
-        .expect("table schema")
         .unwrap_or_default()
-        .into_iter()
-        .map(|f| f.name)
-        .filter(|n| !n.starts_with("_pg2bq_"))
-        .collect()
 }
 
 /// Writes a line to the test process's stderr directly, so that it shows in `cargo test`'s
